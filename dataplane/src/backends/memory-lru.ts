@@ -1,0 +1,136 @@
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type {
+  BlobInfo,
+  BlobRead,
+  BlobStore,
+  ByteRange,
+  PutOptions,
+  PutResult,
+} from '../blob/store.ts';
+import { DigestVerifier } from '../blob/verifier.ts';
+
+export interface MemoryLruOptions {
+  /** Total bytes held; least recently used blobs are evicted past it. */
+  maxBytes: number;
+  /** Largest single blob admitted; larger puts fail with `BlobTooLargeError`. */
+  maxEntryBytes: number;
+}
+
+interface Entry {
+  info: BlobInfo;
+  chunks: Buffer[];
+}
+
+/**
+ * A size-bounded, in-process LRU of whole blobs: the embedded fast tier and, later, the
+ * per-pod hot tier. Blobs are kept as the chunks they arrived in (no concatenation, no copy)
+ * and only after their MD5 was verified. Capacity is bounded in bytes, so the process's
+ * memory stays bounded however large the blobs passing through are.
+ */
+export class MemoryLruStore implements BlobStore {
+  private readonly entries = new Map<string, Entry>();
+  private readonly options: MemoryLruOptions;
+  private bytes = 0;
+  private evictions = 0;
+
+  constructor(options: MemoryLruOptions) {
+    this.options = options;
+  }
+
+  /** Bytes currently held and blobs evicted so far (for metrics). */
+  stats(): { bytes: number; blobs: number; evictions: number } {
+    return { bytes: this.bytes, blobs: this.entries.size, evictions: this.evictions };
+  }
+
+  private touch(key: string): Entry | undefined {
+    const entry = this.entries.get(key);
+    if (entry !== undefined) {
+      // Map keeps insertion order: re-inserting moves the entry to the most recent end.
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+    }
+    return entry;
+  }
+
+  head(key: string): Promise<BlobInfo | null> {
+    return Promise.resolve(this.entries.get(key)?.info ?? null);
+  }
+
+  get(key: string, range?: ByteRange): Promise<BlobRead | null> {
+    const entry = this.touch(key);
+    if (entry === undefined) return Promise.resolve(null);
+    const start = range?.start ?? 0;
+    const end = range?.end ?? entry.info.size - 1;
+    return Promise.resolve({
+      info: entry.info,
+      stream: Readable.from(slices(entry.chunks, start, end), { objectMode: false }),
+    });
+  }
+
+  async put(source: Readable, options: PutOptions): Promise<PutResult> {
+    const maxBytes = Math.min(options.maxBytes ?? Infinity, this.options.maxEntryBytes);
+    const verifier = new DigestVerifier({
+      md5: options.key,
+      size: options.size,
+      sha256: options.sha256,
+      maxBytes,
+    });
+    const chunks: Buffer[] = [];
+    const collect = new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        chunks.push(chunk);
+        callback();
+      },
+    });
+    await pipeline(source, verifier, collect, { signal: options.signal });
+    const digest = verifier.result;
+    if (digest === undefined) throw new Error('The verifier finished without a result');
+    const existing = this.touch(digest.md5);
+    if (existing !== undefined) return { info: existing.info, created: false };
+    const info: BlobInfo = { key: digest.md5, size: digest.size };
+    if (digest.sha256 !== undefined) info.sha256 = digest.sha256;
+    this.entries.set(info.key, { info, chunks });
+    this.bytes += info.size;
+    this.evict();
+    return { info, created: true };
+  }
+
+  private evict(): void {
+    for (const [key, entry] of this.entries) {
+      if (this.bytes <= this.options.maxBytes) return;
+      this.entries.delete(key);
+      this.bytes -= entry.info.size;
+      this.evictions += 1;
+    }
+  }
+
+  delete(key: string): Promise<boolean> {
+    const entry = this.entries.get(key);
+    if (entry === undefined) return Promise.resolve(false);
+    this.entries.delete(key);
+    this.bytes -= entry.info.size;
+    return Promise.resolve(true);
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    for (const entry of [...this.entries.values()]) yield await Promise.resolve(entry.info);
+  }
+
+  check(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** Yields the bytes start..end (inclusive) of a chunked blob without copying whole chunks. */
+function* slices(chunks: readonly Buffer[], start: number, end: number): Generator<Buffer> {
+  let offset = 0;
+  for (const chunk of chunks) {
+    const chunkEnd = offset + chunk.length;
+    if (chunkEnd > start && offset <= end) {
+      yield chunk.subarray(Math.max(0, start - offset), Math.min(chunk.length, end - offset + 1));
+    }
+    offset = chunkEnd;
+    if (offset > end) return;
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Typed errors of the data plane. Each carries a stable `code` (the last segment of the
+ * problem+json `type`) and the HTTP status it maps to; `http/problem.ts` is the only place
+ * that turns them into responses.
+ */
+export class BlobcacheError extends Error {
+  readonly code: string;
+  readonly status: number;
+  readonly title: string;
+
+  constructor(
+    message: string,
+    options: { code: string; status: number; title: string; cause?: unknown },
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = options.code;
+    this.status = options.status;
+    this.title = options.title;
+  }
+}
+
+type Detail = { cause?: unknown };
+
+function define(code: string, status: number, title: string) {
+  return class extends BlobcacheError {
+    constructor(message: string, detail: Detail = {}) {
+      super(message, { code, status, title, cause: detail.cause });
+    }
+  };
+}
+
+export class InvalidKeyError extends define('invalid-key', 400, 'Invalid blob key') {}
+export class DigestMismatchError extends define('digest-mismatch', 400, 'Digest mismatch') {}
+export class ContentMd5MismatchError extends define(
+  'content-md5-mismatch',
+  400,
+  'Content-MD5 does not match the key',
+) {}
+export class SizeMismatchError extends define('size-mismatch', 400, 'Body size mismatch') {}
+export class InvalidHeaderError extends define('invalid-header', 400, 'Invalid request header') {}
+export class InvalidBodyError extends define('invalid-body', 400, 'Invalid request body') {}
+export class UnauthorizedError extends define('unauthorized', 401, 'Authentication required') {}
+export class ForbiddenError extends define('forbidden', 403, 'Insufficient scope') {}
+export class BlobNotFoundError extends define('blob-not-found', 404, 'Blob not found') {}
+export class RouteNotFoundError extends define('route-not-found', 404, 'Route not found') {}
+export class MethodNotAllowedError extends define(
+  'method-not-allowed',
+  405,
+  'Method not allowed',
+) {}
+export class DigestConflictError extends define(
+  'digest-conflict',
+  409,
+  'Stored blob has a different SHA-256',
+) {}
+export class BlobTooLargeError extends define('blob-too-large', 413, 'Blob too large') {}
+export class UnsupportedMediaTypeError extends define(
+  'unsupported-media-type',
+  415,
+  'Unsupported media type',
+) {}
+export class RangeNotSatisfiableError extends define(
+  'range-not-satisfiable',
+  416,
+  'Range not satisfiable',
+) {}
+export class ServiceUnavailableError extends define(
+  'service-unavailable',
+  503,
+  'Service unavailable',
+) {}
+/** The client went away mid-request; nothing can be answered, nothing was stored. */
+export class ClientAbortedError extends define('client-aborted', 499, 'Client closed request') {}

@@ -1,0 +1,34 @@
+import type { Readable } from 'node:stream';
+import type { BlobInfo, BlobRead, ByteRange, PutOptions, PutResult } from './store.ts';
+
+export type CacheOutcome = 'hit' | 'miss';
+
+export interface LocatedBlob {
+  info: BlobInfo;
+  /** `hit` when the fast tier has the blob, `miss` when only the durable tier has it. */
+  cache: CacheOutcome;
+}
+
+export interface ServedBlob extends BlobRead {
+  /** `hit` when served from the fast tier, `miss` when read through from the durable tier. */
+  cache: CacheOutcome;
+}
+
+/**
+ * What the HTTP layer needs from the tiers, whatever they are (embedded, or Redis + S3).
+ * A miss is `null`; exceptions are failures of a tier.
+ */
+export interface BlobService {
+  /** Metadata from whichever tier has the blob. */
+  head(key: string): Promise<LocatedBlob | null>;
+  /** Streams the blob (or `range` of it), filling the fast tier on a miss. */
+  open(key: string, range?: ByteRange): Promise<ServedBlob | null>;
+  /** Stores an uploaded blob; resolves only once it is acknowledged-durable. */
+  put(source: Readable, options: PutOptions): Promise<PutResult>;
+  /** Removes the blob from every tier; wins against fills and uploads already under way. */
+  delete(key: string): Promise<boolean>;
+  /** The subset of `keys` that is not stored. */
+  missing(keys: readonly string[]): Promise<string[]>;
+  /** Resolves when every tier is reachable. */
+  check(): Promise<void>;
+}

@@ -1,0 +1,69 @@
+import type { Readable } from 'node:stream';
+
+/** What is known of a stored blob without reading it. */
+export interface BlobInfo {
+  key: string;
+  size: number;
+  /** Base64 SHA-256 of the content, when the uploader supplied and we verified one. */
+  sha256?: string;
+}
+
+/** An inclusive byte range, already checked against the blob's size. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface BlobRead {
+  info: BlobInfo;
+  /** The whole blob, or just `range` when one was asked for. */
+  stream: Readable;
+}
+
+export interface PutOptions {
+  /** The key the content must hash to; when absent the store names the blob by its MD5. */
+  key?: string;
+  /** Exact body size when known up front (Content-Length). */
+  size?: number;
+  /** Base64 SHA-256 the content must hash to. */
+  sha256?: string;
+  /** The put fails with `BlobTooLargeError` past this many bytes. */
+  maxBytes?: number;
+  /** Aborting the signal abandons the put; nothing is published. */
+  signal?: AbortSignal;
+}
+
+export interface PutResult {
+  info: BlobInfo;
+  /** False when the blob was already stored (the new bytes were verified and dropped). */
+  created: boolean;
+}
+
+/**
+ * A tier that stores whole blobs by key. Implementations must be safe for concurrent use by
+ * many requests; every method may run while any other runs on the same key.
+ *
+ * A miss is `null` (or `false`), never an exception: exceptions mean the tier failed.
+ */
+export interface BlobStore {
+  /** Metadata of a stored blob, or null. */
+  head(key: string): Promise<BlobInfo | null>;
+  /**
+   * Opens a blob for reading, or null when it is not stored. The stream fails (rather than
+   * ending early) if the blob disappears or is found damaged while being read.
+   */
+  get(key: string, range?: ByteRange): Promise<BlobRead | null>;
+  /**
+   * Consumes `source` and publishes the blob atomically: readers see all of it or none of
+   * it. The MD5 (and size, SHA-256) are verified before publishing; on any failure nothing
+   * is left behind and the promise rejects with a `BlobcacheError` or the source's error.
+   * Concurrent puts of one key both succeed; one of them reports `created: false`.
+   */
+  put(source: Readable, options: PutOptions): Promise<PutResult>;
+  /** Removes the blob; false when it was not stored. */
+  delete(key: string): Promise<boolean>;
+  /** Every stored blob, in no particular order. */
+  list(): AsyncIterable<BlobInfo>;
+  /** Resolves when the tier can serve; rejects with the reason otherwise. */
+  check(): Promise<void>;
+}

@@ -1,0 +1,85 @@
+import { createHash, type Hash } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { BlobTooLargeError, DigestMismatchError, SizeMismatchError } from './errors.ts';
+
+export interface VerifierExpectations {
+  /** Lowercase hex MD5 the bytes must hash to; when absent the digest is only computed. */
+  md5?: string;
+  /** Exact byte count (e.g. from Content-Length). */
+  size?: number;
+  /** Base64 SHA-256 the bytes must hash to (from `Repr-Digest`). */
+  sha256?: string;
+  /** Hard limit: the stream fails as soon as it passes this many bytes. */
+  maxBytes?: number;
+}
+
+export interface VerifiedDigest {
+  md5: string;
+  size: number;
+  /** Base64 SHA-256, present when one was expected. */
+  sha256?: string;
+}
+
+/**
+ * Passes bytes through unchanged while hashing them, and fails the stream in `flush`, before
+ * the consumer sees the end, when size or digest differ from what was expected. Consumers
+ * therefore publish a blob only after the stream ended without error.
+ */
+export class DigestVerifier extends Transform {
+  private readonly md5: Hash = createHash('md5');
+  private readonly sha256: Hash | undefined;
+  private readonly expected: VerifierExpectations;
+  private bytes = 0;
+  private verified: VerifiedDigest | undefined;
+
+  constructor(expected: VerifierExpectations) {
+    super();
+    this.expected = expected;
+    this.sha256 = expected.sha256 === undefined ? undefined : createHash('sha256');
+  }
+
+  /** The verified digest; only defined once the stream has finished successfully. */
+  get result(): VerifiedDigest | undefined {
+    return this.verified;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.bytes += chunk.length;
+    const { maxBytes, size } = this.expected;
+    if (maxBytes !== undefined && this.bytes > maxBytes) {
+      callback(new BlobTooLargeError(`The blob exceeds the limit of ${maxBytes} bytes`));
+      return;
+    }
+    if (size !== undefined && this.bytes > size) {
+      callback(new SizeMismatchError(`The body is longer than the declared ${size} bytes`));
+      return;
+    }
+    this.md5.update(chunk);
+    this.sha256?.update(chunk);
+    callback(null, chunk);
+  }
+
+  override _flush(callback: TransformCallback): void {
+    const { md5: expectedMd5, size, sha256: expectedSha256 } = this.expected;
+    if (size !== undefined && this.bytes !== size) {
+      callback(new SizeMismatchError(`Received ${this.bytes} bytes, expected ${size}`));
+      return;
+    }
+    const md5 = this.md5.digest('hex');
+    if (expectedMd5 !== undefined && md5 !== expectedMd5) {
+      callback(new DigestMismatchError(`The content's MD5 is ${md5}, not the key ${expectedMd5}`));
+      return;
+    }
+    const sha256 = this.sha256?.digest('base64');
+    if (expectedSha256 !== undefined && sha256 !== expectedSha256) {
+      callback(
+        new DigestMismatchError(
+          `The content's SHA-256 is ${sha256}, not the Repr-Digest ${expectedSha256}`,
+        ),
+      );
+      return;
+    }
+    this.verified = { md5, size: this.bytes, ...(sha256 === undefined ? {} : { sha256 }) };
+    callback();
+  }
+}

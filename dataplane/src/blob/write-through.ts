@@ -1,0 +1,171 @@
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream';
+import type { Logger } from 'winston';
+import type { Metrics } from '../metrics.ts';
+import { DigestMismatchError, SizeMismatchError } from './errors.ts';
+import { KeyGuards, type KeyGuard } from './key-guards.ts';
+import type { BlobService, LocatedBlob, ServedBlob } from './service.ts';
+import type { BlobInfo, BlobStore, ByteRange, PutOptions, PutResult } from './store.ts';
+import { StoreTee } from './tee.ts';
+import { DigestVerifier } from './verifier.ts';
+
+export interface WriteThroughOptions {
+  /** The fast tier: a read cache that may drop anything at any time. */
+  cache: BlobStore;
+  /** The durable tier: what it holds is what is stored. */
+  store: BlobStore;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+const MISSING_LOOKUP_CONCURRENCY = 32;
+
+/**
+ * The embedded default: uploads are acknowledged once the durable tier (a local directory)
+ * has them, and the fast tier (an in-process LRU) is filled on the way in and on misses.
+ * With a local disk as the durable tier, write-behind would buy nothing but risk.
+ */
+export class WriteThroughTiers implements BlobService {
+  private readonly cache: BlobStore;
+  private readonly store: BlobStore;
+  private readonly metrics: Metrics;
+  private readonly logger: Logger;
+  private readonly guards = new KeyGuards();
+
+  constructor(options: WriteThroughOptions) {
+    this.cache = options.cache;
+    this.store = options.store;
+    this.metrics = options.metrics;
+    this.logger = options.logger;
+  }
+
+  async head(key: string): Promise<LocatedBlob | null> {
+    const cached = await this.cache.head(key);
+    if (cached !== null) return { info: cached, cache: 'hit' };
+    const stored = await this.store.head(key);
+    return stored === null ? null : { info: stored, cache: 'miss' };
+  }
+
+  async open(key: string, range?: ByteRange): Promise<ServedBlob | null> {
+    const hit = await this.cache.get(key, range);
+    if (hit !== null) {
+      this.metrics.cacheRequests.inc({ result: 'hit' });
+      return { ...hit, cache: 'hit' };
+    }
+    const read = await this.store.get(key, range);
+    if (read === null) {
+      this.metrics.cacheRequests.inc({ result: 'absent' });
+      return null;
+    }
+    this.metrics.cacheRequests.inc({ result: 'miss' });
+    // A ranged read cannot verify the whole blob, so only whole reads fill the cache.
+    if (range !== undefined) return { ...read, cache: 'miss' };
+    return {
+      info: read.info,
+      stream: this.fillWhileStreaming(read.info, read.stream),
+      cache: 'miss',
+    };
+  }
+
+  /**
+   * Verifies the durable bytes against their key while they stream to the client and into
+   * the fast tier. Damaged bytes fail the stream (the client sees a broken transfer, not a
+   * clean end) and are never cached.
+   */
+  private fillWhileStreaming(info: BlobInfo, source: Readable): Readable {
+    const guard = this.guards.enter(info.key);
+    const verifier = new DigestVerifier({ md5: info.key, size: info.size });
+    const tee = new StoreTee(this.cache, { key: info.key, size: info.size });
+    // The callback fires once every byte went through the tee (or on the first error,
+    // including the reader going away), which is when the side copy is settled.
+    return pipeline(source, verifier, tee.transform, (error) => {
+      this.settleFill(info.key, tee, guard, error ?? undefined).catch((failure: unknown) =>
+        this.logger.error('Failed to settle a fill', { key: info.key, error: String(failure) }),
+      );
+    });
+  }
+
+  private async settleFill(
+    key: string,
+    tee: StoreTee,
+    guard: KeyGuard,
+    error: Error | undefined,
+  ): Promise<void> {
+    try {
+      if (error !== undefined) {
+        await tee.abort(error);
+        if (error instanceof DigestMismatchError || error instanceof SizeMismatchError) {
+          this.metrics.fills.inc({ result: 'corrupt' });
+          this.logger.error('Rejected damaged bytes from the durable tier', {
+            key,
+            error: error.message,
+          });
+        }
+        return;
+      }
+      const outcome = await tee.commit();
+      if (outcome instanceof Error) {
+        this.metrics.fills.inc({ result: 'skipped' });
+      } else if (guard.deleted) {
+        await this.cache.delete(key);
+        this.metrics.fills.inc({ result: 'deleted' });
+      } else {
+        this.metrics.fills.inc({ result: 'filled' });
+      }
+    } finally {
+      guard.leave();
+    }
+  }
+
+  async put(source: Readable, options: PutOptions): Promise<PutResult> {
+    const guard = options.key === undefined ? undefined : this.guards.enter(options.key);
+    const tee = new StoreTee(this.cache, {
+      key: options.key,
+      size: options.size,
+      sha256: options.sha256,
+    });
+    try {
+      let result: PutResult;
+      try {
+        // pipeline() carries a failing source (a client gone mid-upload) into the tee and so
+        // into the store's put; .pipe() would leave the put waiting forever.
+        const upstream = pipeline(source, tee.transform, () => undefined);
+        result = await this.store.put(upstream, options);
+      } catch (error) {
+        await tee.abort(error instanceof Error ? error : new Error(String(error)));
+        throw error;
+      }
+      await tee.commit();
+      if (guard?.deleted === true) await this.removeEverywhere(result.info.key);
+      return result;
+    } finally {
+      guard?.leave();
+    }
+  }
+
+  async delete(key: string): Promise<boolean> {
+    this.guards.markDeleted(key);
+    return this.removeEverywhere(key);
+  }
+
+  private async removeEverywhere(key: string): Promise<boolean> {
+    const [inCache, inStore] = await Promise.all([this.cache.delete(key), this.store.delete(key)]);
+    return inCache || inStore;
+  }
+
+  async missing(keys: readonly string[]): Promise<string[]> {
+    const absent: string[] = [];
+    for (let i = 0; i < keys.length; i += MISSING_LOOKUP_CONCURRENCY) {
+      const batch = keys.slice(i, i + MISSING_LOOKUP_CONCURRENCY);
+      const found = await Promise.all(batch.map((key) => this.store.head(key)));
+      batch.forEach((key, index) => {
+        if (found[index] === null) absent.push(key);
+      });
+    }
+    return absent;
+  }
+
+  async check(): Promise<void> {
+    await Promise.all([this.cache.check(), this.store.check()]);
+  }
+}

@@ -1,0 +1,186 @@
+import { parse as parseYaml } from 'yaml';
+
+/** Every setting of the data plane, parsed and validated once by `loadConfig`. */
+export interface DataPlaneConfig {
+  /** TCP port. Env `PORT`. @default 8080 */
+  port: number;
+  /** Listen address. Env `BLOBCACHE_HOST`. @default '127.0.0.1' (the image sets 0.0.0.0) */
+  host: string;
+  /** Directory of the embedded durable tier. Env `BLOBCACHE_DATA_DIR`. @default './data' */
+  dataDir: string;
+  /** Bearer token granting reads; unset leaves reads open. Env `BLOBCACHE_READ_TOKEN`. */
+  readToken?: string;
+  /** Bearer token granting reads and writes; unset leaves writes open. Env `BLOBCACHE_WRITE_TOKEN`. */
+  writeToken?: string;
+  /** Largest accepted blob. Env `BLOBCACHE_MAX_BLOB_BYTES`. @default 5 GiB */
+  maxBlobBytes: number;
+  /** Bytes held by the in-process LRU. Env `BLOBCACHE_MEMORY_CACHE_BYTES`. @default 64 MiB */
+  memoryCacheBytes: number;
+  /** Largest blob the in-process LRU admits. Env `BLOBCACHE_MEMORY_CACHE_MAX_ENTRY_BYTES`. @default 8 MiB */
+  memoryCacheMaxEntryBytes: number;
+  /** A connection idle this long is closed (slow or stuck clients). Env `BLOBCACHE_IDLE_TIMEOUT_MS`. @default 60000 */
+  idleTimeoutMs: number;
+  /** Time allowed to receive request headers. Env `BLOBCACHE_HEADERS_TIMEOUT_MS`. @default 20000 */
+  headersTimeoutMs: number;
+  /** Time allowed for a whole request, 0 for none. Env `BLOBCACHE_REQUEST_TIMEOUT_MS`. @default 3600000 */
+  requestTimeoutMs: number;
+  /** How long shutdown waits for in-flight requests. Env `BLOBCACHE_SHUTDOWN_GRACE_MS`. @default 25000 */
+  shutdownGraceMs: number;
+  /** winston level. Env `BLOBCACHE_LOG_LEVEL`. @default 'info' */
+  logLevel: 'error' | 'warn' | 'info' | 'debug';
+}
+
+const MiB = 1024 * 1024;
+
+export const DEFAULT_CONFIG: DataPlaneConfig = {
+  port: 8080,
+  host: '127.0.0.1',
+  dataDir: './data',
+  maxBlobBytes: 5 * 1024 * MiB,
+  memoryCacheBytes: 64 * MiB,
+  memoryCacheMaxEntryBytes: 8 * MiB,
+  idleTimeoutMs: 60_000,
+  headersTimeoutMs: 20_000,
+  requestTimeoutMs: 3_600_000,
+  shutdownGraceMs: 25_000,
+  logLevel: 'info',
+};
+
+/** A configuration error; the message always names the offending key. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+type Kind = 'port' | 'bytes' | 'ms' | 'string' | 'level';
+
+interface Setting {
+  key: keyof DataPlaneConfig;
+  env: string;
+  kind: Kind;
+}
+
+const SETTINGS: readonly Setting[] = [
+  { key: 'port', env: 'PORT', kind: 'port' },
+  { key: 'host', env: 'BLOBCACHE_HOST', kind: 'string' },
+  { key: 'dataDir', env: 'BLOBCACHE_DATA_DIR', kind: 'string' },
+  { key: 'readToken', env: 'BLOBCACHE_READ_TOKEN', kind: 'string' },
+  { key: 'writeToken', env: 'BLOBCACHE_WRITE_TOKEN', kind: 'string' },
+  { key: 'maxBlobBytes', env: 'BLOBCACHE_MAX_BLOB_BYTES', kind: 'bytes' },
+  { key: 'memoryCacheBytes', env: 'BLOBCACHE_MEMORY_CACHE_BYTES', kind: 'bytes' },
+  { key: 'memoryCacheMaxEntryBytes', env: 'BLOBCACHE_MEMORY_CACHE_MAX_ENTRY_BYTES', kind: 'bytes' },
+  { key: 'idleTimeoutMs', env: 'BLOBCACHE_IDLE_TIMEOUT_MS', kind: 'ms' },
+  { key: 'headersTimeoutMs', env: 'BLOBCACHE_HEADERS_TIMEOUT_MS', kind: 'ms' },
+  { key: 'requestTimeoutMs', env: 'BLOBCACHE_REQUEST_TIMEOUT_MS', kind: 'ms' },
+  { key: 'shutdownGraceMs', env: 'BLOBCACHE_SHUTDOWN_GRACE_MS', kind: 'ms' },
+  { key: 'logLevel', env: 'BLOBCACHE_LOG_LEVEL', kind: 'level' },
+];
+
+const LEVELS = ['error', 'warn', 'info', 'debug'];
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  k: 1024,
+  ki: 1024,
+  m: MiB,
+  mi: MiB,
+  g: 1024 * MiB,
+  gi: 1024 * MiB,
+};
+
+function parseValue(raw: unknown, kind: Kind, name: string): string | number {
+  const text = typeof raw === 'number' ? String(raw) : raw;
+  if (typeof text !== 'string' || text.trim() === '') {
+    throw new ConfigError(`${name} must be a non-empty ${kind === 'string' ? 'string' : 'value'}`);
+  }
+  const value = text.trim();
+  switch (kind) {
+    case 'string':
+      return value;
+    case 'level':
+      if (!LEVELS.includes(value))
+        throw new ConfigError(`${name} must be one of ${LEVELS.join(', ')}; got '${value}'`);
+      return value;
+    case 'port': {
+      const port = Number(value);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) {
+        throw new ConfigError(`${name} must be a TCP port (0-65535); got '${value}'`);
+      }
+      return port;
+    }
+    case 'ms':
+      if (!/^\d+$/.test(value))
+        throw new ConfigError(`${name} must be a whole number of milliseconds; got '${value}'`);
+      return Number(value);
+    case 'bytes': {
+      const match = /^(\d+)\s*([kmg]i?)?b?$/i.exec(value);
+      const unit = SIZE_UNITS[(match?.[2] ?? '').toLowerCase()];
+      if (match?.[1] === undefined || unit === undefined || Number(match[1]) === 0) {
+        throw new ConfigError(
+          `${name} must be a positive size such as 1048576, 512Mi or 5Gi; got '${value}'`,
+        );
+      }
+      return Number(match[1]) * unit;
+    }
+  }
+}
+
+export interface ConfigSources {
+  /** Usually `process.env`; only main.ts passes it. */
+  env: Record<string, string | undefined>;
+  /** Contents of the YAML file named by `BLOBCACHE_CONFIG_FILE`, if any. */
+  fileText?: string;
+  /** Name of that file, for error messages. */
+  fileName?: string;
+}
+
+/** Builds the config: defaults, then the YAML file, then the environment (highest). */
+export function loadConfig(sources: ConfigSources): DataPlaneConfig {
+  const fromFile = parseFile(sources);
+  const config: Record<string, unknown> = { ...DEFAULT_CONFIG };
+  const known = new Set(SETTINGS.map((setting) => setting.key as string));
+  for (const key of Object.keys(fromFile)) {
+    if (!known.has(key))
+      throw new ConfigError(`${sources.fileName ?? 'config file'}: unknown key '${key}'`);
+  }
+  for (const setting of SETTINGS) {
+    const fileValue = fromFile[setting.key];
+    if (fileValue !== undefined && fileValue !== null) {
+      config[setting.key] = parseValue(
+        fileValue,
+        setting.kind,
+        `${sources.fileName ?? 'config file'}: ${setting.key}`,
+      );
+    }
+    const envValue = sources.env[setting.env];
+    if (envValue !== undefined)
+      config[setting.key] = parseValue(envValue, setting.kind, setting.env);
+  }
+  const result = config as unknown as DataPlaneConfig;
+  if (result.memoryCacheMaxEntryBytes > result.memoryCacheBytes) {
+    throw new ConfigError(
+      `BLOBCACHE_MEMORY_CACHE_MAX_ENTRY_BYTES (${result.memoryCacheMaxEntryBytes}) must not exceed BLOBCACHE_MEMORY_CACHE_BYTES (${result.memoryCacheBytes})`,
+    );
+  }
+  return result;
+}
+
+function parseFile(sources: ConfigSources): Record<string, unknown> {
+  if (sources.fileText === undefined) return {};
+  let parsed: unknown;
+  try {
+    parsed = parseYaml(sources.fileText);
+  } catch (error) {
+    throw new ConfigError(
+      `${sources.fileName ?? 'config file'} is not valid YAML: ${(error as Error).message}`,
+    );
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigError(
+      `${sources.fileName ?? 'config file'} must be a YAML mapping of settings`,
+    );
+  }
+  return parsed as Record<string, unknown>;
+}

@@ -1,0 +1,68 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface MetricsOptions {
+  /** Adds Node's process metrics (CPU, memory, event loop lag). @default false */
+  processMetrics?: boolean;
+  /** Reports the in-process fast tier's size on each scrape. */
+  fastTierBytes?: () => number;
+}
+
+/**
+ * Every Prometheus metric of the data plane, on a registry of its own so that several apps
+ * can live in one process (tests) without clashing on the global registry.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly httpRequests = new Counter({
+    name: 'blobcache_http_requests_total',
+    help: 'HTTP requests answered, by method, route and status code.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly httpDuration = new Histogram({
+    name: 'blobcache_http_request_duration_seconds',
+    help: 'Time from request start to the last byte of the response, by method, route and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [
+      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+    ],
+    registers: [this.registry],
+  });
+  readonly bytesReceived = new Counter({
+    name: 'blobcache_bytes_received_total',
+    help: 'Blob bytes received in upload bodies.',
+    registers: [this.registry],
+  });
+  readonly bytesSent = new Counter({
+    name: 'blobcache_bytes_sent_total',
+    help: 'Blob bytes sent in GET response bodies.',
+    registers: [this.registry],
+  });
+  readonly cacheRequests = new Counter({
+    name: 'blobcache_cache_requests_total',
+    help: 'Blob reads by outcome: hit (fast tier), miss (read through), absent (in no tier).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly fills = new Counter({
+    name: 'blobcache_fills_total',
+    help: 'Fast-tier fills from the durable tier, by outcome.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  constructor(options: MetricsOptions = {}) {
+    if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry });
+    const { fastTierBytes } = options;
+    if (fastTierBytes !== undefined) {
+      new Gauge({
+        name: 'blobcache_fast_tier_bytes',
+        help: 'Bytes held by the in-process fast tier.',
+        registers: [this.registry],
+        collect() {
+          this.set(fastTierBytes());
+        },
+      });
+    }
+  }
+}

@@ -1,0 +1,65 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { RequestListener } from 'node:http';
+import type { Logger } from 'winston';
+
+export interface ServerOptions {
+  port: number;
+  host: string;
+  idleTimeoutMs: number;
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  shutdownGraceMs: number;
+  logger: Logger;
+}
+
+export interface RunningServer {
+  server: Server;
+  address: AddressInfo;
+  /**
+   * Stops accepting connections and resolves once in-flight requests are done, cutting
+   * whatever is still running after the grace period.
+   */
+  close(): Promise<void>;
+}
+
+/** Listens with the timeouts that protect the process from slow and stuck clients. */
+export async function startServer(
+  handler: RequestListener,
+  options: ServerOptions,
+): Promise<RunningServer> {
+  const server = createServer(
+    {
+      headersTimeout: options.headersTimeoutMs,
+      requestTimeout: options.requestTimeoutMs,
+      keepAliveTimeout: 5_000,
+    },
+    handler,
+  );
+  // Socket inactivity, in both directions: a client that stops reading or sending is cut.
+  server.setTimeout(options.idleTimeoutMs);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      const force = setTimeout(() => {
+        options.logger.warn('Cut connections still open after the shutdown grace period');
+        server.closeAllConnections();
+      }, options.shutdownGraceMs);
+      server.close(() => {
+        clearTimeout(force);
+        resolve();
+      });
+      server.closeIdleConnections();
+    });
+    return closing;
+  };
+  return { server, address, close };
+}
