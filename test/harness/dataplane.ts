@@ -1,0 +1,131 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import winston from 'winston';
+import { createApp } from '../../dataplane/src/app.ts';
+import { FileSystemStore } from '../../dataplane/src/backends/filesystem.ts';
+import { MemoryLruStore } from '../../dataplane/src/backends/memory-lru.ts';
+import { WriteThroughTiers } from '../../dataplane/src/blob/write-through.ts';
+import { Metrics } from '../../dataplane/src/metrics.ts';
+import { startServer, type RunningServer } from '../../dataplane/src/server.ts';
+import type { AuthTokens } from '../../dataplane/src/http/auth.ts';
+
+export const REPO_ROOT = new URL('../../', import.meta.url).pathname;
+
+export interface TestServer {
+  url: string;
+  dataDir: string;
+  metrics: Metrics;
+  cache: MemoryLruStore;
+  store: FileSystemStore;
+  running: RunningServer;
+  stop(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  auth?: AuthTokens;
+  maxBlobBytes?: number;
+  memoryCacheBytes?: number;
+  memoryCacheMaxEntryBytes?: number;
+}
+
+/** The real app on a real HTTP server on loopback, in this process, over a fresh directory. */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'blobcache-test-'));
+  const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
+  const metrics = new Metrics();
+  const cache = new MemoryLruStore({
+    maxBytes: options.memoryCacheBytes ?? 16 * 1024 * 1024,
+    maxEntryBytes: options.memoryCacheMaxEntryBytes ?? 4 * 1024 * 1024,
+  });
+  const store = await FileSystemStore.open(dataDir);
+  const blobs = new WriteThroughTiers({ cache, store, metrics, logger });
+  const app = createApp({
+    blobs,
+    logger,
+    metrics,
+    auth: options.auth ?? {},
+    maxBlobBytes: options.maxBlobBytes ?? 64 * 1024 * 1024,
+  });
+  const running = await startServer(app, {
+    port: 0,
+    host: '127.0.0.1',
+    idleTimeoutMs: 10_000,
+    headersTimeoutMs: 5_000,
+    requestTimeoutMs: 60_000,
+    shutdownGraceMs: 2_000,
+    logger,
+  });
+  return {
+    url: `http://127.0.0.1:${running.address.port}`,
+    dataDir,
+    metrics,
+    cache,
+    store,
+    running,
+    async stop() {
+      await running.close();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface SpawnedDataPlane {
+  url: string;
+  child: ChildProcess;
+  /** Every JSON log line the process printed so far. */
+  logs: Record<string, unknown>[];
+  /** Waits for the process to exit and returns its exit code. */
+  exited: Promise<number | null>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Runs the data plane as `npm start` does (`node dataplane/src/main.ts`) in its own process. */
+export async function spawnDataPlane(env: Record<string, string>): Promise<SpawnedDataPlane> {
+  const child = spawn(process.execPath, ['dataplane/src/main.ts'], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const url = await new Promise<string>((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout! });
+    lines.on('line', (line) => {
+      try {
+        const entry = JSON.parse(line) as Record<string, unknown>;
+        logs.push(entry);
+        if (entry.message === 'Started the data plane') resolve(String(entry.url));
+      } catch {
+        logs.push({ raw: line });
+      }
+    });
+    void exited.then((code) => reject(new Error(`The data plane exited with ${code}: ${stderr}`)));
+  });
+  return {
+    url,
+    child,
+    logs,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
+
+/** Peak and current resident set size of a process, from /proc (Linux). */
+export async function residentSet(pid: number): Promise<{ peakBytes: number; currentBytes: number }> {
+  const { readFile } = await import('node:fs/promises');
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number => {
+    const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
+    if (match?.[1] === undefined) throw new Error(`No ${name} in /proc/${pid}/status`);
+    return Number(match[1]) * 1024;
+  };
+  return { peakBytes: field('VmHWM'), currentBytes: field('VmRSS') };
+}

@@ -1,0 +1,51 @@
+import { request, type IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+
+export interface RawResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/**
+ * A request with node:http, for what fetch cannot express: a body streamed from a Readable
+ * without Content-Length, or headers fetch forbids.
+ */
+export function rawRequest(
+  url: string,
+  options: { method: string; headers?: Record<string, string>; body?: Readable | Buffer },
+): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: options.method, headers: options.headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (options.body === undefined) req.end();
+    else if (Buffer.isBuffer(options.body)) req.end(options.body);
+    else options.body.pipe(req);
+  });
+}
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: string;
+}
+
+/** Reads a problem+json body and checks its media type and status agree with the response. */
+export async function problemOf(response: Response): Promise<Problem> {
+  const type = response.headers.get('content-type') ?? '';
+  if (!type.startsWith('application/problem+json')) {
+    throw new Error(`Expected application/problem+json, got '${type}' (${response.status})`);
+  }
+  const problem = (await response.json()) as Problem;
+  if (problem.status !== response.status) {
+    throw new Error(`problem.status ${problem.status} differs from HTTP ${response.status}`);
+  }
+  return problem;
+}
