@@ -53,8 +53,12 @@ export async function startServer(
         options.logger.warn('Cut connections still open after the shutdown grace period');
         server.closeAllConnections();
       }, options.shutdownGraceMs);
+      // Keep-alive connections become idle as their last response ends; close them as
+      // they do rather than waiting out the keep-alive timeout.
+      const sweep = setInterval(() => server.closeIdleConnections(), 100);
       server.close(() => {
         clearTimeout(force);
+        clearInterval(sweep);
         resolve();
       });
       server.closeIdleConnections();

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -82,9 +82,19 @@ export interface SpawnedDataPlane {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs the data plane as `npm start` does (`node dataplane/src/main.ts`) in its own process. */
+/** The node arguments of `npm start`, read from package.json so tests run exactly that. */
+async function startArguments(): Promise<string[]> {
+  const manifest = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+    scripts: { start: string };
+  };
+  const [command, ...args] = manifest.scripts.start.split(/\s+/);
+  if (command !== 'node') throw new Error(`npm start runs '${command}', not node`);
+  return args;
+}
+
+/** Runs the data plane exactly as `npm start` does, in a process of its own. */
 export async function spawnDataPlane(env: Record<string, string>): Promise<SpawnedDataPlane> {
-  const child = spawn(process.execPath, ['dataplane/src/main.ts'], {
+  const child = spawn(process.execPath, await startArguments(), {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -120,7 +130,6 @@ export async function spawnDataPlane(env: Record<string, string>): Promise<Spawn
 
 /** Peak and current resident set size of a process, from /proc (Linux). */
 export async function residentSet(pid: number): Promise<{ peakBytes: number; currentBytes: number }> {
-  const { readFile } = await import('node:fs/promises');
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const field = (name: string): number => {
     const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
