@@ -29,12 +29,16 @@ export interface TestServerOptions {
   maxBlobBytes?: number;
   memoryCacheBytes?: number;
   memoryCacheMaxEntryBytes?: number;
+  isDraining?: () => boolean;
 }
 
 /** The real app on a real HTTP server on loopback, in this process, over a fresh directory. */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'blobcache-test-'));
-  const logger = winston.createLogger({ silent: true, transports: [new winston.transports.Console()] });
+  const logger = winston.createLogger({
+    silent: true,
+    transports: [new winston.transports.Console()],
+  });
   const metrics = new Metrics();
   const cache = new MemoryLruStore({
     maxBytes: options.memoryCacheBytes ?? 16 * 1024 * 1024,
@@ -48,6 +52,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     metrics,
     auth: options.auth ?? {},
     maxBlobBytes: options.maxBlobBytes ?? 64 * 1024 * 1024,
+    isDraining: options.isDraining,
   });
   const running = await startServer(app, {
     port: 0,
@@ -100,11 +105,13 @@ export async function spawnDataPlane(env: Record<string, string>): Promise<Spawn
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
   const url = await new Promise<string>((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout! });
+    const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
       try {
         const entry = JSON.parse(line) as Record<string, unknown>;
@@ -129,7 +136,9 @@ export async function spawnDataPlane(env: Record<string, string>): Promise<Spawn
 }
 
 /** Peak and current resident set size of a process, from /proc (Linux). */
-export async function residentSet(pid: number): Promise<{ peakBytes: number; currentBytes: number }> {
+export async function residentSet(
+  pid: number,
+): Promise<{ peakBytes: number; currentBytes: number }> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
   const field = (name: string): number => {
     const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);

@@ -36,7 +36,9 @@ describe('bearer-token scopes', () => {
   });
 
   it('refuses a malformed Authorization header with 401', async () => {
-    const response = await fetch(`${server.url}/v1/blobs/${key}`, { headers: { Authorization: `Basic abc` } });
+    const response = await fetch(`${server.url}/v1/blobs/${key}`, {
+      headers: { Authorization: `Basic abc` },
+    });
     expect(response.status).to.equal(401);
   });
 
@@ -48,14 +50,25 @@ describe('bearer-token scopes', () => {
     });
     expect(response.status).to.equal(403);
     expect((await problemOf(response)).code).to.equal('forbidden');
-    const del = await fetch(`${server.url}/v1/blobs/${key}`, { method: 'DELETE', headers: bearer(readToken) });
+    const del = await fetch(`${server.url}/v1/blobs/${key}`, {
+      method: 'DELETE',
+      headers: bearer(readToken),
+    });
     expect(del.status).to.equal(403);
-    const post = await fetch(`${server.url}/v1/blobs`, { method: 'POST', body: blob, headers: bearer(readToken) });
+    const post = await fetch(`${server.url}/v1/blobs`, {
+      method: 'POST',
+      body: blob,
+      headers: bearer(readToken),
+    });
     expect(post.status).to.equal(403);
   });
 
   it('lets the write token upload and read, and the read token read', async () => {
-    const put = await fetch(`${server.url}/v1/blobs/${key}`, { method: 'PUT', body: blob, headers: bearer(writeToken) });
+    const put = await fetch(`${server.url}/v1/blobs/${key}`, {
+      method: 'PUT',
+      body: blob,
+      headers: bearer(writeToken),
+    });
     expect(put.status).to.equal(201);
     for (const token of [readToken, writeToken]) {
       const got = await fetch(`${server.url}/v1/blobs/${key}`, { headers: bearer(token) });
@@ -99,7 +112,9 @@ describe('with only a write token set', () => {
 
   it('leaves reads open and guards writes', async () => {
     const blob = blobOf(10, 1);
-    expect((await fetch(`${server.url}/v1/blobs/${md5(blob)}`, { method: 'PUT', body: blob })).status).to.equal(401);
+    expect(
+      (await fetch(`${server.url}/v1/blobs/${md5(blob)}`, { method: 'PUT', body: blob })).status,
+    ).to.equal(401);
     const put = await fetch(`${server.url}/v1/blobs/${md5(blob)}`, {
       method: 'PUT',
       body: blob,

@@ -180,9 +180,13 @@ describe('blob API on the embedded default (real HTTP on loopback)', () => {
           [`bytes=299990-999999`, 299990, blob.length - 1],
         ];
         for (const [range, start, end] of cases) {
-          const response = await fetch(`${server.url}/v1/blobs/${key}`, { headers: { Range: range } });
+          const response = await fetch(`${server.url}/v1/blobs/${key}`, {
+            headers: { Range: range },
+          });
           expect(response.status, `${tier} ${range}`).to.equal(206);
-          expect(response.headers.get('content-range')).to.equal(`bytes ${start}-${end}/${blob.length}`);
+          expect(response.headers.get('content-range')).to.equal(
+            `bytes ${start}-${end}/${blob.length}`,
+          );
           expect(response.headers.get('x-cache')).to.equal(tier);
           const body = Buffer.from(await response.arrayBuffer());
           expect(body.equals(blob.subarray(start, end + 1)), range).to.be.true;
@@ -192,7 +196,9 @@ describe('blob API on the embedded default (real HTTP on loopback)', () => {
 
     it('answers 416 with Content-Range for a range past the end', async () => {
       for (const range of [`bytes=${blob.length}-`, 'bytes=-0']) {
-        const response = await fetch(`${server.url}/v1/blobs/${key}`, { headers: { Range: range } });
+        const response = await fetch(`${server.url}/v1/blobs/${key}`, {
+          headers: { Range: range },
+        });
         expect(response.status, range).to.equal(416);
         expect(response.headers.get('content-range')).to.equal(`bytes */${blob.length}`);
         expect((await problemOf(response)).code).to.equal('range-not-satisfiable');
@@ -214,11 +220,15 @@ describe('blob API on the embedded default (real HTTP on loopback)', () => {
 
     it('answers 304 to a matching If-None-Match and 200 to another', async () => {
       for (const header of [`"${key}"`, `W/"${key}"`, `"aaa", "${key}"`, '*']) {
-        const response = await fetch(`${server.url}/v1/blobs/${key}`, { headers: { 'If-None-Match': header } });
+        const response = await fetch(`${server.url}/v1/blobs/${key}`, {
+          headers: { 'If-None-Match': header },
+        });
         expect(response.status, header).to.equal(304);
         expect(response.headers.get('etag')).to.equal(`"${key}"`);
       }
-      const other = await fetch(`${server.url}/v1/blobs/${key}`, { headers: { 'If-None-Match': '"nope"' } });
+      const other = await fetch(`${server.url}/v1/blobs/${key}`, {
+        headers: { 'If-None-Match': '"nope"' },
+      });
       expect(other.status).to.equal(200);
       await other.arrayBuffer();
     });
@@ -232,7 +242,9 @@ describe('blob API on the embedded default (real HTTP on loopback)', () => {
       expect(await server.cache.head(key)).to.equal(null);
       expect(await server.store.head(key)).to.equal(null);
       expect((await fetch(`${server.url}/v1/blobs/${key}`)).status).to.equal(404);
-      expect((await fetch(`${server.url}/v1/blobs/${key}`, { method: 'DELETE' })).status).to.equal(204);
+      expect((await fetch(`${server.url}/v1/blobs/${key}`, { method: 'DELETE' })).status).to.equal(
+        204,
+      );
     });
 
     it('wins against a fill that is under way', async () => {
@@ -244,7 +256,9 @@ describe('blob API on the embedded default (real HTTP on loopback)', () => {
       expect(reading.headers.get('x-cache')).to.equal('miss');
       const reader = reading.body!.getReader();
       await reader.read();
-      expect((await fetch(`${server.url}/v1/blobs/${largeKey}`, { method: 'DELETE' })).status).to.equal(204);
+      expect(
+        (await fetch(`${server.url}/v1/blobs/${largeKey}`, { method: 'DELETE' })).status,
+      ).to.equal(204);
       while (!(await reader.read()).done);
       await new Promise((resolve) => setTimeout(resolve, 50));
       expect(await server.cache.head(largeKey)).to.equal(null);
@@ -279,7 +293,10 @@ describe('blob API on the embedded default (real HTTP on loopback)', () => {
     });
 
     it('rejects another media type with 415', async () => {
-      const response = await fetch(`${server.url}/v1/blobs/missing`, { method: 'POST', body: `["${key}"]` });
+      const response = await fetch(`${server.url}/v1/blobs/missing`, {
+        method: 'POST',
+        body: `["${key}"]`,
+      });
       expect(response.status).to.equal(415);
       expect((await problemOf(response)).code).to.equal('unsupported-media-type');
     });
@@ -305,15 +322,34 @@ describe('blob API on the embedded default (real HTTP on loopback)', () => {
       await put(blob);
       await (await fetch(`${server.url}/v1/blobs/${key}`)).arrayBuffer();
       const metrics = await (await fetch(`${server.url}/metrics`)).text();
-      expect(metrics).to.match(/blobcache_http_requests_total\{method="PUT",route="\/v1\/blobs\/\{md5\}",status="201"\} 1/);
+      expect(metrics).to.match(
+        /blobcache_http_requests_total\{method="PUT",route="\/v1\/blobs\/\{md5\}",status="201"\} 1/,
+      );
       expect(metrics).to.match(/blobcache_cache_requests_total\{result="hit"\} 1/);
       expect(metrics).to.match(new RegExp(`blobcache_bytes_received_total ${blob.length}`));
       expect(metrics).to.match(new RegExp(`blobcache_bytes_sent_total ${blob.length}`));
       expect(metrics).to.contain('blobcache_http_request_duration_seconds_bucket');
     });
 
+    it('reports not ready (503 problem+json) while draining', async () => {
+      let draining = false;
+      const drainable = await startTestServer({ isDraining: () => draining });
+      try {
+        expect((await fetch(`${drainable.url}/readyz`)).status).to.equal(200);
+        draining = true;
+        const response = await fetch(`${drainable.url}/readyz`);
+        expect(response.status).to.equal(503);
+        expect(response.headers.get('retry-after')).to.equal('1');
+        expect((await problemOf(response)).code).to.equal('service-unavailable');
+      } finally {
+        await drainable.stop();
+      }
+    });
+
     it('echoes a sane X-Request-Id and puts it in problem bodies', async () => {
-      const response = await fetch(`${server.url}/v1/blobs/bad`, { headers: { 'X-Request-Id': 'req-42' } });
+      const response = await fetch(`${server.url}/v1/blobs/bad`, {
+        headers: { 'X-Request-Id': 'req-42' },
+      });
       expect(response.headers.get('x-request-id')).to.equal('req-42');
       expect(await response.json()).to.include({ requestId: 'req-42' });
     });

@@ -25,7 +25,10 @@ describe('the data plane as a process (npm start)', () => {
   });
 
   it('exits with a message naming the bad setting', async () => {
-    const failing = spawnDataPlane({ BLOBCACHE_DATA_DIR: dataDir, BLOBCACHE_MAX_BLOB_BYTES: 'lots' });
+    const failing = spawnDataPlane({
+      BLOBCACHE_DATA_DIR: dataDir,
+      BLOBCACHE_MAX_BLOB_BYTES: 'lots',
+    });
     const error = await failing.then(
       () => null,
       (failure: unknown) => failure as Error,
@@ -36,7 +39,9 @@ describe('the data plane as a process (npm start)', () => {
   it('keeps blobs across a restart (the directory is the durable tier)', async () => {
     const blob = blobOf(100_000, 21);
     plane = await spawnDataPlane({ BLOBCACHE_DATA_DIR: dataDir });
-    expect((await fetch(`${plane.url}/v1/blobs/${md5(blob)}`, { method: 'PUT', body: blob })).status).to.equal(201);
+    expect(
+      (await fetch(`${plane.url}/v1/blobs/${md5(blob)}`, { method: 'PUT', body: blob })).status,
+    ).to.equal(201);
     expect(await plane.stop()).to.equal(0);
     plane = await spawnDataPlane({ BLOBCACHE_DATA_DIR: dataDir });
     const got = await fetch(`${plane.url}/v1/blobs/${md5(blob)}`);
@@ -72,7 +77,9 @@ describe('the data plane as a process (npm start)', () => {
     ]);
     // The blob it acknowledged while draining is on disk for the next start.
     plane = await spawnDataPlane({ BLOBCACHE_DATA_DIR: dataDir });
-    expect((await fetch(`${plane.url}/v1/blobs/${md5(blob)}`, { method: 'HEAD' })).status).to.equal(200);
+    expect((await fetch(`${plane.url}/v1/blobs/${md5(blob)}`, { method: 'HEAD' })).status).to.equal(
+      200,
+    );
   });
 
   it('moves a 1 GiB blob up and down with the server RSS under 200 MiB', async function () {
@@ -84,10 +91,14 @@ describe('the data plane as a process (npm start)', () => {
     const url = `${plane.url}/v1/blobs/${key}`;
 
     const uploaded = await new Promise<number>((resolve, reject) => {
-      const req = request(url, { method: 'PUT', headers: { 'Content-Length': String(blob.size) } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = request(
+        url,
+        { method: 'PUT', headers: { 'Content-Length': String(blob.size) } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       blob.stream().pipe(req);
     });

@@ -34,7 +34,10 @@ describe('uploads that go wrong', () => {
 
   it('refuses a declared Content-Length over the limit with 413 before reading the body', async () => {
     const blob = blobOf(1024 * 1024 + 1, 2);
-    const response = await fetch(`${server.url}/v1/blobs/${md5(blob)}`, { method: 'PUT', body: blob });
+    const response = await fetch(`${server.url}/v1/blobs/${md5(blob)}`, {
+      method: 'PUT',
+      body: blob,
+    });
     expect(response.status).to.equal(413);
     expect((await problemOf(response)).code).to.equal('blob-too-large');
     expect(await storedFiles(server)).to.deep.equal({ tmp: [], blobs: [] });
@@ -89,7 +92,9 @@ describe('uploads that go wrong', () => {
     expect((await storedFiles(server)).blobs).to.deep.equal([]);
     expect((await fetch(`${server.url}/v1/blobs/${key}`)).status).to.equal(404);
     // The server is still healthy and the same upload now succeeds.
-    expect((await fetch(`${server.url}/v1/blobs/${key}`, { method: 'PUT', body: blob })).status).to.equal(201);
+    expect(
+      (await fetch(`${server.url}/v1/blobs/${key}`, { method: 'PUT', body: blob })).status,
+    ).to.equal(201);
   });
 
   it('stores one blob when the same key is uploaded concurrently, and all uploads succeed', async () => {
@@ -107,7 +112,10 @@ describe('uploads that go wrong', () => {
         }).then((response) => response.status),
       ),
     );
-    expect(statuses.every((status) => status === 200 || status === 201), String(statuses)).to.be.true;
+    expect(
+      statuses.every((status) => status === 200 || status === 201),
+      String(statuses),
+    ).to.be.true;
     expect(statuses.filter((status) => status === 201)).to.have.length(1);
     expect((await storedFiles(server)).blobs).to.deep.equal([key]);
     expect((await storedFiles(server)).tmp).to.deep.equal([]);

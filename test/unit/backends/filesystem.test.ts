@@ -1,0 +1,98 @@
+import { expect } from 'chai';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { FileSystemStore } from '../../../dataplane/src/backends/filesystem.ts';
+import { DigestConflictError, DigestMismatchError } from '../../../dataplane/src/blob/errors.ts';
+import { md5, sha256Base64 } from '../../harness/blobs.ts';
+
+describe('FileSystemStore', () => {
+  let root: string;
+  let store: FileSystemStore;
+  beforeEach(async () => {
+    root = await mkdtemp(join(tmpdir(), 'blobcache-fs-'));
+    store = await FileSystemStore.open(root);
+  });
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  const source = (value: string) => Readable.from([Buffer.from(value)], { objectMode: false });
+
+  it('publishes under blobs/<md5[0:2]>/<md5> and names an unkeyed blob by its MD5', async () => {
+    const result = await store.put(source('hello'), {});
+    expect(result).to.deep.equal({ info: { key: md5('hello'), size: 5 }, created: true });
+    expect(await readdir(join(root, 'blobs', md5('hello').slice(0, 2)))).to.deep.equal([
+      md5('hello'),
+    ]);
+    expect(await text((await store.get(md5('hello')))!.stream)).to.equal('hello');
+    expect(await text((await store.get(md5('hello'), { start: 1, end: 3 }))!.stream)).to.equal(
+      'ell',
+    );
+  });
+
+  it('returns null for a miss', async () => {
+    expect(await store.head(md5('none'))).to.equal(null);
+    expect(await store.get(md5('none'))).to.equal(null);
+    expect(await store.delete(md5('none'))).to.be.false;
+  });
+
+  it('leaves nothing behind when the bytes do not match', async () => {
+    const error = await store.put(source('hello'), { key: md5('other') }).catch((e: unknown) => e);
+    expect(error).to.be.instanceOf(DigestMismatchError);
+    expect(await readdir(join(root, 'tmp'))).to.deep.equal([]);
+    expect(await readdir(join(root, 'blobs'))).to.deep.equal([]);
+  });
+
+  it('leaves nothing behind when the source fails midway', async () => {
+    const failing = new PassThrough();
+    const put = store.put(failing, { key: md5('hello world') });
+    failing.write('hello');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    failing.destroy(new Error('client went away'));
+    const error = await put.then(
+      () => expect.fail('the put succeeded'),
+      (e: unknown) => e as Error,
+    );
+    expect(error.message).to.contain('client went away');
+    expect(await readdir(join(root, 'tmp'))).to.deep.equal([]);
+  });
+
+  it('reports the second of two identical uploads as not created', async () => {
+    const results = await Promise.all([
+      store.put(source('same'), {}),
+      store.put(source('same'), {}),
+    ]);
+    expect(results.map((r) => r.created).sort()).to.deep.equal([false, true]);
+  });
+
+  it('keeps the verified SHA-256 and refuses a different one for the same MD5', async () => {
+    const sha256 = sha256Base64('abc');
+    await store.put(source('abc'), { sha256 });
+    expect(await store.head(md5('abc'))).to.deep.equal({ key: md5('abc'), size: 3, sha256 });
+    // Simulate a colliding earlier blob by recording a different SHA-256 for the same MD5.
+    await writeFile(
+      join(root, 'blobs', md5('abc').slice(0, 2), `${md5('abc')}.meta.json`),
+      '{"sha256":"AAAA"}',
+    );
+    const error = await store.put(source('abc'), { sha256 }).catch((e: unknown) => e);
+    expect(error).to.be.instanceOf(DigestConflictError);
+  });
+
+  it('removes temp files left by a crash when opened', async () => {
+    await mkdir(join(root, 'tmp'), { recursive: true });
+    await writeFile(join(root, 'tmp', 'leftover'), 'partial');
+    await FileSystemStore.open(root);
+    expect(await readdir(join(root, 'tmp'))).to.deep.equal([]);
+  });
+
+  it('lists stored blobs', async () => {
+    await store.put(source('one'), {});
+    await store.put(source('two'), { sha256: sha256Base64('two') });
+    const listed = [];
+    for await (const info of store.list()) listed.push(info.key);
+    expect(listed.sort()).to.deep.equal([md5('one'), md5('two')].sort());
+  });
+});

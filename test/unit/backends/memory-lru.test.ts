@@ -1,0 +1,58 @@
+import { expect } from 'chai';
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { MemoryLruStore } from '../../../dataplane/src/backends/memory-lru.ts';
+import { BlobTooLargeError, DigestMismatchError } from '../../../dataplane/src/blob/errors.ts';
+import { md5 } from '../../harness/blobs.ts';
+
+const put = (store: MemoryLruStore, value: string, key = md5(value)) =>
+  store.put(
+    Readable.from([Buffer.from(value.slice(0, 2)), Buffer.from(value.slice(2))], {
+      objectMode: false,
+    }),
+    { key },
+  );
+
+describe('MemoryLruStore', () => {
+  it('stores verified blobs and serves whole blobs and ranges across chunk borders', async () => {
+    const store = new MemoryLruStore({ maxBytes: 100, maxEntryBytes: 50 });
+    expect(await put(store, 'abcdefgh')).to.deep.include({ created: true });
+    const whole = await store.get(md5('abcdefgh'));
+    expect(await text(whole!.stream)).to.equal('abcdefgh');
+    const range = await store.get(md5('abcdefgh'), { start: 1, end: 4 });
+    expect(await text(range!.stream)).to.equal('bcde');
+    expect((await put(store, 'abcdefgh')).created).to.be.false;
+  });
+
+  it('evicts the least recently used blob past its byte budget', async () => {
+    const store = new MemoryLruStore({ maxBytes: 20, maxEntryBytes: 10 });
+    await put(store, 'aaaaaaaaaa');
+    await put(store, 'bbbbbbbbbb');
+    await store.get(md5('aaaaaaaaaa'));
+    await put(store, 'cccccccccc');
+    expect(await store.head(md5('bbbbbbbbbb'))).to.equal(null);
+    expect(await store.head(md5('aaaaaaaaaa'))).to.not.equal(null);
+    expect(store.stats()).to.deep.equal({ bytes: 20, blobs: 2, evictions: 1 });
+  });
+
+  it('refuses blobs over its entry limit and bytes that do not match the key', async () => {
+    const store = new MemoryLruStore({ maxBytes: 100, maxEntryBytes: 4 });
+    await put(store, 'abcdefgh').then(
+      () => expect.fail('stored an oversized blob'),
+      (error: unknown) => expect(error).to.be.instanceOf(BlobTooLargeError),
+    );
+    await put(store, 'abc', md5('xyz')).then(
+      () => expect.fail('stored a mismatching blob'),
+      (error: unknown) => expect(error).to.be.instanceOf(DigestMismatchError),
+    );
+    expect(store.stats().blobs).to.equal(0);
+  });
+
+  it('deletes', async () => {
+    const store = new MemoryLruStore({ maxBytes: 100, maxEntryBytes: 50 });
+    await put(store, 'xy');
+    expect(await store.delete(md5('xy'))).to.be.true;
+    expect(await store.delete(md5('xy'))).to.be.false;
+    expect(store.stats().bytes).to.equal(0);
+  });
+});
