@@ -1,4 +1,5 @@
 import { parse as parseYaml } from 'yaml';
+import type { Durability } from './blob/service.ts';
 
 /** Every setting of the data plane, parsed and validated once by `loadConfig`. */
 export interface DataPlaneConfig {
@@ -28,6 +29,40 @@ export interface DataPlaneConfig {
   shutdownGraceMs: number;
   /** winston level. Env `BLOBCACHE_LOG_LEVEL`. @default 'info' */
   logLevel: 'error' | 'warn' | 'info' | 'debug';
+  /** Redis Cluster startup nodes (`host:port,...`); unset: the in-process LRU. Env `BLOBCACHE_REDIS_NODES`. */
+  redisNodes?: string[];
+  /** Redis password. Env `BLOBCACHE_REDIS_PASSWORD`. */
+  redisPassword?: string;
+  /** Size of the chunks a blob is split into in Redis. Env `BLOBCACHE_CHUNK_BYTES`. @default 1 MiB */
+  chunkBytes: number;
+  /** When an upload is acknowledged. Env `BLOBCACHE_DURABILITY`. @default 'WriteBehind' */
+  durability: Durability;
+  /** S3 bucket of the durable tier; unset: the directory `dataDir`. Env `BLOBCACHE_S3_BUCKET`. */
+  s3Bucket?: string;
+  /** S3 endpoint for S3-compatible servers. Env `BLOBCACHE_S3_ENDPOINT`. */
+  s3Endpoint?: string;
+  /** Object key prefix. Env `BLOBCACHE_S3_PREFIX`. @default 'blobs' */
+  s3Prefix: string;
+  /** Path-style addressing (needed by most S3-compatible servers). Env `BLOBCACHE_S3_FORCE_PATH_STYLE`. @default true when an endpoint is set */
+  s3ForcePathStyle?: boolean;
+  /** AWS region. Env `AWS_REGION`. @default 'us-east-1' */
+  s3Region: string;
+  /** Redis Streams partitions of the write-behind journal. Env `BLOBCACHE_JOURNAL_PARTITIONS`. @default 8 */
+  journalPartitions: number;
+  /** Uploads to the durable tier run at once per process. Env `BLOBCACHE_UPLOADERS`. @default 2 */
+  uploaders: number;
+  /** A journal entry pending this long on a silent consumer is taken over. Env `BLOBCACHE_JOURNAL_CLAIM_IDLE_MS`. @default 30000 */
+  journalClaimIdleMs: number;
+  /** Longest wait between retries of a failed upload. Env `BLOBCACHE_UPLOAD_RETRY_MAX_MS`. @default 60000 */
+  uploadRetryMaxMs: number;
+  /** How long a reader waits for another process's fill before reading the durable tier itself. Env `BLOBCACHE_FILL_WAIT_MS`. @default 30000 */
+  fillWaitMs: number;
+  /** How long a durable-tier miss is remembered. Env `BLOBCACHE_NEGATIVE_CACHE_MS`. @default 5000 */
+  negativeCacheMs: number;
+  /** TTL given to blobs once the durable tier has them (evictable from then on). Env `BLOBCACHE_CACHED_TTL_MS`. @default 7 days */
+  cachedTtlMs: number;
+  /** How long to wait for a Redis replica to confirm a write. Env `BLOBCACHE_REPLICA_WAIT_MS`. @default 2000 */
+  replicaWaitMs: number;
 }
 
 const MiB = 1024 * 1024;
@@ -44,6 +79,18 @@ export const DEFAULT_CONFIG: DataPlaneConfig = {
   requestTimeoutMs: 3_600_000,
   shutdownGraceMs: 25_000,
   logLevel: 'info',
+  chunkBytes: MiB,
+  durability: 'WriteBehind',
+  s3Prefix: 'blobs',
+  s3Region: 'us-east-1',
+  journalPartitions: 8,
+  uploaders: 2,
+  journalClaimIdleMs: 30_000,
+  uploadRetryMaxMs: 60_000,
+  fillWaitMs: 30_000,
+  negativeCacheMs: 5_000,
+  cachedTtlMs: 7 * 24 * 3600 * 1000,
+  replicaWaitMs: 2_000,
 };
 
 /** A configuration error; the message always names the offending key. */
@@ -54,7 +101,8 @@ export class ConfigError extends Error {
   }
 }
 
-type Kind = 'port' | 'bytes' | 'ms' | 'string' | 'level';
+type Kind =
+  'port' | 'bytes' | 'ms' | 'string' | 'level' | 'count' | 'bool' | 'nodes' | 'durability';
 
 interface Setting {
   key: keyof DataPlaneConfig;
@@ -76,7 +124,27 @@ const SETTINGS: readonly Setting[] = [
   { key: 'requestTimeoutMs', env: 'BLOBCACHE_REQUEST_TIMEOUT_MS', kind: 'ms' },
   { key: 'shutdownGraceMs', env: 'BLOBCACHE_SHUTDOWN_GRACE_MS', kind: 'ms' },
   { key: 'logLevel', env: 'BLOBCACHE_LOG_LEVEL', kind: 'level' },
+  { key: 'redisNodes', env: 'BLOBCACHE_REDIS_NODES', kind: 'nodes' },
+  { key: 'redisPassword', env: 'BLOBCACHE_REDIS_PASSWORD', kind: 'string' },
+  { key: 'chunkBytes', env: 'BLOBCACHE_CHUNK_BYTES', kind: 'bytes' },
+  { key: 'durability', env: 'BLOBCACHE_DURABILITY', kind: 'durability' },
+  { key: 's3Bucket', env: 'BLOBCACHE_S3_BUCKET', kind: 'string' },
+  { key: 's3Endpoint', env: 'BLOBCACHE_S3_ENDPOINT', kind: 'string' },
+  { key: 's3Prefix', env: 'BLOBCACHE_S3_PREFIX', kind: 'string' },
+  { key: 's3ForcePathStyle', env: 'BLOBCACHE_S3_FORCE_PATH_STYLE', kind: 'bool' },
+  { key: 's3Region', env: 'AWS_REGION', kind: 'string' },
+  { key: 'journalPartitions', env: 'BLOBCACHE_JOURNAL_PARTITIONS', kind: 'count' },
+  { key: 'uploaders', env: 'BLOBCACHE_UPLOADERS', kind: 'count' },
+  { key: 'journalClaimIdleMs', env: 'BLOBCACHE_JOURNAL_CLAIM_IDLE_MS', kind: 'ms' },
+  { key: 'uploadRetryMaxMs', env: 'BLOBCACHE_UPLOAD_RETRY_MAX_MS', kind: 'ms' },
+  { key: 'fillWaitMs', env: 'BLOBCACHE_FILL_WAIT_MS', kind: 'ms' },
+  { key: 'negativeCacheMs', env: 'BLOBCACHE_NEGATIVE_CACHE_MS', kind: 'ms' },
+  { key: 'cachedTtlMs', env: 'BLOBCACHE_CACHED_TTL_MS', kind: 'ms' },
+  { key: 'replicaWaitMs', env: 'BLOBCACHE_REPLICA_WAIT_MS', kind: 'ms' },
 ];
+
+const DURABILITIES = ['WriteBehind', 'Sync'];
+const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
 
 const LEVELS = ['error', 'warn', 'info', 'debug'];
 const SIZE_UNITS: Record<string, number> = {
@@ -89,8 +157,13 @@ const SIZE_UNITS: Record<string, number> = {
   gi: 1024 * MiB,
 };
 
-function parseValue(raw: unknown, kind: Kind, name: string): string | number {
-  const text = typeof raw === 'number' ? String(raw) : raw;
+function parseValue(raw: unknown, kind: Kind, name: string): string | number | boolean | string[] {
+  const text =
+    typeof raw === 'number' || typeof raw === 'boolean'
+      ? String(raw)
+      : Array.isArray(raw)
+        ? raw.join(',')
+        : raw;
   if (typeof text !== 'string' || text.trim() === '') {
     throw new ConfigError(`${name} must be a non-empty ${kind === 'string' ? 'string' : 'value'}`);
   }
@@ -108,6 +181,31 @@ function parseValue(raw: unknown, kind: Kind, name: string): string | number {
         throw new ConfigError(`${name} must be a TCP port (0-65535); got '${value}'`);
       }
       return port;
+    }
+    case 'count': {
+      const count = Number(value);
+      if (!Number.isInteger(count) || count < 1 || count > 1024) {
+        throw new ConfigError(`${name} must be a whole number from 1 to 1024; got '${value}'`);
+      }
+      return count;
+    }
+    case 'bool':
+      if (!['true', 'false'].includes(value))
+        throw new ConfigError(`${name} must be true or false; got '${value}'`);
+      return value === 'true';
+    case 'durability':
+      if (!DURABILITIES.includes(value)) {
+        throw new ConfigError(`${name} must be one of ${DURABILITIES.join(', ')}; got '${value}'`);
+      }
+      return value;
+    case 'nodes': {
+      const nodes = value.split(',').map((node) => node.trim());
+      const bad = nodes.find((node) => !HOST_PORT.test(node));
+      if (bad !== undefined)
+        throw new ConfigError(
+          `${name} must list host:port pairs separated by commas; '${bad}' is not one`,
+        );
+      return nodes;
     }
     case 'ms':
       if (!/^\d+$/.test(value))
@@ -158,6 +256,11 @@ export function loadConfig(sources: ConfigSources): DataPlaneConfig {
       config[setting.key] = parseValue(envValue, setting.kind, setting.env);
   }
   const result = config as unknown as DataPlaneConfig;
+  if (result.chunkBytes > 256 * MiB) {
+    throw new ConfigError(
+      `BLOBCACHE_CHUNK_BYTES must be at most 256Mi (Redis values are limited to 512 MiB); got ${result.chunkBytes}`,
+    );
+  }
   if (result.memoryCacheMaxEntryBytes > result.memoryCacheBytes) {
     throw new ConfigError(
       `BLOBCACHE_MEMORY_CACHE_MAX_ENTRY_BYTES (${result.memoryCacheMaxEntryBytes}) must not exceed BLOBCACHE_MEMORY_CACHE_BYTES (${result.memoryCacheBytes})`,

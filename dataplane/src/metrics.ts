@@ -7,6 +7,13 @@ export interface MetricsOptions {
   fastTierBytes?: () => number;
 }
 
+/** Gauges read on every scrape from a source that is asked then (e.g. Redis). */
+export interface ScrapedGauge {
+  name: string;
+  help: string;
+  read: () => Promise<number>;
+}
+
 /**
  * Every Prometheus metric of the data plane, on a registry of its own so that several apps
  * can live in one process (tests) without clashing on the global registry.
@@ -50,6 +57,33 @@ export class Metrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly coalescedWaits = new Counter({
+    name: 'blobcache_fill_coalesced_waits_total',
+    help: 'Reads of a missing blob that waited for a fill already under way instead of starting one.',
+    registers: [this.registry],
+  });
+  readonly uploads = new Counter({
+    name: 'blobcache_journal_uploads_total',
+    help: 'Journal entries completed, by outcome (uploaded, present, abandoned).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly uploadedBytes = new Counter({
+    name: 'blobcache_journal_uploaded_bytes_total',
+    help: 'Bytes written behind to the durable tier.',
+    registers: [this.registry],
+  });
+  readonly uploadSeconds = new Histogram({
+    name: 'blobcache_journal_upload_duration_seconds',
+    help: 'Time to copy one blob from Redis to the durable tier.',
+    buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly uploadFailures = new Counter({
+    name: 'blobcache_journal_upload_failures_total',
+    help: 'Failed attempts to copy a blob to the durable tier (each is retried).',
+    registers: [this.registry],
+  });
 
   constructor(options: MetricsOptions = {}) {
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry });
@@ -61,6 +95,20 @@ export class Metrics {
         registers: [this.registry],
         collect() {
           this.set(fastTierBytes());
+        },
+      });
+    }
+  }
+
+  /** Registers gauges whose value is read at scrape time; a failing read reports -1. */
+  addScrapedGauges(gauges: readonly ScrapedGauge[]): void {
+    for (const gauge of gauges) {
+      new Gauge({
+        name: gauge.name,
+        help: gauge.help,
+        registers: [this.registry],
+        async collect() {
+          this.set(await gauge.read().catch(() => -1));
         },
       });
     }

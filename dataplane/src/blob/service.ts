@@ -3,6 +3,14 @@ import type { BlobInfo, BlobRead, ByteRange, PutOptions, PutResult } from './sto
 
 export type CacheOutcome = 'hit' | 'miss';
 
+/** When an upload is acknowledged: once in the fast tier and journaled, or once durable. */
+export type Durability = 'WriteBehind' | 'Sync';
+
+export interface UploadOptions extends PutOptions {
+  /** Overrides the service's default durability for this upload. */
+  durability?: Durability;
+}
+
 export interface LocatedBlob {
   info: BlobInfo;
   /** `hit` when the fast tier has the blob, `miss` when only the durable tier has it. */
@@ -23,8 +31,11 @@ export interface BlobService {
   head(key: string): Promise<LocatedBlob | null>;
   /** Streams the blob (or `range` of it), filling the fast tier on a miss. */
   open(key: string, range?: ByteRange): Promise<ServedBlob | null>;
-  /** Stores an uploaded blob; resolves only once it is acknowledged-durable. */
-  put(source: Readable, options: PutOptions): Promise<PutResult>;
+  /**
+   * Stores an uploaded blob; resolves only once it is acknowledged-durable. May resolve
+   * with `created: false` without reading `source` when the blob is already stored.
+   */
+  put(source: Readable, options: UploadOptions): Promise<PutResult>;
   /** Removes the blob from every tier; wins against fills and uploads already under way. */
   delete(key: string): Promise<boolean>;
   /** The subset of `keys` that is not stored. */

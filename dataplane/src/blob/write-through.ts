@@ -6,7 +6,7 @@ import { DigestMismatchError, SizeMismatchError } from './errors.ts';
 import { KeyGuards, type KeyGuard } from './key-guards.ts';
 import type { BlobService, LocatedBlob, ServedBlob } from './service.ts';
 import type { BlobInfo, BlobStore, ByteRange, PutOptions, PutResult } from './store.ts';
-import { StoreTee } from './tee.ts';
+import { Tee } from './tee.ts';
 import { DigestVerifier } from './verifier.ts';
 
 export interface WriteThroughOptions {
@@ -75,7 +75,9 @@ export class WriteThroughTiers implements BlobService {
   private fillWhileStreaming(info: BlobInfo, source: Readable): Readable {
     const guard = this.guards.enter(info.key);
     const verifier = new DigestVerifier({ md5: info.key, size: info.size });
-    const tee = new StoreTee(this.cache, { key: info.key, size: info.size });
+    const tee = new Tee((branch) => this.cache.put(branch, { key: info.key, size: info.size }), {
+      commitOnEnd: true,
+    });
     // The callback fires once every byte went through the tee (or on the first error,
     // including the reader going away), which is when the side copy is settled.
     return pipeline(source, verifier, tee.transform, (error) => {
@@ -87,7 +89,7 @@ export class WriteThroughTiers implements BlobService {
 
   private async settleFill(
     key: string,
-    tee: StoreTee,
+    tee: Tee<PutResult>,
     guard: KeyGuard,
     error: Error | undefined,
   ): Promise<void> {
@@ -118,12 +120,20 @@ export class WriteThroughTiers implements BlobService {
   }
 
   async put(source: Readable, options: PutOptions): Promise<PutResult> {
+    if (options.key !== undefined) {
+      const existing = await this.store.head(options.key);
+      if (
+        existing !== null &&
+        (options.sha256 === undefined || existing.sha256 === options.sha256)
+      ) {
+        // Already stored and immutable: no need to read the body at all.
+        return { info: existing, created: false };
+      }
+    }
     const guard = options.key === undefined ? undefined : this.guards.enter(options.key);
-    const tee = new StoreTee(this.cache, {
-      key: options.key,
-      size: options.size,
-      sha256: options.sha256,
-    });
+    const tee = new Tee((branch) =>
+      this.cache.put(branch, { key: options.key, size: options.size, sha256: options.sha256 }),
+    );
     try {
       let result: PutResult;
       try {

@@ -11,12 +11,13 @@ import {
   BlobNotFoundError,
   ContentMd5MismatchError,
   InvalidBodyError,
+  InvalidHeaderError,
   MethodNotAllowedError,
   RangeNotSatisfiableError,
   UnsupportedMediaTypeError,
 } from '../blob/errors.ts';
-import type { BlobService } from '../blob/service.ts';
-import type { BlobInfo, PutResult } from '../blob/store.ts';
+import type { BlobService, Durability, UploadOptions } from '../blob/service.ts';
+import type { BlobInfo, ByteRange } from '../blob/store.ts';
 import type { Metrics } from '../metrics.ts';
 import { requireScope, type AuthTokens } from './auth.ts';
 import { decideRange, ifNoneMatchHits, ifRangeAllows } from './range.ts';
@@ -69,18 +70,32 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
   const read = requireScope('read', auth);
   const write = requireScope('write', auth);
 
-  const uploadHeaders = (req: Request) => {
+  const uploadOptions = (req: Request, key: string | undefined): UploadOptions => {
     const contentMd5 = req.get('content-md5');
     const reprDigest = req.get('repr-digest');
+    const md5 = contentMd5 === undefined ? undefined : contentMd5ToHex(contentMd5);
+    if (key !== undefined && md5 !== undefined && md5 !== key) {
+      throw new ContentMd5MismatchError(`Content-MD5 is ${md5} but the key is ${key}`);
+    }
     return {
-      md5: contentMd5 === undefined ? undefined : contentMd5ToHex(contentMd5),
+      key: key ?? md5,
       sha256:
         reprDigest === undefined ? undefined : (parseReprDigestSha256(reprDigest) ?? undefined),
       size: declaredLength(req, maxBlobBytes),
+      maxBytes: maxBlobBytes,
+      durability: durabilityOf(req),
     };
   };
 
-  const answerUpload = (res: Response, result: PutResult): void => {
+  const upload = async (req: Request, res: Response, key: string | undefined): Promise<void> => {
+    const options = uploadOptions(req, key);
+    const result = await blobs.put(uploadBody(req, metrics), options);
+    if (!req.complete) {
+      // Answered without reading the body (the blob was already stored): drain the rest so
+      // the connection stays usable for the client's next request.
+      req.unpipe();
+      req.resume();
+    }
     setBlobHeaders(res, result.info);
     res.setHeader('Location', `/v1/blobs/${result.info.key}`);
     res.status(result.created ? 201 : 200).json(blobJson(result.info, result.created));
@@ -88,59 +103,26 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
 
   const putKeyed: RequestHandler = async (req, res) => {
     labelRoute(res, BLOB_ROUTE);
-    const key = assertBlobKey(String(req.params.key));
-    const headers = uploadHeaders(req);
-    if (headers.md5 !== undefined && headers.md5 !== key) {
-      throw new ContentMd5MismatchError(`Content-MD5 is ${headers.md5} but the key is ${key}`);
-    }
-    const existing = (await blobs.head(key))?.info;
-    if (
-      existing !== undefined &&
-      (headers.sha256 === undefined || existing.sha256 === headers.sha256)
-    ) {
-      // Already stored and immutable: answer now; Node discards the unread body.
-      answerUpload(res, { info: existing, created: false });
-      return;
-    }
-    const body = uploadBody(req, metrics);
-    answerUpload(
-      res,
-      await blobs.put(body, {
-        key,
-        size: headers.size,
-        sha256: headers.sha256,
-        maxBytes: maxBlobBytes,
-      }),
-    );
+    await upload(req, res, assertBlobKey(String(req.params.key)));
   };
 
   const postUnkeyed: RequestHandler = async (req, res) => {
     labelRoute(res, '/v1/blobs');
-    const headers = uploadHeaders(req);
-    const body = uploadBody(req, metrics);
-    answerUpload(
-      res,
-      await blobs.put(body, {
-        key: headers.md5,
-        size: headers.size,
-        sha256: headers.sha256,
-        maxBytes: maxBlobBytes,
-      }),
-    );
+    await upload(req, res, undefined);
   };
 
-  const getBlob: RequestHandler = async (req, res) => {
-    labelRoute(res, BLOB_ROUTE);
-    const key = assertBlobKey(String(req.params.key));
-    const located = await blobs.head(key);
-    if (located === null) throw new BlobNotFoundError(`No blob is stored under ${key}`);
-    const { info } = located;
+  /** Decides status and range from what is known of the blob; null when already answered. */
+  const prepareBlobResponse = (
+    req: Request,
+    res: Response,
+    info: BlobInfo,
+  ): { range?: ByteRange } | null => {
     setBlobHeaders(res, info);
-    if (ifNoneMatchHits(req.get('if-none-match'), etagOf(key))) {
+    if (ifNoneMatchHits(req.get('if-none-match'), etagOf(info.key))) {
       res.status(304).end();
-      return;
+      return null;
     }
-    const decision = ifRangeAllows(req.get('if-range'), etagOf(key))
+    const decision = ifRangeAllows(req.get('if-range'), etagOf(info.key))
       ? decideRange(req.get('range'), info.size)
       : ({ kind: 'whole' } as const);
     if (decision.kind === 'unsatisfiable') {
@@ -149,7 +131,10 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
         `${req.get('range')} lies outside the blob's ${info.size} bytes`,
       );
     }
-    const range = decision.kind === 'partial' ? decision.range : undefined;
+    return decision.kind === 'partial' ? { range: decision.range } : {};
+  };
+
+  const setBodyHeaders = (res: Response, info: BlobInfo, range: ByteRange | undefined): void => {
     res.setHeader('Content-Type', 'application/octet-stream');
     if (range === undefined) {
       res.status(200).setHeader('Content-Length', String(info.size));
@@ -157,12 +142,36 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
       res.status(206).setHeader('Content-Length', String(range.end - range.start + 1));
       res.setHeader('Content-Range', `bytes ${range.start}-${range.end}/${info.size}`);
     }
-    if (req.method === 'HEAD') {
-      res.setHeader('X-Cache', located.cache).end();
-      return;
+  };
+
+  const headBlob: RequestHandler = async (req, res) => {
+    labelRoute(res, BLOB_ROUTE);
+    const key = assertBlobKey(String(req.params.key));
+    const located = await blobs.head(key);
+    if (located === null) throw new BlobNotFoundError(`No blob is stored under ${key}`);
+    const prepared = prepareBlobResponse(req, res, located.info);
+    if (prepared === null) return;
+    setBodyHeaders(res, located.info, prepared.range);
+    res.setHeader('X-Cache', located.cache).end();
+  };
+
+  const getBlob: RequestHandler = async (req, res) => {
+    labelRoute(res, BLOB_ROUTE);
+    const key = assertBlobKey(String(req.params.key));
+    let range: ByteRange | undefined;
+    // A plain GET opens the blob straight away (one lookup, and on a miss a single read of
+    // the durable tier); conditions and ranges need the blob's size first.
+    if (req.get('range') !== undefined || req.get('if-none-match') !== undefined) {
+      const located = await blobs.head(key);
+      if (located === null) throw new BlobNotFoundError(`No blob is stored under ${key}`);
+      const prepared = prepareBlobResponse(req, res, located.info);
+      if (prepared === null) return;
+      range = prepared.range;
     }
     const served = await blobs.open(key, range);
     if (served === null) throw new BlobNotFoundError(`No blob is stored under ${key}`);
+    setBlobHeaders(res, served.info);
+    setBodyHeaders(res, served.info, range);
     res.setHeader('X-Cache', served.cache);
     served.stream.on('data', (chunk: Buffer) => metrics.bytesSent.inc(chunk.length));
     try {
@@ -201,12 +210,24 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
   router
     .route('/v1/blobs/:key')
     .get(read, getBlob)
-    .head(read, getBlob)
+    .head(read, headBlob)
     .put(write, putKeyed)
     .post(write, putKeyed)
     .delete(write, deleteBlob)
     .all(methodNotAllowed('GET, HEAD, PUT, POST, DELETE'));
   return router;
+}
+
+const DURABILITY_HEADER = 'blobcache-durability';
+
+/** The per-request durability override (`Blobcache-Durability: Sync` or `WriteBehind`). */
+function durabilityOf(req: Request): Durability | undefined {
+  const value = req.get(DURABILITY_HEADER);
+  if (value === undefined) return undefined;
+  if (value === 'Sync' || value === 'WriteBehind') return value;
+  throw new InvalidHeaderError(
+    `Blobcache-Durability must be Sync or WriteBehind, got '${value.slice(0, 40)}'`,
+  );
 }
 
 /** Validates the body of `POST /v1/blobs/missing`: a JSON array of blob keys, deduplicated. */

@@ -1,0 +1,254 @@
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  UploadPartCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type {
+  BlobInfo,
+  BlobRead,
+  BlobStore,
+  ByteRange,
+  PutOptions,
+  PutResult,
+} from '../blob/store.ts';
+import { DigestVerifier } from '../blob/verifier.ts';
+import { PartCollector } from './part-collector.ts';
+
+export interface S3StoreOptions {
+  client: S3Client;
+  bucket: string;
+  /** Object keys are `<prefix>/<md5[0:2]>/<md5>`; an empty prefix drops the first part. */
+  prefix: string;
+  /** Multipart part size; blobs up to this size go up in one PutObject. @default 8 MiB */
+  partBytes?: number;
+}
+
+const SHA256_METADATA = 'sha256';
+
+/**
+ * True when an S3 error means "no such object" (a miss), as opposed to a failure.
+ * HeadObject reports a bare 404 (`NotFound`), GetObject a `NoSuchKey`.
+ */
+export function isS3Miss(error: unknown): boolean {
+  const candidate = error as {
+    name?: string;
+    Code?: string;
+    $metadata?: { httpStatusCode?: number };
+  } | null;
+  if (candidate === null || typeof candidate !== 'object') return false;
+  if (
+    candidate.name === 'NoSuchKey' ||
+    candidate.name === 'NotFound' ||
+    candidate.Code === 'NoSuchKey'
+  )
+    return true;
+  return candidate.$metadata?.httpStatusCode === 404 && candidate.name !== 'NoSuchBucket';
+}
+
+/**
+ * The durable tier on S3 (or any S3-compatible server). Uploads are split into parts held
+ * one at a time (memory is bounded by the part size), each sent with its `Content-MD5` so
+ * the server rejects a part damaged in transit; the whole blob's MD5 is verified before the
+ * multipart upload is completed, so a damaged blob never becomes an object.
+ */
+export class S3Store implements BlobStore {
+  private readonly client: S3Client;
+  private readonly bucket: string;
+  private readonly prefix: string;
+  private readonly partBytes: number;
+
+  constructor(options: S3StoreOptions) {
+    this.client = options.client;
+    this.bucket = options.bucket;
+    this.prefix = options.prefix.replace(/\/+$/, '');
+    this.partBytes = options.partBytes ?? 8 * 1024 * 1024;
+  }
+
+  objectKey(key: string): string {
+    const path = `${key.slice(0, 2)}/${key}`;
+    return this.prefix === '' ? path : `${this.prefix}/${path}`;
+  }
+
+  async head(key: string): Promise<BlobInfo | null> {
+    try {
+      const head = await this.client.send(
+        new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }),
+      );
+      return infoOf(key, head.ContentLength ?? 0, head.Metadata);
+    } catch (error) {
+      if (isS3Miss(error)) return null;
+      throw error;
+    }
+  }
+
+  async get(key: string, range?: ByteRange): Promise<BlobRead | null> {
+    try {
+      const object = await this.client.send(
+        new GetObjectCommand({
+          Bucket: this.bucket,
+          Key: this.objectKey(key),
+          ...(range === undefined ? {} : { Range: `bytes=${range.start}-${range.end}` }),
+        }),
+      );
+      const total =
+        range === undefined
+          ? (object.ContentLength ?? 0)
+          : totalFromContentRange(object.ContentRange);
+      return { info: infoOf(key, total, object.Metadata), stream: object.Body as Readable };
+    } catch (error) {
+      if (isS3Miss(error)) return null;
+      throw error;
+    }
+  }
+
+  async put(source: Readable, options: PutOptions): Promise<PutResult> {
+    const { key } = options;
+    if (key === undefined)
+      throw new Error('S3Store.put needs the key: spool unkeyed uploads first');
+    const existing = await this.head(key);
+    if (existing !== null) {
+      source.destroy();
+      return { info: existing, created: false };
+    }
+    const verifier = new DigestVerifier({
+      md5: key,
+      size: options.size,
+      sha256: options.sha256,
+      maxBytes: options.maxBytes,
+    });
+    const parts = new PartCollector(this.partBytes);
+    const metadata =
+      options.sha256 === undefined ? undefined : { [SHA256_METADATA]: options.sha256 };
+    const objectKey = this.objectKey(key);
+    let uploadId: string | undefined;
+    const etags: { PartNumber: number; ETag: string }[] = [];
+    const sendPart = async (part: Buffer): Promise<void> => {
+      if (uploadId === undefined) {
+        const created = await this.client.send(
+          new CreateMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: objectKey,
+            Metadata: metadata,
+          }),
+        );
+        uploadId = created.UploadId;
+      }
+      const PartNumber = etags.length + 1;
+      const uploaded = await this.client.send(
+        new UploadPartCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          UploadId: uploadId,
+          PartNumber,
+          Body: part,
+          ContentLength: part.length,
+          ContentMD5: createHash('md5').update(part).digest('base64'),
+        }),
+      );
+      etags.push({ PartNumber, ETag: uploaded.ETag ?? '' });
+    };
+    try {
+      // Every full part goes up as soon as it is collected; the last (short) part waits
+      // until the verifier has seen the end, so nothing completes before the MD5 is known.
+      await pipeline(source, verifier, parts.writable(sendPart), { signal: options.signal });
+      const last = parts.rest();
+      if (uploadId === undefined) {
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: objectKey,
+            Body: last,
+            ContentLength: last.length,
+            ContentMD5: Buffer.from(key, 'hex').toString('base64'),
+            Metadata: metadata,
+          }),
+        );
+      } else {
+        if (last.length > 0) await sendPart(last);
+        await this.client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: this.bucket,
+            Key: objectKey,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: etags },
+          }),
+        );
+      }
+    } catch (error) {
+      if (uploadId !== undefined) {
+        await this.client
+          .send(
+            new AbortMultipartUploadCommand({
+              Bucket: this.bucket,
+              Key: objectKey,
+              UploadId: uploadId,
+            }),
+          )
+          .catch(() => undefined);
+      }
+      throw error;
+    }
+    const digest = verifier.result;
+    return {
+      info: {
+        key,
+        size: digest?.size ?? 0,
+        ...(options.sha256 === undefined ? {} : { sha256: options.sha256 }),
+      },
+      created: true,
+    };
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const existed = (await this.head(key)) !== null;
+    await this.client.send(
+      new DeleteObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }),
+    );
+    return existed;
+  }
+
+  async *list(): AsyncIterable<BlobInfo> {
+    let token: string | undefined;
+    do {
+      const page = await this.client.send(
+        new ListObjectsV2Command({
+          Bucket: this.bucket,
+          Prefix: this.prefix === '' ? undefined : `${this.prefix}/`,
+          ContinuationToken: token,
+        }),
+      );
+      for (const object of page.Contents ?? []) {
+        const key = object.Key?.split('/').pop() ?? '';
+        if (/^[0-9a-f]{32}$/.test(key)) yield { key, size: object.Size ?? 0 };
+      }
+      token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+  }
+
+  async check(): Promise<void> {
+    await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+  }
+}
+
+function infoOf(key: string, size: number, metadata: Record<string, string> | undefined): BlobInfo {
+  const sha256 = metadata?.[SHA256_METADATA];
+  return { key, size, ...(sha256 === undefined ? {} : { sha256 }) };
+}
+
+function totalFromContentRange(header: string | undefined): number {
+  const total = /\/(\d+)$/.exec(header ?? '')?.[1];
+  if (total === undefined)
+    throw new Error(`S3 answered a ranged GET without a usable Content-Range ('${header}')`);
+  return Number(total);
+}

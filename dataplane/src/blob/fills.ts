@@ -1,0 +1,168 @@
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'winston';
+import type { Metrics } from '../metrics.ts';
+import type { Manifest, PublishOutcome, RedisFastTier } from '../redis/fast-tier.ts';
+import { DigestMismatchError, SizeMismatchError } from './errors.ts';
+import type { BlobStore } from './store.ts';
+import { Tee } from './tee.ts';
+import { DigestVerifier } from './verifier.ts';
+
+export interface FillOptions {
+  fast: RedisFastTier;
+  store: BlobStore;
+  metrics: Metrics;
+  logger: Logger;
+  /** Identifies this process as a fill-lease holder. */
+  owner: string;
+  /** How long readers wait for another fill before reading the durable tier themselves. */
+  fillWaitMs: number;
+  negativeCacheMs: number;
+  cachedTtlMs: number;
+}
+
+/** What a reader of a blob absent from Redis gets. */
+export type MissOutcome =
+  | { kind: 'absent' }
+  | { kind: 'filled'; manifest: Manifest }
+  | { kind: 'streaming'; stream: Readable; size: number; sha256?: string };
+
+/**
+ * Fills Redis from the durable tier, once per key: concurrent readers in this process wait
+ * for the one fill under way (singleflight), readers in other processes wait while the
+ * fill lease in Redis is held. The filler streams to its client and into Redis at once.
+ */
+export class FillCoordinator {
+  private readonly options: FillOptions;
+  private readonly inFlight = new Map<string, Promise<void>>();
+
+  constructor(options: FillOptions) {
+    this.options = options;
+  }
+
+  async openMiss(key: string): Promise<MissOutcome> {
+    const { fast, metrics } = this.options;
+    const running = this.inFlight.get(key);
+    if (running !== undefined) {
+      metrics.coalescedWaits.inc();
+      await Promise.race([running, sleep(this.options.fillWaitMs)]);
+      return this.afterWaiting(key);
+    }
+    let finish!: () => void;
+    this.inFlight.set(key, new Promise<void>((resolve) => (finish = resolve)));
+    const done = (): void => {
+      this.inFlight.delete(key);
+      finish();
+    };
+    try {
+      if (!(await fast.acquireFillLease(key, this.options.owner, this.options.fillWaitMs))) {
+        metrics.coalescedWaits.inc();
+        await this.waitForRemoteFill(key);
+        done();
+        return await this.afterWaiting(key);
+      }
+      return await this.fill(key, done);
+    } catch (error) {
+      done();
+      throw error;
+    }
+  }
+
+  /** After a fill elsewhere: read what it published, or fall back to the durable tier. */
+  private async afterWaiting(key: string): Promise<MissOutcome> {
+    const manifest = await this.options.fast.manifest(key);
+    if (manifest !== null) return { kind: 'filled', manifest };
+    if (await this.options.fast.isKnownAbsent(key)) return { kind: 'absent' };
+    this.options.metrics.fills.inc({ result: 'bypassed' });
+    const read = await this.options.store.get(key);
+    if (read === null) return { kind: 'absent' };
+    return {
+      kind: 'streaming',
+      stream: read.stream,
+      size: read.info.size,
+      sha256: read.info.sha256,
+    };
+  }
+
+  private async waitForRemoteFill(key: string): Promise<void> {
+    const { fast } = this.options;
+    const deadline = Date.now() + this.options.fillWaitMs;
+    let delay = 20;
+    while (Date.now() < deadline) {
+      if ((await fast.manifest(key)) !== null || !(await fast.fillLeaseHeld(key))) return;
+      await sleep(delay);
+      delay = Math.min(delay * 2, 250);
+    }
+  }
+
+  private async fill(key: string, done: () => void): Promise<MissOutcome> {
+    const { fast, store, owner } = this.options;
+    const release = (): void => {
+      fast.releaseFillLease(key, owner).catch(() => undefined);
+      done();
+    };
+    let read;
+    try {
+      const generation = await fast.generation(key);
+      read = await store.get(key);
+      if (read === null) {
+        await fast.rememberAbsent(key, this.options.negativeCacheMs);
+        release();
+        return { kind: 'absent' };
+      }
+      const { size, sha256 } = read.info;
+      const verifier = new DigestVerifier({ md5: key, size });
+      // Publishing inside the side copy, before the client sees the end, means a reader
+      // that got the whole blob finds it cached.
+      const tee = new Tee(
+        async (branch) => {
+          const staged = await fast.stage(key, branch, { size, sha256 });
+          return fast.publish(staged, {
+            generation,
+            state: 'cached',
+            ttlMs: this.options.cachedTtlMs,
+          });
+        },
+        { commitOnEnd: true },
+      );
+      const stream = pipeline(read.stream, verifier, tee.transform, (error) => {
+        this.settle(key, tee, error ?? undefined)
+          .finally(release)
+          .catch(() => undefined);
+      });
+      return { kind: 'streaming', stream, size, sha256 };
+    } catch (error) {
+      release();
+      throw error;
+    }
+  }
+
+  private async settle(
+    key: string,
+    tee: Tee<PublishOutcome>,
+    error: Error | undefined,
+  ): Promise<void> {
+    const { metrics, logger } = this.options;
+    if (error !== undefined) {
+      await tee.abort(error);
+      if (error instanceof DigestMismatchError || error instanceof SizeMismatchError) {
+        metrics.fills.inc({ result: 'corrupt' });
+        logger.error('Refused to cache damaged bytes from the durable tier', {
+          key,
+          error: error.message,
+        });
+      } else {
+        metrics.fills.inc({ result: 'abandoned' });
+      }
+      return;
+    }
+    const outcome = await tee.commit();
+    if (outcome instanceof Error) {
+      metrics.fills.inc({ result: 'failed' });
+      logger.warn('Failed to fill the cache', { key, error: outcome.message });
+      return;
+    }
+    metrics.fills.inc({ result: outcome === 'published' ? 'filled' : outcome });
+  }
+}

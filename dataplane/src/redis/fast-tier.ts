@@ -1,0 +1,275 @@
+import calculateSlot from 'cluster-key-slot';
+import type { Cluster } from 'ioredis';
+import { randomUUID } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ServiceUnavailableError } from '../blob/errors.ts';
+import type { BlobInfo, ByteRange } from '../blob/store.ts';
+import { DigestVerifier } from '../blob/verifier.ts';
+import { chunkReader, chunkWriter } from './chunks.ts';
+import { blobKeys } from './keys.ts';
+import { DELETE, MARK_CACHED, PUBLISH, RELEASE_LEASE } from './scripts.ts';
+
+export type BlobState = 'pending' | 'cached';
+
+/** What Redis knows of a published blob. */
+export interface Manifest extends BlobInfo {
+  chunkBytes: number;
+  chunkCount: number;
+  uploadId: string;
+  /** `pending`: not yet in the durable tier (never evicted); `cached`: evictable copy. */
+  state: BlobState;
+}
+
+/** Chunks written and verified, not yet visible to readers. */
+export interface StagedBlob extends BlobInfo {
+  uploadId: string;
+  chunkBytes: number;
+  chunkCount: number;
+}
+
+export type PublishOutcome = 'published' | 'exists' | 'deleted' | 'chunk-lost';
+
+export interface RedisFastTierOptions {
+  redis: Cluster;
+  /** @default 1 MiB */
+  chunkBytes: number;
+  /** TTL of staged chunks, so an upload abandoned by a crash cleans itself up. @default 1 hour */
+  stagingTtlMs?: number;
+  /** How long a DELETE's tombstone outlives it. @default 1 hour */
+  tombstoneTtlMs?: number;
+  /** Milliseconds to wait for a replica to confirm writes. */
+  replicaWaitMs: number;
+  /** Chunk writes / reads in flight per blob. @default 4 */
+  pipelineDepth?: number;
+}
+
+const PUBLISH_CODES: Record<number, PublishOutcome> = {
+  1: 'published',
+  0: 'exists',
+  [-1]: 'deleted',
+  [-2]: 'chunk-lost',
+};
+
+/**
+ * The fast tier on a Redis Cluster. A blob is a manifest hash plus fixed-size chunks, all
+ * under the hash tag `{<md5>}`. Uploads write chunks under a fresh upload id with a TTL
+ * and publish by writing the manifest last (a Lua script), so a reader sees a whole blob
+ * or none, and concurrent uploads of one key never mix chunks.
+ */
+export class RedisFastTier {
+  readonly redis: Cluster;
+  private readonly options: Required<RedisFastTierOptions>;
+
+  constructor(options: RedisFastTierOptions) {
+    this.redis = options.redis;
+    this.options = {
+      stagingTtlMs: 3_600_000,
+      tombstoneTtlMs: 3_600_000,
+      pipelineDepth: 4,
+      ...options,
+    };
+  }
+
+  async manifest(key: string): Promise<Manifest | null> {
+    const fields = await this.redis.hgetall(blobKeys.manifest(key));
+    if (fields.size === undefined || fields.up === undefined) return null;
+    return {
+      key,
+      size: Number(fields.size),
+      chunkBytes: Number(fields.chunk),
+      chunkCount: Number(fields.n),
+      uploadId: fields.up,
+      state: fields.state === 'cached' ? 'cached' : 'pending',
+      ...(fields.sha ? { sha256: fields.sha } : {}),
+    };
+  }
+
+  private chunkKeys(key: string, uploadId: string, count: number): string[] {
+    return Array.from({ length: count }, (_, index) => blobKeys.chunk(key, uploadId, index));
+  }
+
+  /** Streams a published blob (or a range); fails with `ChunkMissingError` if a chunk is gone. */
+  read(manifest: Manifest, range?: ByteRange): Readable {
+    return chunkReader({
+      redis: this.redis,
+      chunkBytes: manifest.chunkBytes,
+      keyOf: (index) => blobKeys.chunk(manifest.key, manifest.uploadId, index),
+      start: range?.start ?? 0,
+      end: range?.end ?? manifest.size - 1,
+      readAhead: this.options.pipelineDepth,
+    });
+  }
+
+  /** The generation token to pass to `publish`: a DELETE in between makes it stale. */
+  async generation(key: string): Promise<string> {
+    return (await this.redis.get(blobKeys.generation(key))) ?? '';
+  }
+
+  /**
+   * Writes `source` as staged chunks while verifying it hashes to `key` (and size, SHA-256,
+   * limit). On failure the staged chunks are removed and the error rethrown.
+   */
+  async stage(
+    key: string,
+    source: Readable,
+    expect: { size?: number; sha256?: string; maxBytes?: number; signal?: AbortSignal },
+  ): Promise<StagedBlob> {
+    const uploadId = randomUUID().slice(0, 8);
+    const verifier = new DigestVerifier({
+      md5: key,
+      size: expect.size,
+      sha256: expect.sha256,
+      maxBytes: expect.maxBytes,
+    });
+    const { writable, chunkCount } = chunkWriter({
+      redis: this.redis,
+      chunkBytes: this.options.chunkBytes,
+      keyOf: (index) => blobKeys.chunk(key, uploadId, index),
+      ttlMs: this.options.stagingTtlMs,
+      inFlight: this.options.pipelineDepth,
+    });
+    const staged = (): StagedBlob => ({
+      key,
+      size: verifier.result?.size ?? 0,
+      uploadId,
+      chunkBytes: this.options.chunkBytes,
+      chunkCount: chunkCount(),
+      ...(expect.sha256 === undefined ? {} : { sha256: expect.sha256 }),
+    });
+    try {
+      await pipeline(source, verifier, writable, { signal: expect.signal });
+    } catch (error) {
+      await this.discard(staged()).catch(() => undefined);
+      throw error;
+    }
+    return staged();
+  }
+
+  /** Makes staged chunks visible as a blob, unless a DELETE came after `generation` was read. */
+  async publish(
+    staged: StagedBlob,
+    options: { generation: string; state: BlobState; ttlMs: number },
+  ): Promise<PublishOutcome> {
+    const keys = [
+      blobKeys.manifest(staged.key),
+      blobKeys.generation(staged.key),
+      blobKeys.absent(staged.key),
+      ...this.chunkKeys(staged.key, staged.uploadId, staged.chunkCount),
+    ];
+    const code = (await this.redis.eval(
+      PUBLISH,
+      keys.length,
+      ...keys,
+      options.generation,
+      staged.size,
+      staged.chunkBytes,
+      staged.chunkCount,
+      staged.uploadId,
+      options.state,
+      staged.sha256 ?? '',
+      options.state === 'cached' ? options.ttlMs : 0,
+    )) as number;
+    const outcome = PUBLISH_CODES[code];
+    if (outcome === undefined) throw new Error(`Unexpected publish result ${code}`);
+    if (outcome !== 'published') await this.discard(staged);
+    return outcome;
+  }
+
+  /** Removes staged chunks that will not be published. */
+  async discard(staged: StagedBlob): Promise<void> {
+    const keys = this.chunkKeys(staged.key, staged.uploadId, staged.chunkCount);
+    for (let i = 0; i < keys.length; i += 256) await this.redis.del(...keys.slice(i, i + 256));
+  }
+
+  /** Pending → cached: the durable tier has it, so it may now be evicted. */
+  async markCached(manifest: Manifest, ttlMs: number): Promise<boolean> {
+    const keys = [
+      blobKeys.manifest(manifest.key),
+      blobKeys.generation(manifest.key),
+      blobKeys.absent(manifest.key),
+      ...this.chunkKeys(manifest.key, manifest.uploadId, manifest.chunkCount),
+    ];
+    return (
+      ((await this.redis.eval(
+        MARK_CACHED,
+        keys.length,
+        ...keys,
+        manifest.uploadId,
+        ttlMs,
+      )) as number) === 1
+    );
+  }
+
+  /** Deletes the blob and leaves a tombstone (a new generation). True if it was published. */
+  async delete(key: string): Promise<boolean> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const manifest = await this.manifest(key);
+      const keys = [
+        blobKeys.manifest(key),
+        blobKeys.generation(key),
+        blobKeys.absent(key),
+        ...(manifest === null ? [] : this.chunkKeys(key, manifest.uploadId, manifest.chunkCount)),
+      ];
+      const code = (await this.redis.eval(
+        DELETE,
+        keys.length,
+        ...keys,
+        manifest?.uploadId ?? '',
+        this.options.tombstoneTtlMs,
+      )) as number;
+      if (code !== -1) return code === 1;
+    }
+    throw new ServiceUnavailableError(`Blob ${key} kept changing while being deleted`);
+  }
+
+  /**
+   * Waits until at least one replica of the blob's shard has every write made so far on
+   * it. Shards without replicas (a single node, or right after a failover) pass at once.
+   */
+  async confirmReplicated(key: string): Promise<void> {
+    const manifestKey = blobKeys.manifest(key);
+    const nodes = this.redis.slots[calculateSlot(manifestKey)];
+    if (nodes === undefined || nodes.length < 2) return;
+    // WAIT has no key; in a pipeline after a keyed command it runs on that key's node.
+    const results = await this.redis
+      .pipeline()
+      .exists(manifestKey)
+      .wait(1, this.options.replicaWaitMs)
+      .exec();
+    const [error, acknowledged] = results?.[1] ?? [new Error('WAIT returned nothing'), 0];
+    if (error) throw error;
+    if ((acknowledged as number) < 1) {
+      throw new ServiceUnavailableError(
+        `No replica confirmed blob ${key} within ${this.options.replicaWaitMs} ms; retry`,
+      );
+    }
+  }
+
+  async isKnownAbsent(key: string): Promise<boolean> {
+    return (await this.redis.exists(blobKeys.absent(key))) === 1;
+  }
+
+  async rememberAbsent(key: string, ttlMs: number): Promise<void> {
+    await this.redis.set(blobKeys.absent(key), '1', 'PX', ttlMs);
+  }
+
+  /** Takes the fill lease for `key`; false when another process holds it. */
+  async acquireFillLease(key: string, owner: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(blobKeys.fillLease(key), owner, 'PX', ttlMs, 'NX')) === 'OK';
+  }
+
+  async fillLeaseHeld(key: string): Promise<boolean> {
+    return (await this.redis.exists(blobKeys.fillLease(key))) === 1;
+  }
+
+  async releaseFillLease(key: string, owner: string): Promise<void> {
+    await this.redis.eval(RELEASE_LEASE, 1, blobKeys.fillLease(key), owner);
+  }
+
+  async check(): Promise<void> {
+    const info = await this.redis.cluster('INFO');
+    if (!String(info).includes('cluster_state:ok'))
+      throw new Error('The Redis cluster state is not ok');
+  }
+}

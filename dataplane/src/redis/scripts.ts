@@ -1,0 +1,61 @@
+/**
+ * Lua scripts run atomically on the shard that owns a blob (all KEYS share its hash tag).
+ * KEYS[1] manifest, KEYS[2] generation, KEYS[3] absent marker, KEYS[4..] chunks.
+ */
+
+/**
+ * Publishes staged chunks by writing the manifest last. Returns 1 published, 0 already
+ * published by someone else, -1 deleted since the caller started, -2 a staged chunk is gone.
+ * ARGV: expected generation, size, chunk bytes, chunk count, upload id, state, sha256, ttl ms (0: none).
+ */
+export const PUBLISH = `
+local gen = redis.call('GET', KEYS[2]) or ''
+if gen ~= ARGV[1] then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+for i = 4, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 0 then return -2 end
+end
+local ttl = tonumber(ARGV[8])
+for i = 4, #KEYS do
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
+end
+redis.call('HSET', KEYS[1], 'size', ARGV[2], 'chunk', ARGV[3], 'n', ARGV[4], 'up', ARGV[5], 'state', ARGV[6], 'sha', ARGV[7])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+redis.call('DEL', KEYS[3])
+return 1
+`;
+
+/**
+ * Marks a pending blob as persisted in the durable tier and makes it evictable (TTL).
+ * Returns 1 done, 0 the manifest changed or is gone. ARGV: upload id, ttl ms.
+ */
+export const MARK_CACHED = `
+if redis.call('HGET', KEYS[1], 'up') ~= ARGV[1] then return 0 end
+local ttl = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'cached')
+redis.call('PEXPIRE', KEYS[1], ttl)
+for i = 4, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
+return 1
+`;
+
+/**
+ * Deletes a blob: bumps the generation (a tombstone for operations under way), then drops
+ * the manifest and the chunks it names. ARGV: upload id seen by the caller ('' if none),
+ * generation ttl ms. Returns 1 deleted, 0 nothing published, -1 the manifest changed (retry).
+ */
+export const DELETE = `
+redis.call('INCR', KEYS[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+local up = redis.call('HGET', KEYS[1], 'up')
+if not up then return 0 end
+if up ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[1])
+for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
+`;
+
+/** Releases a fill lease only if the caller still holds it. ARGV: owner token. */
+export const RELEASE_LEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
