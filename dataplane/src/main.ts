@@ -1,15 +1,28 @@
 /**
  * Composition root of the data plane: the only module that reads `process.env`, touches
- * the file named by `BLOBCACHE_CONFIG_FILE`, builds the tiers and exits the process.
+ * the file named by `BLOBCACHE_CONFIG_FILE`, constructs SDK clients and exits the process.
  */
+import { S3Client } from '@aws-sdk/client-s3';
+import { Cluster } from 'ioredis';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'winston';
 import { createApp } from './app.ts';
 import { FileSystemStore } from './backends/filesystem.ts';
 import { MemoryLruStore } from './backends/memory-lru.ts';
+import { S3Store } from './backends/s3.ts';
+import type { BlobService } from './blob/service.ts';
+import type { BlobStore } from './blob/store.ts';
+import { Uploader } from './blob/uploader.ts';
+import { WriteBehindTiers } from './blob/write-behind.ts';
 import { WriteThroughTiers } from './blob/write-through.ts';
 import { ConfigError, loadConfig, type DataPlaneConfig } from './config.ts';
 import { createLogger } from './logging.ts';
 import { Metrics } from './metrics.ts';
+import { RedisFastTier } from './redis/fast-tier.ts';
+import { Journal } from './redis/journal.ts';
 import { startServer } from './server.ts';
 
 function readConfig(): DataPlaneConfig {
@@ -27,19 +40,165 @@ function readConfig(): DataPlaneConfig {
   return loadConfig({ env: process.env, fileText, fileName });
 }
 
+interface Tiers {
+  blobs: BlobService;
+  description: Record<string, unknown>;
+  start(): void;
+  close(): Promise<void>;
+}
+
+async function durableStore(config: DataPlaneConfig): Promise<BlobStore> {
+  if (config.s3Bucket === undefined) return FileSystemStore.open(config.dataDir);
+  const client = new S3Client({
+    region: config.s3Region,
+    ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),
+    forcePathStyle: config.s3ForcePathStyle ?? config.s3Endpoint !== undefined,
+    // We verify MD5 ourselves and send Content-MD5 per part; the SDK's default streaming
+    // checksums add aws-chunked framing that several S3-compatible servers mishandle.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+    maxAttempts: 3,
+    requestHandler: { connectionTimeout: 3_000, requestTimeout: 60_000 },
+  });
+  return new S3Store({ client, bucket: config.s3Bucket, prefix: config.s3Prefix });
+}
+
+async function buildTiers(
+  config: DataPlaneConfig,
+  metrics: Metrics,
+  logger: Logger,
+): Promise<Tiers> {
+  const store = await durableStore(config);
+  const durable =
+    config.s3Bucket === undefined
+      ? `directory ${config.dataDir}`
+      : `s3://${config.s3Bucket}/${config.s3Prefix}`;
+  if (config.redisNodes === undefined) {
+    const cache = new MemoryLruStore({
+      maxBytes: config.memoryCacheBytes,
+      maxEntryBytes: config.memoryCacheMaxEntryBytes,
+    });
+    metrics.addScrapedGauges([
+      {
+        name: 'blobcache_fast_tier_bytes',
+        help: 'Bytes held by the in-process fast tier.',
+        read: () => Promise.resolve(cache.stats().bytes),
+      },
+    ]);
+    return {
+      blobs: new WriteThroughTiers({ cache, store, metrics, logger }),
+      description: { fast: 'in-process LRU', durable, durability: 'write-through' },
+      start: () => undefined,
+      close: () => Promise.resolve(),
+    };
+  }
+  const redis = new Cluster(
+    config.redisNodes.map((node) => {
+      const [host, port] = node.split(':');
+      return { host: host!, port: Number(port) };
+    }),
+    {
+      slotsRefreshInterval: 5_000,
+      retryDelayOnFailover: 300,
+      retryDelayOnClusterDown: 300,
+      maxRedirections: 32,
+      redisOptions: {
+        ...(config.redisPassword === undefined ? {} : { password: config.redisPassword }),
+      },
+    },
+  );
+  redis.on('error', (error: Error) =>
+    logger.warn('Redis reported an error', { error: error.message }),
+  );
+  const fast = new RedisFastTier({
+    redis,
+    chunkBytes: config.chunkBytes,
+    replicaWaitMs: config.replicaWaitMs,
+  });
+  const journal = new Journal({
+    redis,
+    partitions: config.journalPartitions,
+    replicaWaitMs: config.replicaWaitMs,
+  });
+  await journal.ensureGroups();
+  const owner = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const uploader = new Uploader({
+    journal,
+    fast,
+    store,
+    metrics,
+    logger,
+    consumer: owner,
+    concurrency: config.uploaders,
+    claimIdleMs: config.journalClaimIdleMs,
+    retryMaxMs: config.uploadRetryMaxMs,
+    abandonAfterMs: config.requestTimeoutMs + 60_000,
+    cachedTtlMs: config.cachedTtlMs,
+  });
+  metrics.addScrapedGauges([
+    {
+      name: 'blobcache_journal_backlog',
+      help: 'Blobs acknowledged but not yet in the durable tier.',
+      read: async () => (await journal.backlog()).length,
+    },
+    {
+      name: 'blobcache_journal_oldest_pending_seconds',
+      help: 'Age of the oldest blob not yet in the durable tier.',
+      read: async () => (await journal.backlog()).oldestAgeMs / 1000,
+    },
+    {
+      name: 'blobcache_redis_evicted_keys',
+      help: 'Keys Redis evicted (sum over masters, since their start).',
+      read: () => evictedKeys(redis),
+    },
+  ]);
+  const blobs = new WriteBehindTiers({
+    fast,
+    store,
+    journal,
+    uploader,
+    metrics,
+    logger,
+    durability: config.durability,
+    spoolDir: join(config.dataDir, 'spool'),
+    owner,
+    fillWaitMs: config.fillWaitMs,
+    negativeCacheMs: config.negativeCacheMs,
+    cachedTtlMs: config.cachedTtlMs,
+  });
+  return {
+    blobs,
+    description: {
+      fast: `redis cluster ${config.redisNodes.join(',')}`,
+      durable,
+      durability: config.durability,
+      consumer: owner,
+    },
+    start: () => uploader.start(),
+    async close() {
+      await uploader.stop();
+      await redis.quit();
+    },
+  };
+}
+
+async function evictedKeys(redis: Cluster): Promise<number> {
+  let total = 0;
+  for (const node of redis.nodes('master')) {
+    const stats = await node.info('stats');
+    total += Number(/evicted_keys:(\d+)/.exec(stats)?.[1] ?? 0);
+  }
+  return total;
+}
+
 async function main(): Promise<void> {
   const config = readConfig();
   const logger = createLogger({ level: config.logLevel });
-  const cache = new MemoryLruStore({
-    maxBytes: config.memoryCacheBytes,
-    maxEntryBytes: config.memoryCacheMaxEntryBytes,
-  });
-  const metrics = new Metrics({ processMetrics: true, fastTierBytes: () => cache.stats().bytes });
-  const store = await FileSystemStore.open(config.dataDir);
-  const blobs = new WriteThroughTiers({ cache, store, metrics, logger });
+  const metrics = new Metrics({ processMetrics: true });
+  const tiers = await buildTiers(config, metrics, logger);
   let draining = false;
   const app = createApp({
-    blobs,
+    blobs: tiers.blobs,
     logger,
     metrics,
     auth: { readToken: config.readToken, writeToken: config.writeToken },
@@ -47,27 +206,30 @@ async function main(): Promise<void> {
     isDraining: () => draining,
   });
   const running = await startServer(app, { ...config, logger });
+  tiers.start();
   logger.info('Started the data plane', {
     url: `http://${running.address.address}:${running.address.port}`,
-    dataDir: config.dataDir,
-    tiers: 'embedded',
+    tiers: tiers.description,
     auth: { read: config.readToken !== undefined, write: config.writeToken !== undefined },
   });
   const shutdown = (signal: string): void => {
     if (draining) return;
     draining = true;
     logger.info('Draining before shutdown', { signal, graceMs: config.shutdownGraceMs });
-    running.close().then(
-      () => {
-        logger.info('Stopped the data plane');
-        logger.on('finish', () => process.exit(0));
-        logger.end();
-      },
-      (error: unknown) => {
-        logger.error('Failed to stop cleanly', { error: String(error) });
-        process.exit(1);
-      },
-    );
+    running
+      .close()
+      .then(() => tiers.close())
+      .then(
+        () => {
+          logger.info('Stopped the data plane');
+          logger.on('finish', () => process.exit(0));
+          logger.end();
+        },
+        (error: unknown) => {
+          logger.error('Failed to stop cleanly', { error: String(error) });
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));

@@ -3,8 +3,6 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 export interface MetricsOptions {
   /** Adds Node's process metrics (CPU, memory, event loop lag). @default false */
   processMetrics?: boolean;
-  /** Reports the in-process fast tier's size on each scrape. */
-  fastTierBytes?: () => number;
 }
 
 /** Gauges read on every scrape from a source that is asked then (e.g. Redis). */
@@ -87,17 +85,6 @@ export class Metrics {
 
   constructor(options: MetricsOptions = {}) {
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry });
-    const { fastTierBytes } = options;
-    if (fastTierBytes !== undefined) {
-      new Gauge({
-        name: 'blobcache_fast_tier_bytes',
-        help: 'Bytes held by the in-process fast tier.',
-        registers: [this.registry],
-        collect() {
-          this.set(fastTierBytes());
-        },
-      });
-    }
   }
 
   /** Registers gauges whose value is read at scrape time; a failing read reports -1. */

@@ -69,6 +69,12 @@ export class Uploader {
     const { fast, store, journal, metrics } = this.options;
     const manifest = await fast.manifest(entry.key);
     if (manifest === null) {
+      if ((await fast.generation(entry.key)) !== entry.generation) {
+        // Deleted since the upload began: nothing to persist.
+        metrics.uploads.inc({ result: 'deleted' });
+        await journal.complete(entry);
+        return;
+      }
       if (Date.now() - entry.appendedAt < this.options.abandonAfterMs) {
         throw new NotYetPublished(`Blob ${entry.key} is not published yet`);
       }

@@ -152,7 +152,7 @@ export class WriteBehindTiers implements BlobService {
     return this.guard('storing the blob', async () => {
       const generation = await this.fast.generation(key);
       // The entry comes first: a published blob always has one, even if we crash next.
-      const entry = await this.options.journal.append(key);
+      const entry = await this.options.journal.append(key, generation);
       let staged;
       try {
         staged = await this.fast.stage(key, source, options);
@@ -192,7 +192,8 @@ export class WriteBehindTiers implements BlobService {
   }
 
   private async persistNow(key: string): Promise<void> {
-    await this.persistEntry(await this.options.journal.append(key));
+    const generation = await this.fast.generation(key);
+    await this.persistEntry(await this.options.journal.append(key, generation));
   }
 
   private async persistEntry(entry: Parameters<Uploader['persist']>[0]): Promise<void> {

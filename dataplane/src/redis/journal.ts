@@ -9,6 +9,8 @@ export interface JournalEntry {
   partition: number;
   id: string;
   key: string;
+  /** The blob's generation when the entry was appended; a DELETE since then changes it. */
+  generation: string;
   /** When the entry was appended (from its stream id), ms since the epoch. */
   appendedAt: number;
 }
@@ -55,11 +57,11 @@ export class Journal {
   }
 
   /** Appends an entry for `key` and waits for a replica to have it (when there is one). */
-  async append(key: string): Promise<JournalEntry> {
+  async append(key: string, generation: string): Promise<JournalEntry> {
     const partition = journalPartitionOf(key, this.partitions);
     const stream = journalStream(partition);
     const replicated = (this.redis.slots[calculateSlot(stream)]?.length ?? 0) > 1;
-    const pipeline = this.redis.pipeline().xadd(stream, '*', 'key', key);
+    const pipeline = this.redis.pipeline().xadd(stream, '*', 'key', key, 'gen', generation);
     if (replicated) pipeline.wait(1, this.replicaWaitMs);
     const results = (await pipeline.exec()) ?? [];
     for (const [error] of results) if (error) throw error;
@@ -67,7 +69,7 @@ export class Journal {
     if (replicated && (results[1]?.[1] as number) < 1) {
       throw new ServiceUnavailableError(`No replica confirmed the journal entry for ${key}; retry`);
     }
-    return { partition, id, key, appendedAt: idTime(id) };
+    return { partition, id, key, generation, appendedAt: idTime(id) };
   }
 
   /** New entries for `consumer` on one partition (never delivered to anyone before). */
@@ -148,10 +150,14 @@ function toEntries(partition: number, raw: [string, string[] | null][]): Journal
   for (const [id, fields] of raw) {
     // XAUTOCLAIM reports entries deleted meanwhile with null fields.
     if (fields === null) continue;
-    const keyIndex = fields.indexOf('key');
-    const key = fields[keyIndex + 1];
-    if (keyIndex >= 0 && key !== undefined)
-      entries.push({ partition, id, key, appendedAt: idTime(id) });
+    const field = (name: string): string | undefined => {
+      const index = fields.indexOf(name);
+      return index >= 0 && index % 2 === 0 ? fields[index + 1] : undefined;
+    };
+    const key = field('key');
+    if (key !== undefined) {
+      entries.push({ partition, id, key, generation: field('gen') ?? '', appendedAt: idTime(id) });
+    }
   }
   return entries;
 }
