@@ -134,6 +134,8 @@ export class Uploader {
         }
       } catch (error) {
         logger.warn('Failed to read the journal', { error: String(error) });
+        // A wiped (cold-started) Redis lost the streams and their group: make them again.
+        if (String(error).includes('NOGROUP')) await journal.ensureGroups().catch(() => undefined);
       }
       if (found === 0 || this.active.size >= concurrency) await this.pause();
     }

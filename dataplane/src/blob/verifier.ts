@@ -24,6 +24,10 @@ export interface VerifiedDigest {
  * Passes bytes through unchanged while hashing them, and fails the stream in `flush`, before
  * the consumer sees the end, when size or digest differ from what was expected. Consumers
  * therefore publish a blob only after the stream ended without error.
+ *
+ * The most recent chunk is held back until the digest is known: a reader whose length is
+ * framed (an HTTP client with Content-Length) can then never receive every byte of a blob
+ * that fails verification, so damaged bytes never look like a complete transfer.
  */
 export class DigestVerifier extends Transform {
   private readonly md5: Hash = createHash('md5');
@@ -31,6 +35,7 @@ export class DigestVerifier extends Transform {
   private readonly expected: VerifierExpectations;
   private bytes = 0;
   private verified: VerifiedDigest | undefined;
+  private held: Buffer | undefined;
 
   constructor(expected: VerifierExpectations) {
     super();
@@ -56,7 +61,9 @@ export class DigestVerifier extends Transform {
     }
     this.md5.update(chunk);
     this.sha256?.update(chunk);
-    callback(null, chunk);
+    const previous = this.held;
+    this.held = chunk;
+    callback(null, previous);
   }
 
   override _flush(callback: TransformCallback): void {
@@ -80,6 +87,6 @@ export class DigestVerifier extends Transform {
       return;
     }
     this.verified = { md5, size: this.bytes, ...(sha256 === undefined ? {} : { sha256 }) };
-    callback();
+    callback(null, this.held);
   }
 }

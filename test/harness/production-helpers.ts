@@ -1,0 +1,57 @@
+import { spawnSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RedisClusterHandle } from './services.ts';
+
+/** Reads one unlabelled metric from a data plane's /metrics. */
+export async function metricValue(url: string, name: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text
+    .split('\n')
+    .find((candidate) => candidate.startsWith(`${name} `) || candidate.startsWith(`${name}{`));
+  return line === undefined ? 0 : Number(line.split(' ').pop());
+}
+
+/** Sums a metric over all its label sets matching `labels` (e.g. `result="corrupt"`). */
+export async function metricSum(url: string, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith(`${name}{`) && line.includes(labels))
+    .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+}
+
+/** Waits until the write-behind journal is empty: every acknowledged blob is in S3. */
+export async function waitForDrain(url: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await metricValue(url, 'blobcache_journal_backlog')) !== 0) {
+    if (Date.now() > deadline) throw new Error('The journal did not drain in time');
+    await sleep(200);
+  }
+}
+
+/** Empties every master (what a cold start looks like to the data plane). */
+export function flushRedis(redis: RedisClusterHandle): void {
+  for (const port of redis.masters()) {
+    const result = spawnSync('redis-cli', ['-p', String(port), 'FLUSHALL'], { encoding: 'utf8' });
+    if (!result.stdout.includes('OK'))
+      throw new Error(`FLUSHALL on ${port} said ${result.stdout}${result.stderr}`);
+  }
+}
+
+/** Runs `task` over `items` with at most `limit` at once. */
+export async function inParallel<T, R>(
+  items: readonly T[],
+  limit: number,
+  task: (item: T, index: number) => Promise<R>,
+): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++;
+      results[index] = await task(items[index]!, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}

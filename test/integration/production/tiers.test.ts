@@ -1,0 +1,234 @@
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { expect } from 'chai';
+import { createHash } from 'node:crypto';
+import { request } from 'node:http';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { GeneratedBlob, blobOf, md5 } from '../../harness/blobs.ts';
+import type { SpawnedDataPlane } from '../../harness/dataplane.ts';
+import {
+  flushRedis,
+  inParallel,
+  metricSum,
+  metricValue,
+  waitForDrain,
+} from '../../harness/production-helpers.ts';
+import {
+  BUCKET,
+  s3Client,
+  startProductionStack,
+  type ProductionStack,
+} from '../../harness/production.ts';
+
+const MiB = 1024 * 1024;
+
+describe('production tiers: Redis Cluster + S3 (real servers on loopback)', function () {
+  this.timeout(180_000);
+  let stack: ProductionStack;
+  let planes: SpawnedDataPlane[];
+
+  before(async () => {
+    stack = await startProductionStack();
+    planes = await Promise.all(
+      [0, 1, 2].map(() => stack.spawn({ BLOBCACHE_MAX_BLOB_BYTES: '1Gi' })),
+    );
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  const put = (plane: SpawnedDataPlane, blob: Buffer, headers: Record<string, string> = {}) =>
+    fetch(`${plane.url}/v1/blobs/${md5(blob)}`, { method: 'PUT', body: blob, headers });
+
+  it('writes 1,000 blobs behind to S3, all readable from S3 alone once Redis is flushed', async () => {
+    const blobs = Array.from({ length: 1000 }, (_, i) =>
+      blobOf(1024 + ((i * 7919) % 30_000), 10_000 + i),
+    );
+    const statuses = await inParallel(
+      blobs,
+      16,
+      async (blob, i) => (await put(planes[i % 3]!, blob)).status,
+    );
+    expect(statuses.filter((status) => status !== 201)).to.deep.equal([]);
+    await waitForDrain(planes[0]!.url);
+    const inS3 = await inParallel(
+      blobs,
+      32,
+      async (blob) => (await stack.store.head(md5(blob)))?.size,
+    );
+    expect(inS3).to.deep.equal(blobs.map((blob) => blob.length));
+    flushRedis(stack.redis);
+    const readBack = await inParallel(blobs, 16, async (blob, i) => {
+      const response = await fetch(`${planes[i % 3]!.url}/v1/blobs/${md5(blob)}`);
+      const body = Buffer.from(await response.arrayBuffer());
+      return (
+        response.status === 200 && response.headers.get('x-cache') === 'miss' && body.equals(blob)
+      );
+    });
+    expect(readBack.filter((ok) => !ok)).to.have.length(0);
+  });
+
+  it('answers Sync uploads only once S3 has the blob', async () => {
+    const blob = blobOf(2 * MiB + 3, 77);
+    const response = await put(planes[0]!, blob, { 'Blobcache-Durability': 'Sync' });
+    expect(response.status).to.equal(201);
+    expect((await stack.store.head(md5(blob)))?.size).to.equal(blob.length);
+  });
+
+  it('accepts an unkeyed POST and stores it under its MD5', async () => {
+    const blob = blobOf(100_000, 78);
+    const response = await fetch(`${planes[1]!.url}/v1/blobs`, { method: 'POST', body: blob });
+    expect(response.status).to.equal(201);
+    expect(response.headers.get('location')).to.equal(`/v1/blobs/${md5(blob)}`);
+    const got = await fetch(`${planes[2]!.url}/v1/blobs/${md5(blob)}`);
+    expect(got.headers.get('x-cache')).to.equal('hit');
+    expect(Buffer.from(await got.arrayBuffer()).equals(blob)).to.be.true;
+  });
+
+  it('fills once for 100 concurrent GETs of a missing blob across 3 processes (one S3 GET)', async () => {
+    const blob = blobOf(4 * MiB, 79);
+    const key = md5(blob);
+    // Put it into S3 behind the cache's back, as if an earlier cache generation wrote it.
+    await s3Client(stack.s3.endpoint).send(
+      new PutObjectCommand({ Bucket: BUCKET, Key: stack.store.objectKey(key), Body: blob }),
+    );
+    const before = stack.proxy.count('GET', key);
+    const results = await Promise.all(
+      Array.from({ length: 100 }, async (_, i) => {
+        const response = await fetch(`${planes[i % 3]!.url}/v1/blobs/${key}`);
+        return response.status === 200 && Buffer.from(await response.arrayBuffer()).equals(blob);
+      }),
+    );
+    expect(results.every(Boolean)).to.be.true;
+    expect(stack.proxy.count('GET', key) - before).to.equal(1);
+    const waits = await Promise.all(
+      planes.map((plane) => metricValue(plane.url, 'blobcache_fill_coalesced_waits_total')),
+    );
+    console.log(`      coalesced waits per process: ${waits.join(', ')}`);
+    expect(waits.reduce((sum, value) => sum + value, 0)).to.be.greaterThan(0);
+  });
+
+  it('never serves corrupt S3 bytes as a hit, and reports them', async () => {
+    const claimed = blobOf(300_000, 80);
+    const key = md5(claimed);
+    const damaged = Buffer.from(claimed);
+    damaged[1000] = damaged[1000]! ^ 0xff;
+    await s3Client(stack.s3.endpoint).send(
+      new PutObjectCommand({ Bucket: BUCKET, Key: stack.store.objectKey(key), Body: damaged }),
+    );
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const outcome = await fetch(`${planes[0]!.url}/v1/blobs/${key}`)
+        .then(
+          async (response) => {
+            expect(response.headers.get('x-cache')).to.equal('miss');
+            await response.arrayBuffer();
+            return 'complete';
+          },
+          () => 'refused',
+        )
+        .catch(() => 'cut');
+      // The bytes streamed before the digest was known, but the transfer is cut, never completed.
+      expect(outcome).to.not.equal('complete');
+    }
+    expect(
+      await metricSum(planes[0]!.url, 'blobcache_fills_total', 'result="corrupt"'),
+    ).to.be.at.least(2);
+  });
+
+  it('DELETE wins against a fill under way', async () => {
+    const blob = blobOf(8 * MiB, 81);
+    const key = md5(blob);
+    await stack.store.put(Readable.from([blob], { objectMode: false }), { key });
+    const reading = await fetch(`${planes[0]!.url}/v1/blobs/${key}`);
+    expect(reading.headers.get('x-cache')).to.equal('miss');
+    const reader = reading.body!.getReader();
+    await reader.read();
+    expect(
+      (await fetch(`${planes[1]!.url}/v1/blobs/${key}`, { method: 'DELETE' })).status,
+    ).to.equal(204);
+    while (!(await reader.read()).done);
+    for (const plane of planes)
+      expect((await fetch(`${plane.url}/v1/blobs/${key}`)).status).to.equal(404);
+    expect(await stack.store.head(key)).to.equal(null);
+  });
+
+  it('DELETE wins against an upload still streaming and one pending in the journal', async () => {
+    const streaming = blobOf(3 * MiB, 82);
+    const streamingKey = md5(streaming);
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(`${planes[0]!.url}/v1/blobs/${streamingKey}`, {
+        method: 'PUT',
+        headers: { 'Content-Length': String(streaming.length) },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', reject);
+      req.write(streaming.subarray(0, MiB), () => {
+        // Let the server start the upload (read the generation, stage chunks) first.
+        setTimeout(
+          () =>
+            fetch(`${planes[1]!.url}/v1/blobs/${streamingKey}`, { method: 'DELETE' })
+              .then((response) => {
+                expect(response.status).to.equal(204);
+                req.end(streaming.subarray(MiB));
+              })
+              .catch(reject),
+          500,
+        );
+      });
+    });
+    expect(status).to.be.oneOf([200, 201]);
+    const pending = blobOf(MiB, 83);
+    expect((await put(planes[2]!, pending)).status).to.equal(201);
+    expect(
+      (await fetch(`${planes[0]!.url}/v1/blobs/${md5(pending)}`, { method: 'DELETE' })).status,
+    ).to.equal(204);
+    await waitForDrain(planes[0]!.url);
+    for (const key of [streamingKey, md5(pending)]) {
+      for (const plane of planes)
+        expect((await fetch(`${plane.url}/v1/blobs/${key}`)).status, key).to.equal(404);
+      expect(await stack.store.head(key), key).to.equal(null);
+    }
+  });
+
+  it('round-trips a 600 MiB blob through Redis (above the 512 MiB value limit)', async () => {
+    const blob = new GeneratedBlob(600 * MiB, 84);
+    const key = blob.key();
+    const uploaded = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        `${planes[0]!.url}/v1/blobs/${key}`,
+        {
+          method: 'PUT',
+          headers: { 'Content-Length': String(blob.size) },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      blob.stream().pipe(req);
+    });
+    expect(uploaded).to.equal(201);
+    const response = await fetch(`${planes[1]!.url}/v1/blobs/${key}`);
+    expect(response.headers.get('x-cache')).to.equal('hit');
+    const hash = createHash('md5');
+    let size = 0;
+    await pipeline(
+      response.body!,
+      new Writable({
+        write(chunk: Uint8Array, _encoding, callback) {
+          size += chunk.length;
+          hash.update(chunk);
+          callback();
+        },
+      }),
+    );
+    expect(size).to.equal(blob.size);
+    expect(hash.digest('hex')).to.equal(key);
+    await waitForDrain(planes[0]!.url, 300_000);
+    expect((await stack.store.head(key))?.size).to.equal(blob.size);
+  });
+});
