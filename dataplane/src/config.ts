@@ -49,7 +49,7 @@ export interface DataPlaneConfig {
   s3Region: string;
   /** Redis Streams partitions of the write-behind journal. Env `BLOBCACHE_JOURNAL_PARTITIONS`. @default 8 */
   journalPartitions: number;
-  /** Uploads to the durable tier run at once per process. Env `BLOBCACHE_UPLOADERS`. @default 2 */
+  /** Uploads to the durable tier run at once per process. Env `BLOBCACHE_UPLOADERS`. @default 4 */
   uploaders: number;
   /** A journal entry pending this long on a silent consumer is taken over. Env `BLOBCACHE_JOURNAL_CLAIM_IDLE_MS`. @default 30000 */
   journalClaimIdleMs: number;
@@ -84,7 +84,7 @@ export const DEFAULT_CONFIG: DataPlaneConfig = {
   s3Prefix: 'blobs',
   s3Region: 'us-east-1',
   journalPartitions: 8,
-  uploaders: 2,
+  uploaders: 4,
   journalClaimIdleMs: 30_000,
   uploadRetryMaxMs: 60_000,
   fillWaitMs: 30_000,

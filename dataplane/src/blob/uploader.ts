@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import type { Metrics } from '../metrics.ts';
 import type { RedisFastTier } from '../redis/fast-tier.ts';
@@ -26,22 +25,30 @@ export interface UploaderOptions {
   pollMs?: number;
 }
 
+/** Stream ids are unique within one partition only. */
+function ref(entry: JournalEntry): string {
+  return `${entry.partition}/${entry.id}`;
+}
+
 /** The blob is not published yet: its upload may still be streaming. */
 class NotYetPublished extends Error {}
 
 /**
  * Drains the write-behind journal into the durable tier. Every data-plane process runs one;
  * they share the work through the consumer group, and take over the entries of a process
- * that died (XAUTOCLAIM). A failed upload is retried with exponential back-off; its blob
- * stays pending (never evicted) until the durable tier has it.
+ * that died (XAUTOCLAIM). An entry waiting to be retried holds no upload slot: failed
+ * uploads come back after an exponential back-off, entries whose blob is still streaming in
+ * after a short delay, or at once when this process publishes the blob (`nudge`).
  */
 export class Uploader {
   private readonly options: Required<UploaderOptions>;
+  private readonly queue: JournalEntry[] = [];
+  private readonly waiting = new Map<string, { entry: JournalEntry; timer: NodeJS.Timeout }>();
   private readonly active = new Map<string, Promise<void>>();
   private readonly attempts = new Map<string, number>();
   private running = false;
   private loop: Promise<void> | undefined;
-  private readonly stopping = new AbortController();
+  private wake: (() => void) | undefined;
 
   constructor(options: UploaderOptions) {
     this.options = { pollMs: 200, ...options };
@@ -56,9 +63,22 @@ export class Uploader {
   /** Stops taking entries and waits for uploads under way (they are idempotent if cut). */
   async stop(): Promise<void> {
     this.running = false;
-    this.stopping.abort();
+    for (const { timer } of this.waiting.values()) clearTimeout(timer);
+    this.waiting.clear();
+    this.wake?.();
     await this.loop;
     await Promise.allSettled(this.active.values());
+  }
+
+  /** The blob of `entry` was just published here: upload it now rather than on the next poll. */
+  nudge(entry: JournalEntry): void {
+    if (!this.running || this.active.has(ref(entry))) return;
+    const waiting = this.waiting.get(ref(entry));
+    if (waiting !== undefined) {
+      clearTimeout(waiting.timer);
+      this.waiting.delete(ref(entry));
+    }
+    this.enqueue(entry);
   }
 
   /**
@@ -100,84 +120,118 @@ export class Uploader {
       await fast.markCached(manifest, this.options.cachedTtlMs);
     }
     await journal.complete(entry);
-    this.attempts.delete(entry.id);
+    this.attempts.delete(ref(entry));
     metrics.uploads.inc({ result: result.created ? 'uploaded' : 'present' });
     metrics.uploadedBytes.inc(result.created ? manifest.size : 0);
     metrics.uploadSeconds.observe((Date.now() - started) / 1000);
   }
 
-  private async run(): Promise<void> {
-    const { journal, logger, consumer, concurrency, claimIdleMs } = this.options;
-    let lastClaim = 0;
-    while (this.running) {
-      let found = 0;
-      try {
-        for (let partition = 0; partition < journal.partitions && this.running; partition++) {
-          const room = concurrency - this.active.size;
-          if (room <= 0) break;
-          const entries = await journal.readNew(partition, consumer, room);
-          found += entries.length;
-          entries.forEach((entry) => this.dispatch(entry));
-        }
-        if (Date.now() - lastClaim > claimIdleMs / 2) {
-          lastClaim = Date.now();
-          for (let partition = 0; partition < journal.partitions && this.running; partition++) {
-            const claimed = await journal.claimStale(
-              partition,
-              consumer,
-              claimIdleMs,
-              concurrency * 4,
-            );
-            claimed.forEach((entry) => this.dispatch(entry));
-            found += claimed.length;
-          }
-        }
-      } catch (error) {
-        logger.warn('Failed to read the journal', { error: String(error) });
-        // A wiped (cold-started) Redis lost the streams and their group: make them again.
-        if (String(error).includes('NOGROUP')) await journal.ensureGroups().catch(() => undefined);
-      }
-      if (found === 0 || this.active.size >= concurrency) await this.pause();
-    }
+  private enqueue(entry: JournalEntry): void {
+    if (this.queue.some((queued) => ref(queued) === ref(entry))) return;
+    this.queue.push(entry);
+    this.wake?.();
   }
 
-  private async pause(): Promise<void> {
-    await sleep(this.options.pollMs, undefined, { signal: this.stopping.signal }).catch(
-      () => undefined,
+  private isKnown(entry: JournalEntry): boolean {
+    return (
+      this.active.has(ref(entry)) ||
+      this.waiting.has(ref(entry)) ||
+      this.queue.some((q) => ref(q) === ref(entry))
     );
   }
 
-  private dispatch(entry: JournalEntry): void {
-    if (this.active.has(entry.id)) return;
-    const work = this.process(entry).finally(() => this.active.delete(entry.id));
-    this.active.set(entry.id, work);
+  private async run(): Promise<void> {
+    let lastClaim = 0;
+    while (this.running) {
+      while (this.active.size < this.options.concurrency && this.queue.length > 0) {
+        this.startUpload(this.queue.shift()!);
+      }
+      let found = 0;
+      if (this.queue.length === 0 && this.active.size < this.options.concurrency) {
+        try {
+          found = await this.fetch(Date.now() - lastClaim > this.options.claimIdleMs / 2);
+          if (found >= 0 && Date.now() - lastClaim > this.options.claimIdleMs / 2)
+            lastClaim = Date.now();
+        } catch (error) {
+          this.options.logger.warn('Failed to read the journal', { error: String(error) });
+          // A wiped (cold-started) Redis lost the streams and their group: make them again.
+          if (String(error).includes('NOGROUP'))
+            await this.options.journal.ensureGroups().catch(() => undefined);
+        }
+      }
+      if (found === 0) await this.nap();
+    }
   }
 
-  private async process(entry: JournalEntry): Promise<void> {
-    const { metrics, logger, journal, consumer, retryMaxMs } = this.options;
-    for (;;) {
-      try {
-        await this.persist(entry);
-        return;
-      } catch (error) {
-        const attempt = (this.attempts.get(entry.id) ?? 0) + 1;
-        this.attempts.set(entry.id, attempt);
-        if (!(error instanceof NotYetPublished)) {
-          metrics.uploadFailures.inc();
-          logger.warn('Failed to upload a blob to the durable tier; will retry', {
-            key: entry.key,
-            attempt,
-            error: String(error),
-          });
-        }
-        if (!this.running) return;
-        const backoff = Math.min(retryMaxMs, 250 * 2 ** Math.min(attempt, 16));
-        await sleep(backoff * (0.5 + Math.random() / 2), undefined, {
-          signal: this.stopping.signal,
-        }).catch(() => undefined);
-        if (!this.running) return;
-        await journal.keep(entry, consumer).catch(() => undefined);
+  /** Reads new entries (and, when `claim`, stale ones of silent consumers) into the queue. */
+  private async fetch(claim: boolean): Promise<number> {
+    const { journal, consumer, concurrency, claimIdleMs } = this.options;
+    let found = 0;
+    for (let partition = 0; partition < journal.partitions && this.running; partition++) {
+      const fresh = await journal.readNew(partition, consumer, concurrency);
+      const stale = claim
+        ? await journal.claimStale(partition, consumer, claimIdleMs, concurrency * 4)
+        : [];
+      for (const entry of [...fresh, ...stale]) {
+        if (this.isKnown(entry)) continue;
+        this.queue.push(entry);
+        found += 1;
       }
     }
+    return found;
+  }
+
+  /** Sleeps until there is work (an enqueue or a finished upload) or the poll interval passes. */
+  private async nap(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, this.options.pollMs);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wake = undefined;
+  }
+
+  private startUpload(entry: JournalEntry): void {
+    const work = this.attempt(entry).finally(() => {
+      this.active.delete(ref(entry));
+      this.wake?.();
+    });
+    this.active.set(ref(entry), work);
+  }
+
+  private async attempt(entry: JournalEntry): Promise<void> {
+    const { metrics, logger, retryMaxMs } = this.options;
+    try {
+      await this.persist(entry);
+    } catch (error) {
+      const attempt = (this.attempts.get(ref(entry)) ?? 0) + 1;
+      this.attempts.set(ref(entry), attempt);
+      if (error instanceof NotYetPublished) {
+        // Still streaming in: look again soon (its uploader nudges us if it is this process).
+        this.retryLater(entry, Math.min(1_000, 100 * attempt));
+        return;
+      }
+      metrics.uploadFailures.inc();
+      logger.warn('Failed to upload a blob to the durable tier; will retry', {
+        key: entry.key,
+        attempt,
+        error: String(error),
+      });
+      const backoff = Math.min(retryMaxMs, 250 * 2 ** Math.min(attempt, 16));
+      this.retryLater(entry, backoff * (0.5 + Math.random() / 2));
+    }
+  }
+
+  private retryLater(entry: JournalEntry, delayMs: number): void {
+    if (!this.running) return;
+    const timer = setTimeout(() => {
+      this.waiting.delete(ref(entry));
+      // Reset the entry's idle time so other processes leave it to us.
+      this.options.journal.keep(entry, this.options.consumer).catch(() => undefined);
+      this.enqueue(entry);
+    }, delayMs);
+    this.waiting.set(ref(entry), { entry, timer });
   }
 }

@@ -169,6 +169,7 @@ export class WriteBehindTiers implements BlobService {
       if (outcome === 'deleted') await this.options.journal.complete(entry).catch(() => undefined);
       await this.fast.confirmReplicated(key);
       if (outcome !== 'deleted' && durability === 'Sync') await this.persistEntry(entry);
+      else if (outcome === 'published') this.options.uploader.nudge(entry);
       const info: BlobInfo = {
         key,
         size: staged.size,
