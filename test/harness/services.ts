@@ -245,6 +245,8 @@ export async function startRedisCluster(options: RedisClusterOptions): Promise<R
 export interface S3ServerHandle {
   endpoint: string;
   port: number;
+  /** Process ids of the running server. */
+  pids(): number[];
   stop(): Promise<void>;
   start(): Promise<void>;
 }
@@ -263,6 +265,7 @@ export async function startS3Server(options: {
   const handle: S3ServerHandle = {
     endpoint,
     port,
+    pids: () => (child?.pid === undefined ? [] : [child.pid]),
     async start() {
       child = startProcess(
         binary,
