@@ -24,6 +24,7 @@ import type {
 } from '../blob/store.ts';
 import { DigestVerifier } from '../blob/verifier.ts';
 import { PartCollector } from './part-collector.ts';
+import { isS3Miss } from './s3-errors.ts';
 
 export interface S3StoreOptions {
   client: S3Client;
@@ -35,26 +36,6 @@ export interface S3StoreOptions {
 }
 
 const SHA256_METADATA = 'sha256';
-
-/**
- * True when an S3 error means "no such object" (a miss), as opposed to a failure.
- * HeadObject reports a bare 404 (`NotFound`), GetObject a `NoSuchKey`.
- */
-export function isS3Miss(error: unknown): boolean {
-  const candidate = error as {
-    name?: string;
-    Code?: string;
-    $metadata?: { httpStatusCode?: number };
-  } | null;
-  if (candidate === null || typeof candidate !== 'object') return false;
-  if (
-    candidate.name === 'NoSuchKey' ||
-    candidate.name === 'NotFound' ||
-    candidate.Code === 'NoSuchKey'
-  )
-    return true;
-  return candidate.$metadata?.httpStatusCode === 404 && candidate.name !== 'NoSuchBucket';
-}
 
 /**
  * The durable tier on S3 (or any S3-compatible server). Uploads are split into parts held

@@ -1,5 +1,12 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
-import { BlobcacheError, InvalidBodyError, RouteNotFoundError } from '../blob/errors.ts';
+import { isS3Unavailable } from '../backends/s3-errors.ts';
+import {
+  BlobcacheError,
+  InvalidBodyError,
+  RouteNotFoundError,
+  ServiceUnavailableError,
+} from '../blob/errors.ts';
+import { isRetryableRedisError } from '../redis/errors.ts';
 import { requestContext } from './request-context.ts';
 
 export const PROBLEM_TYPE_BASE = 'https://blobcache.io/problems/';
@@ -17,6 +24,12 @@ export interface ProblemDetails {
 /** Maps anything thrown into a `BlobcacheError`; unknown errors become a 500 that hides internals. */
 export function toBlobcacheError(error: unknown): BlobcacheError {
   if (error instanceof BlobcacheError) return error;
+  if (isRetryableRedisError(error) || isS3Unavailable(error)) {
+    // A tier failing over or briefly unreachable: tell the client to come back.
+    return new ServiceUnavailableError('A storage tier is briefly unavailable; retry shortly', {
+      cause: error,
+    });
+  }
   const status = (error as { status?: unknown } | null)?.status;
   const type = (error as { type?: unknown } | null)?.type;
   // body-parser (express.json) marks its own failures with a 4xx status and a type.

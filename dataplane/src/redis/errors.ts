@@ -10,6 +10,8 @@ export class ChunkMissingError extends Error {
 
 const RETRYABLE_PATTERNS = [
   /^CLUSTERDOWN/,
+  /^MOVED /,
+  /^ASK /,
   /^TRYAGAIN/,
   /^LOADING/,
   /^MASTERDOWN/,
@@ -22,6 +24,8 @@ const RETRYABLE_PATTERNS = [
   /max retries per request/i,
   /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/,
   /Cluster isn't ready/,
+  /Command aborted due to connection close/,
+  /Connection is closed/,
 ];
 
 /**

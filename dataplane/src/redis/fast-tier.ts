@@ -7,6 +7,7 @@ import { ServiceUnavailableError } from '../blob/errors.ts';
 import type { BlobInfo, ByteRange } from '../blob/store.ts';
 import { DigestVerifier } from '../blob/verifier.ts';
 import { chunkReader, chunkWriter } from './chunks.ts';
+import { execPipeline } from './cluster-pipeline.ts';
 import { blobKeys } from './keys.ts';
 import { DELETE, MARK_CACHED, PUBLISH, RELEASE_LEASE } from './scripts.ts';
 
@@ -232,13 +233,9 @@ export class RedisFastTier {
     const nodes = this.redis.slots[calculateSlot(manifestKey)];
     if (nodes === undefined || nodes.length < 2) return;
     // WAIT has no key; in a pipeline after a keyed command it runs on that key's node.
-    const results = await this.redis
-      .pipeline()
-      .exists(manifestKey)
-      .wait(1, this.options.replicaWaitMs)
-      .exec();
-    const [error, acknowledged] = results?.[1] ?? [new Error('WAIT returned nothing'), 0];
-    if (error) throw error;
+    const [, acknowledged] = await execPipeline(() =>
+      this.redis.pipeline().exists(manifestKey).wait(1, this.options.replicaWaitMs),
+    );
     if ((acknowledged as number) < 1) {
       throw new ServiceUnavailableError(
         `No replica confirmed blob ${key} within ${this.options.replicaWaitMs} ms; retry`,

@@ -1,6 +1,7 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
 import { ServiceUnavailableError } from '../blob/errors.ts';
+import { execPipeline } from './cluster-pipeline.ts';
 import { journalPartitionOf, journalStream } from './keys.ts';
 
 export const UPLOADER_GROUP = 'uploaders';
@@ -61,12 +62,13 @@ export class Journal {
     const partition = journalPartitionOf(key, this.partitions);
     const stream = journalStream(partition);
     const replicated = (this.redis.slots[calculateSlot(stream)]?.length ?? 0) > 1;
-    const pipeline = this.redis.pipeline().xadd(stream, '*', 'key', key, 'gen', generation);
-    if (replicated) pipeline.wait(1, this.replicaWaitMs);
-    const results = (await pipeline.exec()) ?? [];
-    for (const [error] of results) if (error) throw error;
-    const id = results[0]?.[1] as string;
-    if (replicated && (results[1]?.[1] as number) < 1) {
+    const [id, acknowledged] = (await execPipeline(() => {
+      const pipeline = this.redis.pipeline().xadd(stream, '*', 'key', key, 'gen', generation);
+      return replicated ? pipeline.wait(1, this.replicaWaitMs) : pipeline;
+    })) as [string, number | undefined];
+    if (replicated && (acknowledged ?? 0) < 1) {
+      // The upload is refused, so its entry must not linger as backlog.
+      await this.redis.xdel(stream, id).catch(() => undefined);
       throw new ServiceUnavailableError(`No replica confirmed the journal entry for ${key}; retry`);
     }
     return { partition, id, key, generation, appendedAt: idTime(id) };

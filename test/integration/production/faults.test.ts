@@ -105,6 +105,10 @@ describe('faults: nothing acknowledged is lost', function () {
     };
     await Promise.all([killer, ...[0, 1, 2, 3].map(worker)]);
     const unexpected = answers.filter((answer) => ![200, 201, 503].includes(answer.status));
+    for (const plane of planes) {
+      for (const entry of plane.logs.filter((line) => line.level === 'error'))
+        console.log('      server error:', JSON.stringify(entry));
+    }
     expect(unexpected, 'answers other than 200/201/503').to.deep.equal([]);
     const unavailable = answers.filter((answer) => answer.status === 503);
     const lastUnavailable = Math.max(killedAt, ...unavailable.map((answer) => answer.at));
