@@ -1,0 +1,129 @@
+/** Load generators run as separate processes: wrk for GETs, redis-benchmark, and put-load.ts. */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+export interface LoadResult {
+  requests: number;
+  seconds: number;
+  requestsPerSecond: number;
+  megabytesPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+export function run(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) =>
+      code === 0
+        ? resolve(out)
+        : reject(new Error(`${command} exited with ${code}: ${err || out}`)),
+    );
+  });
+}
+
+/** GETs one URL with wrk from its own process. */
+export async function wrkGet(
+  url: string,
+  options: { connections: number; seconds: number },
+): Promise<LoadResult> {
+  const out = await run('wrk', [
+    '-t1',
+    `-c${options.connections}`,
+    `-d${options.seconds}s`,
+    '--timeout',
+    '30s',
+    '-s',
+    join(import.meta.dirname, 'wrk-report.lua'),
+    url,
+  ]);
+  const line = out.split('\n').find((candidate) => candidate.startsWith('{'));
+  if (line === undefined) throw new Error(`wrk printed no summary: ${out}`);
+  const summary = JSON.parse(line) as {
+    requests: number;
+    durationUs: number;
+    bytes: number;
+    socketErrors: number;
+    non2xx: number;
+    p50Us: number;
+    p99Us: number;
+  };
+  const seconds = summary.durationUs / 1e6;
+  return {
+    requests: summary.requests,
+    seconds,
+    requestsPerSecond: summary.requests / seconds,
+    megabytesPerSecond: summary.bytes / seconds / 1e6,
+    p50Ms: summary.p50Us / 1000,
+    p99Ms: summary.p99Us / 1000,
+    errors: summary.socketErrors + summary.non2xx,
+  };
+}
+
+/** redis-benchmark SET and GET of `size`-byte values against the cluster. */
+export async function redisBenchmark(
+  port: number,
+  options: { size: number; requests: number; connections: number },
+): Promise<{ set: LoadResult; get: LoadResult }> {
+  const out = await run('redis-benchmark', [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '--cluster',
+    '-t',
+    'set,get',
+    '-d',
+    String(options.size),
+    '-n',
+    String(options.requests),
+    '-c',
+    String(options.connections),
+    '--csv',
+  ]);
+  const rows = out
+    .split('\n')
+    .filter((line) => line.startsWith('"SET"') || line.startsWith('"GET"'))
+    .map((line) => line.split(',').map((cell) => cell.replaceAll('"', '')));
+  const pick = (test: string): LoadResult => {
+    const row = rows.find((cells) => cells[0] === test);
+    if (row === undefined) throw new Error(`redis-benchmark printed no ${test} row: ${out}`);
+    const rps = Number(row[1]);
+    return {
+      requests: options.requests,
+      seconds: options.requests / rps,
+      requestsPerSecond: rps,
+      megabytesPerSecond: (rps * options.size) / 1e6,
+      p50Ms: Number(row[4]),
+      p99Ms: Number(row[6]),
+      errors: 0,
+    };
+  };
+  return { set: pick('SET'), get: pick('GET') };
+}
+
+/** Uploads `count` distinct blobs of `size` bytes with put-load.ts in its own process. */
+export async function putLoad(
+  baseUrl: string,
+  options: { size: number; count: number; connections: number; seed: number },
+): Promise<LoadResult> {
+  const out = await run(process.execPath, [
+    join(import.meta.dirname, 'put-load.ts'),
+    baseUrl,
+    String(options.size),
+    String(options.count),
+    String(options.connections),
+    String(options.seed),
+  ]);
+  return JSON.parse(out.trim().split('\n').pop()!) as LoadResult;
+}

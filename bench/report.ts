@@ -1,0 +1,162 @@
+/** Turns benchmark results into the Markdown report, with ratios and the issue's targets. */
+import type { LoadResult } from './load.ts';
+
+export interface Row extends LoadResult {
+  op: 'GET' | 'PUT';
+  system: string;
+  size: number;
+  connections: number;
+  peakRssMiB?: number;
+  cpuPercent?: number;
+}
+
+export interface BenchResults {
+  date: string;
+  machine: { arch: string; cpus: number; model: string; node: string };
+  seconds: number;
+  rows: Row[];
+  storm: {
+    requests: number;
+    processes: number;
+    blobBytes: number;
+    s3Gets: number;
+    allCorrect: boolean;
+    timeToLastByteMs: number;
+  };
+  drain: {
+    blobs: number;
+    blobBytes: number;
+    seconds: number;
+    blobsPerSecond: number;
+    megabytesPerSecond: number;
+  };
+}
+
+const PRODUCTION = 'blobcache (Redis + S3)';
+
+export function sizeLabel(size: number): string {
+  if (size >= 1024 * 1024) return `${size / 1024 / 1024} MiB`;
+  return `${size / 1024} KiB`;
+}
+
+function find(results: BenchResults, op: string, system: string, size: number): Row | undefined {
+  return results.rows.find(
+    (row) => row.op === op && row.system.startsWith(system) && row.size === size,
+  );
+}
+
+const fixed = (value: number | undefined, digits = 1): string =>
+  value === undefined ? '–' : value.toFixed(digits);
+
+export function targets(
+  results: BenchResults,
+): { target: string; measured: string; met: boolean }[] {
+  const ratio = (a: number | undefined, b: number | undefined): number => (a ?? 0) / (b || 1);
+  const hit1m = ratio(
+    find(results, 'GET', PRODUCTION, 1048576)?.megabytesPerSecond,
+    find(results, 'GET', 'nginx', 1048576)?.megabytesPerSecond,
+  );
+  const hit4k = ratio(
+    find(results, 'GET', PRODUCTION, 4096)?.requestsPerSecond,
+    find(results, 'GET', 'nginx', 4096)?.requestsPerSecond,
+  );
+  const p50 = ratio(
+    find(results, 'GET', 'S3 direct', 4096)?.p50Ms,
+    find(results, 'GET', PRODUCTION, 4096)?.p50Ms,
+  );
+  const put1m = ratio(
+    find(results, 'PUT', PRODUCTION, 1048576)?.megabytesPerSecond,
+    find(results, 'PUT', 'Redis', 1048576)?.megabytesPerSecond,
+  );
+  const rss = Math.max(
+    ...results.rows
+      .filter((row) => row.system === PRODUCTION && row.size === 256 * 1048576)
+      .map((row) => row.peakRssMiB ?? 0),
+  );
+  return [
+    {
+      target: 'hot GET 1 MiB ≥ 1.0 × nginx MB/s',
+      measured: `${hit1m.toFixed(2)} ×`,
+      met: hit1m >= 1.0,
+    },
+    {
+      target: 'hot GET 4 KiB ≥ 0.6 × nginx req/s',
+      measured: `${hit4k.toFixed(2)} ×`,
+      met: hit4k >= 0.6,
+    },
+    {
+      target: 'hit p50 ≥ 10 × lower than direct S3 (4 KiB)',
+      measured: `${p50.toFixed(1)} ×`,
+      met: p50 >= 10,
+    },
+    {
+      target: 'PUT 1 MiB ≥ 0.7 × redis-benchmark SET MB/s',
+      measured: `${put1m.toFixed(2)} ×`,
+      met: put1m >= 0.7,
+    },
+    {
+      target: 'peak RSS < 256 MiB serving 256 MiB blobs',
+      measured: Number.isFinite(rss) ? `${rss} MiB` : 'not run',
+      met: rss > 0 && rss < 256,
+    },
+    {
+      target: 'exactly one S3 GET in the miss storm',
+      measured: `${results.storm.s3Gets}`,
+      met: results.storm.s3Gets === 1,
+    },
+  ];
+}
+
+export function renderReport(results: BenchResults, plot: string): string {
+  const lines: string[] = [];
+  lines.push(`# blobcache benchmark — ${results.date.slice(0, 10)}`);
+  lines.push('');
+  lines.push(
+    `Machine: ${results.machine.cpus} × ${results.machine.model} (${results.machine.arch}), Node ${results.machine.node}; ` +
+      `load generators (wrk, redis-benchmark, bench/put-load.ts) on the same machine. GET runs last ${results.seconds} s each.`,
+  );
+  lines.push('');
+  lines.push('## Targets');
+  lines.push('');
+  lines.push('| target | measured | met |');
+  lines.push('|---|---|---|');
+  for (const row of targets(results))
+    lines.push(`| ${row.target} | ${row.measured} | ${row.met ? 'yes' : '**no**'} |`);
+  for (const op of ['GET', 'PUT'] as const) {
+    lines.push('');
+    lines.push(`## ${op}`);
+    lines.push('');
+    lines.push(
+      '| size | system | conns | req/s | MB/s | p50 ms | p99 ms | errors | peak RSS MiB | CPU % | ÷ nginx | ÷ S3 |',
+    );
+    lines.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const row of results.rows.filter((candidate) => candidate.op === op)) {
+      const nginx = find(results, 'GET', 'nginx', row.size);
+      const s3 = find(results, 'GET', 'S3 direct', row.size);
+      const vs = (reference: Row | undefined): string =>
+        op === 'GET' && reference !== undefined && row.system.startsWith('blobcache')
+          ? (row.megabytesPerSecond / reference.megabytesPerSecond).toFixed(2)
+          : '';
+      lines.push(
+        `| ${sizeLabel(row.size)} | ${row.system} | ${row.connections} | ${fixed(row.requestsPerSecond, 0)} | ${fixed(row.megabytesPerSecond, 0)} | ` +
+          `${fixed(row.p50Ms, 2)} | ${fixed(row.p99Ms, 2)} | ${row.errors} | ${fixed(row.peakRssMiB)} | ${fixed(row.cpuPercent, 0)} | ${vs(nginx)} | ${vs(s3)} |`,
+      );
+    }
+  }
+  lines.push('');
+  lines.push('## Cold-miss storm and write-behind drain');
+  lines.push('');
+  const { storm, drain } = results;
+  lines.push(
+    `- ${storm.requests} concurrent GETs of one ${sizeLabel(storm.blobBytes)} blob absent from Redis, over ${storm.processes} data-plane processes: ` +
+      `**${storm.s3Gets} S3 GET**, last byte after ${storm.timeToLastByteMs} ms, all bodies correct: ${storm.allCorrect}.`,
+  );
+  lines.push(
+    `- Journal drain (${drain.blobs} × ${sizeLabel(drain.blobBytes)} acknowledged while S3 was down): ${drain.seconds.toFixed(1)} s, ` +
+      `${drain.blobsPerSecond.toFixed(0)} blobs/s, ${drain.megabytesPerSecond.toFixed(0)} MB/s.`,
+  );
+  lines.push('');
+  lines.push(`![throughput by blob size](${plot})`);
+  lines.push('');
+  return lines.join('\n');
+}

@@ -1,0 +1,221 @@
+/**
+ * `npm run bench`: starts Redis Cluster + S3 (versitygw), nginx and data-plane processes on
+ * loopback, drives load from separate processes (wrk, redis-benchmark, put-load.ts), and
+ * writes bench/results/<date>-<machine>.{json,md,png} plus latest.{md,png}.
+ *
+ * Set BENCH_SECONDS (default 5) for the length of each GET run and BENCH_SIZES (comma
+ * separated byte counts) to run fewer sizes.
+ */
+import { GetObjectCommand } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { randomFillSync } from 'node:crypto';
+import { copyFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { arch, cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { md5 } from '../test/harness/blobs.ts';
+import { spawnDataPlane } from '../test/harness/dataplane.ts';
+import { metricValue, waitForDrain } from '../test/harness/production-helpers.ts';
+import { BUCKET, s3Client, startProductionStack } from '../test/harness/production.ts';
+import { freePorts } from '../test/harness/services.ts';
+import { putLoad, redisBenchmark, run, wrkGet, type LoadResult } from './load.ts';
+import { ProcessSampler, startNginx } from './processes.ts';
+import { renderReport, type BenchResults, type Row } from './report.ts';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const SIZES = process.env.BENCH_SIZES?.split(',').map(Number) ?? [
+  4 * KiB,
+  64 * KiB,
+  MiB,
+  16 * MiB,
+  256 * MiB,
+];
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const connectionsFor = (size: number): number =>
+  size >= 256 * MiB ? 4 : size >= 16 * MiB ? 8 : 16;
+const putCountFor = (size: number): number =>
+  size <= 4 * KiB ? 4000 : size <= 64 * KiB ? 2000 : size <= MiB ? 400 : size <= 16 * MiB ? 40 : 4;
+
+function log(message: string): void {
+  process.stderr.write(`[bench] ${message}\n`);
+}
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'blobcache-bench-'));
+  const stack = await startProductionStack({ maxMemory: '3gb' });
+  const nginx = await startNginx(join(dir, 'nginx'), await freePorts(1));
+  const production = await stack.spawn({
+    BLOBCACHE_MAX_BLOB_BYTES: '1Gi',
+    BLOBCACHE_LOG_LEVEL: 'info',
+  });
+  const embedded = await spawnDataPlane({
+    BLOBCACHE_DATA_DIR: join(dir, 'embedded'),
+    BLOBCACHE_MAX_BLOB_BYTES: '1Gi',
+  });
+  const rows: Row[] = [];
+  const s3 = s3Client(stack.s3.endpoint);
+  try {
+    for (const size of SIZES) {
+      const blob = randomFillSync(Buffer.allocUnsafe(size));
+      const key = md5(blob);
+      writeFileSync(join(nginx.root, key), blob);
+      for (const plane of [production, embedded]) {
+        const response = await fetch(`${plane.url}/v1/blobs/${key}`, { method: 'PUT', body: blob });
+        if (response.status !== 201)
+          throw new Error(`Preloading ${size} bytes answered ${response.status}`);
+      }
+      await waitForDrain(production.url, 600_000);
+      const signed = await getSignedUrl(
+        s3,
+        new GetObjectCommand({ Bucket: BUCKET, Key: stack.store.objectKey(key) }),
+        {
+          expiresIn: 3600,
+        },
+      );
+      const connections = connectionsFor(size);
+      const measure = async (system: string, url: string, pid?: number): Promise<void> => {
+        const sampler = pid === undefined ? undefined : new ProcessSampler(pid);
+        sampler?.start();
+        const result = await wrkGet(url, { connections, seconds: SECONDS });
+        rows.push({ op: 'GET', system, size, connections, ...result, ...sampler?.stop() });
+        log(
+          `GET ${system} ${size} B: ${result.megabytesPerSecond.toFixed(0)} MB/s, ${result.requestsPerSecond.toFixed(0)} req/s`,
+        );
+      };
+      await measure(
+        'blobcache (Redis + S3)',
+        `${production.url}/v1/blobs/${key}`,
+        production.child.pid,
+      );
+      await measure('blobcache (embedded)', `${embedded.url}/v1/blobs/${key}`, embedded.child.pid);
+      await measure('nginx (static file)', `${nginx.url}/${key}`);
+      await measure('S3 direct (versitygw)', signed);
+      const redis = await redisBenchmark(stack.redis.masters()[0]!, {
+        size,
+        requests: Math.max(8, Math.min(20_000, Math.floor((2 * 1024 * MiB) / size))),
+        connections,
+      });
+      rows.push({ op: 'GET', system: 'Redis (redis-benchmark)', size, connections, ...redis.get });
+      rows.push({ op: 'PUT', system: 'Redis (redis-benchmark)', size, connections, ...redis.set });
+      for (const [system, plane] of [
+        ['blobcache (Redis + S3)', production],
+        ['blobcache (embedded)', embedded],
+      ] as const) {
+        const sampler = new ProcessSampler(plane.child.pid!);
+        sampler.start();
+        const result: LoadResult = await putLoad(plane.url, {
+          size,
+          count: putCountFor(size),
+          connections,
+          seed: size,
+        });
+        rows.push({ op: 'PUT', system, size, connections, ...result, ...sampler.stop() });
+        log(
+          `PUT ${system} ${size} B: ${result.megabytesPerSecond.toFixed(0)} MB/s (${result.errors} errors)`,
+        );
+      }
+      await waitForDrain(production.url, 600_000);
+      // Keep memory for the next size: the blobs are in S3, Redis may start empty.
+      await run('redis-cli', [
+        '--cluster',
+        'call',
+        `127.0.0.1:${stack.redis.masters()[0]}`,
+        'FLUSHALL',
+      ]);
+      await rm(join(nginx.root, key));
+    }
+    const storm = await missStorm(stack);
+    const drain = await drainRate(stack);
+    const results: BenchResults = {
+      date: new Date().toISOString(),
+      machine: {
+        arch: arch(),
+        cpus: cpus().length,
+        model: cpus()[0]?.model ?? 'unknown',
+        node: process.version,
+      },
+      seconds: SECONDS,
+      rows,
+      storm,
+      drain,
+    };
+    const name = `${results.date.slice(0, 10)}-${arch()}-${cpus().length}cpu`;
+    const out = join(import.meta.dirname, 'results');
+    writeFileSync(join(out, `${name}.json`), `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(join(out, `${name}.md`), renderReport(results, `${name}.png`));
+    await run('/usr/bin/python3', [
+      join(import.meta.dirname, 'plot.py'),
+      join(out, `${name}.json`),
+      join(out, `${name}.png`),
+    ]);
+    copyFileSync(join(out, `${name}.md`), join(out, 'latest.md'));
+    copyFileSync(join(out, `${name}.png`), join(out, 'latest.png'));
+    process.stdout.write(renderReport(results, `${name}.png`));
+  } finally {
+    s3.destroy();
+    await embedded.stop('SIGKILL');
+    await nginx.stop();
+    await stack.stop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** 100 concurrent GETs of one blob that only S3 has, spread over 3 data-plane processes. */
+async function missStorm(
+  stack: Awaited<ReturnType<typeof startProductionStack>>,
+): Promise<BenchResults['storm']> {
+  const planes = [await stack.spawn(), await stack.spawn(), await stack.spawn()];
+  const blob = randomFillSync(Buffer.allocUnsafe(16 * MiB));
+  const key = md5(blob);
+  await stack.store.put(Readable.from([blob], { objectMode: false }), { key });
+  const before = stack.proxy.count('GET', key);
+  const started = Date.now();
+  const statuses = await Promise.all(
+    Array.from({ length: 100 }, async (_, i) => {
+      const response = await fetch(`${planes[i % 3]!.url}/v1/blobs/${key}`);
+      const body = Buffer.from(await response.arrayBuffer());
+      return response.status === 200 && body.equals(blob);
+    }),
+  );
+  const result = {
+    requests: 100,
+    processes: 3,
+    blobBytes: blob.length,
+    s3Gets: stack.proxy.count('GET', key) - before,
+    allCorrect: statuses.every(Boolean),
+    timeToLastByteMs: Date.now() - started,
+  };
+  log(`miss storm: ${result.s3Gets} S3 GET(s), last byte after ${result.timeToLastByteMs} ms`);
+  return result;
+}
+
+/** Journal drain: blobs acknowledged while S3 is down, then timed until all are in S3. */
+async function drainRate(
+  stack: Awaited<ReturnType<typeof startProductionStack>>,
+): Promise<BenchResults['drain']> {
+  const plane = await stack.spawn({ BLOBCACHE_UPLOAD_RETRY_MAX_MS: '500' });
+  const count = 300;
+  const size = MiB;
+  await stack.s3.stop();
+  const result = await putLoad(plane.url, { size, count, connections: 8, seed: 999 });
+  if (result.errors > 0)
+    throw new Error(`${result.errors} uploads failed while filling the journal`);
+  const backlog = await metricValue(plane.url, 'blobcache_journal_backlog');
+  await stack.s3.start();
+  const started = Date.now();
+  await waitForDrain(plane.url, 600_000);
+  const seconds = (Date.now() - started) / 1000;
+  const drain = {
+    blobs: backlog,
+    blobBytes: size,
+    seconds,
+    blobsPerSecond: backlog / seconds,
+    megabytesPerSecond: (backlog * size) / seconds / 1e6,
+  };
+  log(`drain: ${drain.blobs} blobs in ${seconds.toFixed(1)} s`);
+  return drain;
+}
+
+await main();
