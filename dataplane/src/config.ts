@@ -15,7 +15,7 @@ export interface DataPlaneConfig {
   writeToken?: string;
   /** Largest accepted blob. Env `BLOBCACHE_MAX_BLOB_BYTES`. @default 5 GiB */
   maxBlobBytes: number;
-  /** Bytes held by the in-process LRU. Env `BLOBCACHE_MEMORY_CACHE_BYTES`. @default 64 MiB */
+  /** Bytes held by the in-process LRU (the embedded fast tier, or with Redis the hot tier in front of it). Env `BLOBCACHE_MEMORY_CACHE_BYTES`. @default 64 MiB */
   memoryCacheBytes: number;
   /** Largest blob the in-process LRU admits. Env `BLOBCACHE_MEMORY_CACHE_MAX_ENTRY_BYTES`. @default 8 MiB */
   memoryCacheMaxEntryBytes: number;
@@ -63,6 +63,8 @@ export interface DataPlaneConfig {
   cachedTtlMs: number;
   /** How long to wait for a Redis replica to confirm a write. Env `BLOBCACHE_REPLICA_WAIT_MS`. @default 2000 */
   replicaWaitMs: number;
+  /** With Redis, how long a blob stays in the per-process hot tier (a bound on serving a blob deleted elsewhere if an invalidation is missed). Env `BLOBCACHE_HOT_TTL_MS`. @default 30000 */
+  hotTtlMs: number;
 }
 
 const MiB = 1024 * 1024;
@@ -91,6 +93,7 @@ export const DEFAULT_CONFIG: DataPlaneConfig = {
   negativeCacheMs: 5_000,
   cachedTtlMs: 7 * 24 * 3600 * 1000,
   replicaWaitMs: 2_000,
+  hotTtlMs: 30_000,
 };
 
 /** A configuration error; the message always names the offending key. */
@@ -141,6 +144,7 @@ const SETTINGS: readonly Setting[] = [
   { key: 'negativeCacheMs', env: 'BLOBCACHE_NEGATIVE_CACHE_MS', kind: 'ms' },
   { key: 'cachedTtlMs', env: 'BLOBCACHE_CACHED_TTL_MS', kind: 'ms' },
   { key: 'replicaWaitMs', env: 'BLOBCACHE_REPLICA_WAIT_MS', kind: 'ms' },
+  { key: 'hotTtlMs', env: 'BLOBCACHE_HOT_TTL_MS', kind: 'ms' },
 ];
 
 const DURABILITIES = ['WriteBehind', 'Sync'];

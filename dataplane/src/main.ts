@@ -22,6 +22,7 @@ import { ConfigError, loadConfig, type DataPlaneConfig } from './config.ts';
 import { createLogger } from './logging.ts';
 import { Metrics } from './metrics.ts';
 import { RedisFastTier } from './redis/fast-tier.ts';
+import { announceDeletion, subscribeDeletions } from './redis/invalidation.ts';
 import { Journal } from './redis/journal.ts';
 import { startServer } from './server.ts';
 
@@ -152,7 +153,22 @@ async function buildTiers(
       read: () => evictedKeys(redis),
     },
   ]);
+  const hot = new MemoryLruStore({
+    maxBytes: config.memoryCacheBytes,
+    maxEntryBytes: config.memoryCacheMaxEntryBytes,
+    ttlMs: config.hotTtlMs,
+  });
+  const deletions = await subscribeDeletions(redis, (key) => void hot.delete(key));
+  metrics.addScrapedGauges([
+    {
+      name: 'blobcache_hot_tier_bytes',
+      help: 'Bytes held by the in-process hot tier in front of Redis.',
+      read: () => Promise.resolve(hot.stats().bytes),
+    },
+  ]);
   const blobs = new WriteBehindTiers({
+    hot,
+    announceDeletion: (key) => announceDeletion(redis, key),
     fast,
     store,
     journal,
@@ -177,6 +193,7 @@ async function buildTiers(
     start: () => uploader.start(),
     async close() {
       await uploader.stop();
+      await deletions.close();
       await redis.quit();
     },
   };

@@ -15,11 +15,14 @@ export interface MemoryLruOptions {
   maxBytes: number;
   /** Largest single blob admitted; larger puts fail with `BlobTooLargeError`. */
   maxEntryBytes: number;
+  /** Entries older than this are dropped on access (a safety net for invalidation). @default none */
+  ttlMs?: number;
 }
 
 interface Entry {
   info: BlobInfo;
   chunks: Buffer[];
+  storedAt: number;
 }
 
 /**
@@ -38,13 +41,34 @@ export class MemoryLruStore implements BlobStore {
     this.options = options;
   }
 
+  /** True when a blob of `size` bytes would be admitted. */
+  admits(size: number): boolean {
+    return size <= this.options.maxEntryBytes;
+  }
+
   /** Bytes currently held and blobs evicted so far (for metrics). */
   stats(): { bytes: number; blobs: number; evictions: number } {
     return { bytes: this.bytes, blobs: this.entries.size, evictions: this.evictions };
   }
 
-  private touch(key: string): Entry | undefined {
+  private live(key: string): Entry | undefined {
     const entry = this.entries.get(key);
+    if (entry === undefined) return undefined;
+    const { ttlMs } = this.options;
+    if (ttlMs !== undefined && Date.now() - entry.storedAt > ttlMs) {
+      this.remove(key, entry);
+      return undefined;
+    }
+    return entry;
+  }
+
+  private remove(key: string, entry: Entry): void {
+    this.entries.delete(key);
+    this.bytes -= entry.info.size;
+  }
+
+  private touch(key: string): Entry | undefined {
+    const entry = this.live(key);
     if (entry !== undefined) {
       // Map keeps insertion order: re-inserting moves the entry to the most recent end.
       this.entries.delete(key);
@@ -54,7 +78,7 @@ export class MemoryLruStore implements BlobStore {
   }
 
   head(key: string): Promise<BlobInfo | null> {
-    return Promise.resolve(this.entries.get(key)?.info ?? null);
+    return Promise.resolve(this.live(key)?.info ?? null);
   }
 
   get(key: string, range?: ByteRange): Promise<BlobRead | null> {
@@ -90,7 +114,7 @@ export class MemoryLruStore implements BlobStore {
     if (existing !== undefined) return { info: existing.info, created: false };
     const info: BlobInfo = { key: digest.md5, size: digest.size };
     if (digest.sha256 !== undefined) info.sha256 = digest.sha256;
-    this.entries.set(info.key, { info, chunks });
+    this.entries.set(info.key, { info, chunks, storedAt: Date.now() });
     this.bytes += info.size;
     this.evict();
     return { info, created: true };
@@ -99,8 +123,7 @@ export class MemoryLruStore implements BlobStore {
   private evict(): void {
     for (const [key, entry] of this.entries) {
       if (this.bytes <= this.options.maxBytes) return;
-      this.entries.delete(key);
-      this.bytes -= entry.info.size;
+      this.remove(key, entry);
       this.evictions += 1;
     }
   }
@@ -108,8 +131,7 @@ export class MemoryLruStore implements BlobStore {
   delete(key: string): Promise<boolean> {
     const entry = this.entries.get(key);
     if (entry === undefined) return Promise.resolve(false);
-    this.entries.delete(key);
-    this.bytes -= entry.info.size;
+    this.remove(key, entry);
     return Promise.resolve(true);
   }
 

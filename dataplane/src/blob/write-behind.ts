@@ -1,4 +1,5 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
+import type { MemoryLruStore } from '../backends/memory-lru.ts';
 import type { Logger } from 'winston';
 import type { Metrics } from '../metrics.ts';
 import { asServiceError, ChunkMissingError } from '../redis/errors.ts';
@@ -8,6 +9,7 @@ import { DigestConflictError, ServiceUnavailableError } from './errors.ts';
 import { FillCoordinator } from './fills.ts';
 import type { BlobService, Durability, LocatedBlob, ServedBlob, UploadOptions } from './service.ts';
 import { spoolToDisk } from './spool.ts';
+import { Tee } from './tee.ts';
 import type { BlobInfo, BlobStore, ByteRange, PutResult } from './store.ts';
 import type { Uploader } from './uploader.ts';
 
@@ -26,6 +28,10 @@ export interface WriteBehindOptions {
   fillWaitMs: number;
   negativeCacheMs: number;
   cachedTtlMs: number;
+  /** Optional per-process hot tier in front of Redis for the most read blobs. */
+  hot?: MemoryLruStore;
+  /** Tells every process (including this one) that a blob was deleted. */
+  announceDeletion?: (key: string) => Promise<void>;
 }
 
 const MISSING_LOOKUP_CONCURRENCY = 32;
@@ -49,6 +55,8 @@ export class WriteBehindTiers implements BlobService {
   }
 
   async head(key: string): Promise<LocatedBlob | null> {
+    const hot = await this.options.hot?.head(key);
+    if (hot !== undefined && hot !== null) return { info: hot, cache: 'hit' };
     const manifest = await this.guard('looking a blob up', () => this.fast.manifest(key));
     if (manifest !== null) return { info: infoOf(manifest), cache: 'hit' };
     if (await this.fast.isKnownAbsent(key)) return null;
@@ -58,13 +66,28 @@ export class WriteBehindTiers implements BlobService {
   }
 
   async open(key: string, range?: ByteRange): Promise<ServedBlob | null> {
-    const { metrics } = this.options;
+    const { metrics, hot } = this.options;
+    const hotHit = await hot?.get(key, range);
+    if (hotHit !== undefined && hotHit !== null) {
+      metrics.cacheRequests.inc({ result: 'hit' });
+      return { ...hotHit, cache: 'hit' };
+    }
     const manifest = await this.guard('reading a blob', () => this.fast.manifest(key));
     if (manifest !== null) {
       metrics.cacheRequests.inc({ result: 'hit' });
+      const stream = this.readWithFallback(manifest, range);
+      if (hot === undefined || range !== undefined || !hot.admits(manifest.size)) {
+        return { info: infoOf(manifest), stream, cache: 'hit' };
+      }
+      // Small enough for the hot tier: keep a verified copy in process on the way out.
+      const tee = new Tee((branch) => hot.put(branch, { key, size: manifest.size }), {
+        commitOnEnd: true,
+      });
       return {
         info: infoOf(manifest),
-        stream: this.readWithFallback(manifest, range),
+        stream: pipeline(stream, tee.transform, (error) => {
+          if (error) void tee.abort(error);
+        }),
         cache: 'hit',
       };
     }
@@ -140,7 +163,9 @@ export class WriteBehindTiers implements BlobService {
     const existing = await this.guard('checking for the blob', () => this.fast.manifest(key));
     if (existing !== null && (options.sha256 === undefined || existing.sha256 === options.sha256)) {
       // Already stored: answer without reading the body, once it is as durable as asked.
-      await this.guard('confirming replication', () => this.fast.confirmReplicated(key));
+      await this.guard('confirming replication', () =>
+        this.fast.confirmReplicated(key, existing.size),
+      );
       if (durability === 'Sync' && existing.state === 'pending') await this.persistNow(key);
       return { info: infoOf(existing), created: false };
     }
@@ -167,7 +192,7 @@ export class WriteBehindTiers implements BlobService {
         );
       }
       if (outcome === 'deleted') await this.options.journal.complete(entry).catch(() => undefined);
-      await this.fast.confirmReplicated(key);
+      await this.fast.confirmReplicated(key, staged.size);
       if (outcome !== 'deleted' && durability === 'Sync') await this.persistEntry(entry);
       else if (outcome === 'published') this.options.uploader.nudge(entry);
       const info: BlobInfo = {
@@ -209,6 +234,13 @@ export class WriteBehindTiers implements BlobService {
   }
 
   async delete(key: string): Promise<boolean> {
+    await this.options.hot?.delete(key);
+    await this.options.announceDeletion?.(key).catch((error: unknown) =>
+      this.options.logger.warn('Failed to announce a deletion; hot tiers expire it by TTL', {
+        key,
+        error: String(error),
+      }),
+    );
     const inCache = await this.guard('deleting the blob', () => this.fast.delete(key));
     const inStore = await this.store.delete(key);
     return inCache || inStore;

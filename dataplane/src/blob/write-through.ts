@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
 import type { Logger } from 'winston';
+import type { MemoryLruStore } from '../backends/memory-lru.ts';
 import type { Metrics } from '../metrics.ts';
 import { DigestMismatchError, SizeMismatchError } from './errors.ts';
 import { KeyGuards, type KeyGuard } from './key-guards.ts';
@@ -11,7 +12,7 @@ import { DigestVerifier } from './verifier.ts';
 
 export interface WriteThroughOptions {
   /** The fast tier: a read cache that may drop anything at any time. */
-  cache: BlobStore;
+  cache: MemoryLruStore;
   /** The durable tier: what it holds is what is stored. */
   store: BlobStore;
   metrics: Metrics;
@@ -26,7 +27,7 @@ const MISSING_LOOKUP_CONCURRENCY = 32;
  * With a local disk as the durable tier, write-behind would buy nothing but risk.
  */
 export class WriteThroughTiers implements BlobService {
-  private readonly cache: BlobStore;
+  private readonly cache: MemoryLruStore;
   private readonly store: BlobStore;
   private readonly metrics: Metrics;
   private readonly logger: Logger;
@@ -58,8 +59,10 @@ export class WriteThroughTiers implements BlobService {
       return null;
     }
     this.metrics.cacheRequests.inc({ result: 'miss' });
-    // A ranged read cannot verify the whole blob, so only whole reads fill the cache.
-    if (range !== undefined) return { ...read, cache: 'miss' };
+    // A ranged read cannot verify the whole blob, so only whole reads fill the cache; a blob
+    // the cache would not admit is streamed as it is, without a fill to verify.
+    if (range !== undefined || !this.cache.admits(read.info.size))
+      return { ...read, cache: 'miss' };
     return {
       info: read.info,
       stream: this.fillWhileStreaming(read.info, read.stream),

@@ -45,7 +45,9 @@ export function requestContextMiddleware(logger: Logger, metrics: Metrics): Requ
       const labels = { method: req.method, route, status };
       metrics.httpRequests.inc(labels);
       metrics.httpDuration.observe(labels, seconds);
-      child.info('Answered a request', {
+      // Successful reads are the bulk of the traffic: log them at debug, the rest at info.
+      const quiet = (req.method === 'GET' || req.method === 'HEAD') && res.statusCode < 400;
+      child.log(quiet ? 'debug' : 'info', 'Answered a request', {
         method: req.method,
         path: req.originalUrl,
         status,

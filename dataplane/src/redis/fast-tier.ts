@@ -45,6 +45,9 @@ export interface RedisFastTierOptions {
   pipelineDepth?: number;
 }
 
+/** 20 MB/s: a deliberately low replication rate, so only a stuck replica times out. */
+const REPLICATION_BYTES_PER_MS = 20_000;
+
 const PUBLISH_CODES: Record<number, PublishOutcome> = {
   1: 'published',
   0: 'exists',
@@ -228,17 +231,20 @@ export class RedisFastTier {
    * Waits until at least one replica of the blob's shard has every write made so far on
    * it. Shards without replicas (a single node, or right after a failover) pass at once.
    */
-  async confirmReplicated(key: string): Promise<void> {
+  async confirmReplicated(key: string, size: number): Promise<void> {
     const manifestKey = blobKeys.manifest(key);
     const nodes = this.redis.slots[calculateSlot(manifestKey)];
     if (nodes === undefined || nodes.length < 2) return;
+    // A large blob takes a while to stream to the replica: allow for it at a modest
+    // replication rate on top of the fixed wait.
+    const timeoutMs = this.options.replicaWaitMs + Math.ceil(size / REPLICATION_BYTES_PER_MS);
     // WAIT has no key; in a pipeline after a keyed command it runs on that key's node.
     const [, acknowledged] = await execPipeline(() =>
-      this.redis.pipeline().exists(manifestKey).wait(1, this.options.replicaWaitMs),
+      this.redis.pipeline().exists(manifestKey).wait(1, timeoutMs),
     );
     if ((acknowledged as number) < 1) {
       throw new ServiceUnavailableError(
-        `No replica confirmed blob ${key} within ${this.options.replicaWaitMs} ms; retry`,
+        `No replica confirmed blob ${key} within ${timeoutMs} ms; retry`,
       );
     }
   }

@@ -142,6 +142,28 @@ describe('production tiers: Redis Cluster + S3 (real servers on loopback)', func
     ).to.be.at.least(2);
   });
 
+  it('serves repeated reads from the hot tier and drops it everywhere on DELETE', async () => {
+    const blob = blobOf(200_000, 85);
+    const key = md5(blob);
+    expect((await put(planes[0]!, blob)).status).to.equal(201);
+    for (let i = 0; i < 2; i++) {
+      const got = await fetch(`${planes[0]!.url}/v1/blobs/${key}`);
+      expect(Buffer.from(await got.arrayBuffer()).equals(blob)).to.be.true;
+    }
+    const hotBytes = await metricValue(planes[0]!.url, 'blobcache_hot_tier_bytes');
+    expect(hotBytes).to.be.at.least(blob.length);
+    expect(
+      (await fetch(`${planes[1]!.url}/v1/blobs/${key}`, { method: 'DELETE' })).status,
+    ).to.equal(204);
+    const deadline = Date.now() + 3_000;
+    let status = 200;
+    while (status !== 404 && Date.now() < deadline) {
+      status = (await fetch(`${planes[0]!.url}/v1/blobs/${key}`)).status;
+      if (status !== 404) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(status).to.equal(404);
+  });
+
   it('DELETE wins against a fill under way', async () => {
     const blob = blobOf(8 * MiB, 81);
     const key = md5(blob);
