@@ -86,9 +86,11 @@ export class MemoryLruStore implements BlobStore {
     if (entry === undefined) return Promise.resolve(null);
     const start = range?.start ?? 0;
     const end = range?.end ?? entry.info.size - 1;
+    const chunks = [...slices(entry.chunks, start, end)];
     return Promise.resolve({
       info: entry.info,
-      stream: Readable.from(slices(entry.chunks, start, end), { objectMode: false }),
+      chunks,
+      stream: Readable.from(chunks, { objectMode: false }),
     });
   }
 

@@ -18,6 +18,11 @@ export interface BlobRead {
   info: BlobInfo;
   /** The whole blob, or just `range` when one was asked for. */
   stream: Readable;
+  /**
+   * The same bytes when they are already in memory (an in-process tier): the HTTP layer
+   * then writes them out directly instead of through a stream. `stream` is unused then.
+   */
+  chunks?: readonly Buffer[];
 }
 
 export interface PutOptions {

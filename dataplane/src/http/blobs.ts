@@ -173,6 +173,18 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
     setBlobHeaders(res, served.info);
     setBodyHeaders(res, served.info, range);
     res.setHeader('X-Cache', served.cache);
+    if (served.chunks !== undefined) {
+      // Already in memory: write it out directly, without stream machinery (the hot path
+      // for small blobs). The socket holds references, not copies.
+      let bytes = 0;
+      for (const chunk of served.chunks) {
+        bytes += chunk.length;
+        res.write(chunk);
+      }
+      metrics.bytesSent.inc(bytes);
+      res.end();
+      return;
+    }
     served.stream.on('data', (chunk: Buffer) => metrics.bytesSent.inc(chunk.length));
     try {
       await pipeline(served.stream, res);

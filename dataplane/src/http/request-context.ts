@@ -34,8 +34,16 @@ export function requestContextMiddleware(logger: Logger, metrics: Metrics): Requ
     const offered = req.get('x-request-id');
     const requestId =
       offered !== undefined && SAFE_REQUEST_ID.test(offered) ? offered : randomUUID();
-    const child = logger.child({ requestId });
-    (res.locals as Locals)[CONTEXT] = { requestId, logger: child } satisfies RequestContext;
+    let child: Logger | undefined;
+    // The child logger is made on first use: most requests never log.
+    const context: RequestContext = {
+      requestId,
+      get logger() {
+        child ??= logger.child({ requestId });
+        return child;
+      },
+    };
+    (res.locals as Locals)[CONTEXT] = context;
     res.setHeader('X-Request-Id', requestId);
     const started = process.hrtime.bigint();
     res.once('close', () => {
@@ -47,7 +55,9 @@ export function requestContextMiddleware(logger: Logger, metrics: Metrics): Requ
       metrics.httpDuration.observe(labels, seconds);
       // Successful reads are the bulk of the traffic: log them at debug, the rest at info.
       const quiet = (req.method === 'GET' || req.method === 'HEAD') && res.statusCode < 400;
-      child.log(quiet ? 'debug' : 'info', 'Answered a request', {
+      const level = quiet ? 'debug' : 'info';
+      if (!logger.isLevelEnabled(level)) return;
+      context.logger.log(level, 'Answered a request', {
         method: req.method,
         path: req.originalUrl,
         status,
