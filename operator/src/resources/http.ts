@@ -1,0 +1,147 @@
+import type {
+  V1ConfigMap,
+  V1Deployment,
+  V1PodDisruptionBudget,
+  V1ResourceRequirements,
+  V1Service,
+  V2HorizontalPodAutoscaler,
+} from '@kubernetes/client-node';
+import type { BlobCache } from '../api/v1alpha1/types.generated.ts';
+import { metadataFor, selectorLabels } from './labels.ts';
+import { names } from './names.ts';
+import { redisNodeAddresses, zoneSpread } from './redis.ts';
+
+const DATA_DIR = '/var/lib/blobcache';
+
+/** The data plane's settings (everything but secrets), as environment variables. */
+export function httpConfigMap(cache: BlobCache): V1ConfigMap {
+  const { http = {}, store, durability } = cache.spec;
+  const s3 = store.s3;
+  const data: Record<string, string> = {
+    BLOBCACHE_HOST: '0.0.0.0',
+    PORT: String(http.port ?? 8080),
+    BLOBCACHE_DATA_DIR: DATA_DIR,
+    BLOBCACHE_REDIS_NODES: redisNodeAddresses(cache).join(','),
+    BLOBCACHE_DURABILITY: durability ?? 'WriteBehind',
+    BLOBCACHE_S3_BUCKET: s3.bucket,
+    BLOBCACHE_S3_PREFIX: s3.prefix ?? 'blobs',
+    AWS_REGION: s3.region ?? 'us-east-1',
+  };
+  if (s3.endpoint !== undefined) data.BLOBCACHE_S3_ENDPOINT = s3.endpoint;
+  if (s3.forcePathStyle !== undefined) data.BLOBCACHE_S3_FORCE_PATH_STYLE = String(s3.forcePathStyle);
+  return {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: metadataFor(cache, names.config(cache.metadata.name!), 'http'),
+    data,
+  };
+}
+
+/**
+ * The HTTP tier. With autoscaling the replica count is left out entirely: with server-side
+ * apply the operator then owns no `spec.replicas`, and never fights the HPA over it.
+ */
+export function httpDeployment(cache: BlobCache): V1Deployment {
+  const { http = {}, store } = cache.spec;
+  const name = cache.metadata.name!;
+  const port = http.port ?? 8080;
+  const tokens = http.authSecretName ?? names.apiTokens(name);
+  const secretEnv = (variable: string, secret: string, key: string, optional = false) => ({
+    name: variable,
+    valueFrom: { secretKeyRef: { name: secret, key, optional } },
+  });
+  const credentials = store.s3.credentialsSecretName;
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: metadataFor(cache, names.httpDeployment(name), 'http'),
+    spec: {
+      ...(http.autoscaling === undefined ? { replicas: http.replicas ?? 2 } : {}),
+      selector: { matchLabels: selectorLabels(cache, 'http') },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      template: {
+        metadata: { labels: metadataFor(cache, name, 'http').labels },
+        spec: {
+          topologySpreadConstraints: zoneSpread(cache, 'http'),
+          terminationGracePeriodSeconds: 40,
+          securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+          containers: [
+            {
+              name: 'dataplane',
+              image: http.image ?? 'blobcache/blobcache:0.1.0',
+              envFrom: [{ configMapRef: { name: names.config(name) } }],
+              env: [
+                secretEnv('BLOBCACHE_READ_TOKEN', tokens, 'read-token', true),
+                secretEnv('BLOBCACHE_WRITE_TOKEN', tokens, 'write-token', true),
+                secretEnv('BLOBCACHE_REDIS_PASSWORD', names.redisSecret(name), 'password'),
+                ...(credentials === undefined
+                  ? []
+                  : [
+                      secretEnv('AWS_ACCESS_KEY_ID', credentials, 'AWS_ACCESS_KEY_ID'),
+                      secretEnv('AWS_SECRET_ACCESS_KEY', credentials, 'AWS_SECRET_ACCESS_KEY'),
+                    ]),
+              ],
+              ports: [{ name: 'http', containerPort: port }],
+              readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5 },
+              livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, failureThreshold: 6 },
+              // Endpoints take a moment to drop a terminating pod: keep serving meanwhile.
+              lifecycle: { preStop: { sleep: { seconds: 5 } } },
+              resources: http.resources as V1ResourceRequirements | undefined,
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              volumeMounts: [{ name: 'data', mountPath: DATA_DIR }],
+            },
+          ],
+          volumes: [{ name: 'data', emptyDir: {} }],
+        },
+      },
+    },
+  };
+}
+
+/** The client Service: http://<name>.<namespace>.svc:<port>. */
+export function httpService(cache: BlobCache): V1Service {
+  const port = cache.spec.http?.port ?? 8080;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: metadataFor(cache, names.service(cache.metadata.name!), 'http'),
+    spec: {
+      selector: selectorLabels(cache, 'http'),
+      ports: [{ name: 'http', port, targetPort: 'http' }],
+    },
+  };
+}
+
+export function httpPdb(cache: BlobCache): V1PodDisruptionBudget {
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: metadataFor(cache, names.httpPdb(cache.metadata.name!), 'http'),
+    spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(cache, 'http') } },
+  };
+}
+
+export function httpAutoscaler(cache: BlobCache): V2HorizontalPodAutoscaler | null {
+  const autoscaling = cache.spec.http?.autoscaling;
+  if (autoscaling === undefined) return null;
+  const name = cache.metadata.name!;
+  return {
+    apiVersion: 'autoscaling/v2',
+    kind: 'HorizontalPodAutoscaler',
+    metadata: metadataFor(cache, names.hpa(name), 'http'),
+    spec: {
+      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: names.httpDeployment(name) },
+      minReplicas: autoscaling.minReplicas,
+      maxReplicas: autoscaling.maxReplicas,
+      metrics: [
+        {
+          type: 'Resource',
+          resource: {
+            name: 'cpu',
+            target: { type: 'Utilization', averageUtilization: autoscaling.targetCPUUtilizationPercentage ?? 70 },
+          },
+        },
+      ],
+    },
+  };
+}

@@ -1,0 +1,138 @@
+import type {
+  V1PodDisruptionBudget,
+  V1ResourceRequirements,
+  V1Service,
+  V1StatefulSet,
+  V1TopologySpreadConstraint,
+} from '@kubernetes/client-node';
+import type { BlobCache } from '../api/v1alpha1/types.generated.ts';
+import { metadataFor, selectorLabels, type Component } from './labels.ts';
+import { names, REDIS_BUS_PORT, REDIS_PORT } from './names.ts';
+
+/** `1Gi` → `1gb` (Redis units are binary: kb = 1024 bytes). */
+export function redisMemory(quantity: string): string {
+  const match = /^(\d+)(Ki|Mi|Gi|Ti)?$/.exec(quantity);
+  if (match === null) throw new Error(`'${quantity}' is not a memory quantity`);
+  const unit = { Ki: 'kb', Mi: 'mb', Gi: 'gb', Ti: 'gb' }[match[2] ?? ''] ?? '';
+  const value = match[2] === 'Ti' ? Number(match[1]) * 1024 : Number(match[1]);
+  return `${value}${unit}`;
+}
+
+export function zoneSpread(cache: BlobCache, component: Component, shard?: number): V1TopologySpreadConstraint[] {
+  const topology = cache.spec.topology ?? {};
+  return [
+    {
+      maxSkew: 1,
+      topologyKey: topology.zoneLabelKey ?? 'topology.kubernetes.io/zone',
+      whenUnsatisfiable: topology.spread === 'Required' ? 'DoNotSchedule' : 'ScheduleAnyway',
+      labelSelector: { matchLabels: selectorLabels(cache, component, shard) },
+    },
+  ];
+}
+
+/**
+ * One StatefulSet per shard (a master and its replicas), so "a master's replicas sit in
+ * other zones" is a plain zone spread over the shard's own pods. Redis keeps no data on
+ * disk: a restarted pod rejoins empty and S3 is the durable tier.
+ */
+export function redisShardStatefulSet(cache: BlobCache, shard: number): V1StatefulSet {
+  const redis = cache.spec.redis ?? {};
+  const name = names.redisShard(cache.metadata.name!, shard);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: metadataFor(cache, name, 'redis', shard),
+    spec: {
+      serviceName: name,
+      replicas: 1 + (redis.replicasPerShard ?? 1),
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: selectorLabels(cache, 'redis', shard) },
+      template: {
+        metadata: { labels: metadataFor(cache, name, 'redis', shard).labels },
+        spec: {
+          topologySpreadConstraints: zoneSpread(cache, 'redis', shard),
+          securityContext: { runAsNonRoot: true, runAsUser: 999, fsGroup: 999, seccompProfile: { type: 'RuntimeDefault' } },
+          containers: [
+            {
+              name: 'redis',
+              image: redis.image ?? 'redis:7.2',
+              command: ['sh', '-c'],
+              args: [
+                [
+                  'exec redis-server --port 6379 --cluster-enabled yes --cluster-config-file /data/nodes.conf',
+                  '--cluster-node-timeout 5000 --dir /data --save "" --appendonly no',
+                  `--maxmemory ${redisMemory(redis.maxMemory ?? '1Gi')} --maxmemory-policy volatile-lru`,
+                  '--proto-max-bulk-len 512mb --requirepass "$REDIS_PASSWORD" --masterauth "$REDIS_PASSWORD"',
+                ].join(' '),
+              ],
+              env: [
+                {
+                  name: 'REDIS_PASSWORD',
+                  valueFrom: { secretKeyRef: { name: names.redisSecret(cache.metadata.name!), key: 'password' } },
+                },
+              ],
+              ports: [
+                { name: 'redis', containerPort: REDIS_PORT },
+                { name: 'cluster-bus', containerPort: REDIS_BUS_PORT },
+              ],
+              readinessProbe: { tcpSocket: { port: 'redis' }, periodSeconds: 5 },
+              livenessProbe: { tcpSocket: { port: 'redis' }, periodSeconds: 10, failureThreshold: 6 },
+              resources: redis.resources as V1ResourceRequirements | undefined,
+              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              volumeMounts: [{ name: 'data', mountPath: '/data' }],
+            },
+          ],
+          volumes: [{ name: 'data', emptyDir: {} }],
+        },
+      },
+    },
+  };
+}
+
+/** Headless Service of one shard: stable DNS names for its pods (the operator and data plane use them). */
+export function redisShardService(cache: BlobCache, shard: number): V1Service {
+  const name = names.redisShard(cache.metadata.name!, shard);
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: metadataFor(cache, name, 'redis', shard),
+    spec: {
+      clusterIP: 'None',
+      publishNotReadyAddresses: true,
+      selector: selectorLabels(cache, 'redis', shard),
+      ports: [
+        { name: 'redis', port: REDIS_PORT, targetPort: 'redis' },
+        { name: 'cluster-bus', port: REDIS_BUS_PORT, targetPort: 'cluster-bus' },
+      ],
+    },
+  };
+}
+
+/**
+ * At most one pod of a shard down at a time, so a shard never loses all its nodes to a
+ * voluntary disruption. A shard without replicas gets none: any disruption would empty it,
+ * and a budget of zero would block node drains forever.
+ */
+export function redisShardPdb(cache: BlobCache, shard: number): V1PodDisruptionBudget | null {
+  if ((cache.spec.redis?.replicasPerShard ?? 1) < 1) return null;
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: metadataFor(cache, names.redisShard(cache.metadata.name!, shard), 'redis', shard),
+    spec: { maxUnavailable: 1, selector: { matchLabels: selectorLabels(cache, 'redis', shard) } },
+  };
+}
+
+/** `host:port` of every Redis pod, as the data plane's startup nodes. */
+export function redisNodeAddresses(cache: BlobCache): string[] {
+  const { name, namespace } = cache.metadata;
+  const redis = cache.spec.redis ?? {};
+  const addresses: string[] = [];
+  for (let shard = 0; shard < (redis.shards ?? 3); shard++) {
+    const service = names.redisShard(name!, shard);
+    for (let pod = 0; pod < 1 + (redis.replicasPerShard ?? 1); pod++) {
+      addresses.push(`${service}-${pod}.${service}.${namespace}.svc:${REDIS_PORT}`);
+    }
+  }
+  return addresses;
+}
