@@ -26,7 +26,11 @@ const chartCrdPath = join(root, 'charts/blobcache-operator/crds/blobcache.io_blo
 
 const crdText = readFileSync(crdPath, 'utf8');
 const crd = parse(crdText) as {
-  spec: { group: string; names: { kind: string; plural: string }; versions: { name: string; schema: { openAPIV3Schema: Schema } }[] };
+  spec: {
+    group: string;
+    names: { kind: string; plural: string };
+    versions: { name: string; schema: { openAPIV3Schema: Schema } }[];
+  };
 };
 const version = crd.spec.versions[0]!;
 const interfaces: string[] = [];
@@ -41,7 +45,8 @@ function doc(description: string | undefined, indent: string): string {
 }
 
 function typeOf(schema: Schema, path: string[]): string {
-  if (schema.enum !== undefined) return schema.enum.map((value) => JSON.stringify(value)).join(' | ');
+  if (schema.enum !== undefined)
+    return schema.enum.map((value) => JSON.stringify(value)).join(' | ');
   if (schema['x-kubernetes-preserve-unknown-fields'] === true && schema.properties === undefined) {
     return 'Record<string, unknown>';
   }
@@ -60,12 +65,16 @@ function typeOf(schema: Schema, path: string[]): string {
       const name = pascal(path);
       const required = new Set(schema.required ?? []);
       const fields = Object.entries(schema.properties)
-        .filter(([field]) => !(path.length === 1 && ['apiVersion', 'kind', 'metadata'].includes(field)))
+        .filter(
+          ([field]) => !(path.length === 1 && ['apiVersion', 'kind', 'metadata'].includes(field)),
+        )
         .map(
           ([field, child]) =>
             `${doc(child.description, '  ')}  ${field}${required.has(field) ? '' : '?'}: ${typeOf(child, [...path, field])};`,
         );
-      interfaces.push(`${doc(schema.description, '')}export interface ${name} {\n${fields.join('\n')}\n}\n`);
+      interfaces.push(
+        `${doc(schema.description, '')}export interface ${name} {\n${fields.join('\n')}\n}\n`,
+      );
       return name;
     }
     default:
@@ -109,7 +118,9 @@ if (process.argv.includes('--check')) {
     }
   });
   if (stale.length > 0) {
-    console.error(`Generated files are stale: ${stale.map(([path]) => path.slice(root.length + 1)).join(', ')}. Run: npm run generate`);
+    console.error(
+      `Generated files are stale: ${stale.map(([path]) => path.slice(root.length + 1)).join(', ')}. Run: npm run generate`,
+    );
     process.exit(1);
   }
 } else {

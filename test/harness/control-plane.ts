@@ -20,6 +20,10 @@ export interface ControlPlane {
   caData: string;
   certData: string;
   keyData: string;
+  /** A kubeconfig file for kubectl. */
+  kubeconfigPath: string;
+  /** Runs the kubectl built with the control plane against it. */
+  kubectl(...args: string[]): { status: number | null; stdout: string; stderr: string };
   /** Stops and starts kube-apiserver again (etcd keeps the data). */
   restartApiServer(): Promise<void>;
   stop(): Promise<void>;
@@ -179,11 +183,39 @@ export async function startControlPlane(): Promise<ControlPlane> {
     await waitReady();
   };
   await startApiServer();
+  const kubeconfigPath = file('kubeconfig');
+  writeFileSync(
+    kubeconfigPath,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters: [{name: test, cluster: {server: "' +
+        server +
+        '", certificate-authority: "' +
+        file('ca.crt') +
+        '"}}]',
+      'users: [{name: admin, user: {client-certificate: "' +
+        file('admin.crt') +
+        '", client-key: "' +
+        file('admin.key') +
+        '"}}]',
+      'contexts: [{name: test, context: {cluster: test, user: admin}}]',
+      'current-context: test',
+      '',
+    ].join('\n'),
+  );
   return {
     server,
     caData,
     certData,
     keyData,
+    kubeconfigPath,
+    kubectl(...args: string[]) {
+      const result = spawnSync(join(bin, 'kubectl'), ['--kubeconfig', kubeconfigPath, ...args], {
+        encoding: 'utf8',
+      });
+      return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+    },
     async restartApiServer() {
       await stopProcess(apiServer);
       await startApiServer();

@@ -2,7 +2,6 @@ import type {
   V1ConfigMap,
   V1Deployment,
   V1PodDisruptionBudget,
-  V1ResourceRequirements,
   V1Service,
   V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
@@ -28,7 +27,8 @@ export function httpConfigMap(cache: BlobCache): V1ConfigMap {
     AWS_REGION: s3.region ?? 'us-east-1',
   };
   if (s3.endpoint !== undefined) data.BLOBCACHE_S3_ENDPOINT = s3.endpoint;
-  if (s3.forcePathStyle !== undefined) data.BLOBCACHE_S3_FORCE_PATH_STYLE = String(s3.forcePathStyle);
+  if (s3.forcePathStyle !== undefined)
+    data.BLOBCACHE_S3_FORCE_PATH_STYLE = String(s3.forcePathStyle);
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
@@ -64,7 +64,11 @@ export function httpDeployment(cache: BlobCache): V1Deployment {
         spec: {
           topologySpreadConstraints: zoneSpread(cache, 'http'),
           terminationGracePeriodSeconds: 40,
-          securityContext: { runAsNonRoot: true, runAsUser: 1000, seccompProfile: { type: 'RuntimeDefault' } },
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 1000,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
           containers: [
             {
               name: 'dataplane',
@@ -83,11 +87,19 @@ export function httpDeployment(cache: BlobCache): V1Deployment {
               ],
               ports: [{ name: 'http', containerPort: port }],
               readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5 },
-              livenessProbe: { httpGet: { path: '/healthz', port: 'http' }, periodSeconds: 10, failureThreshold: 6 },
+              livenessProbe: {
+                httpGet: { path: '/healthz', port: 'http' },
+                periodSeconds: 10,
+                failureThreshold: 6,
+              },
               // Endpoints take a moment to drop a terminating pod: keep serving meanwhile.
               lifecycle: { preStop: { sleep: { seconds: 5 } } },
-              resources: http.resources as V1ResourceRequirements | undefined,
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              resources: http.resources,
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
               volumeMounts: [{ name: 'data', mountPath: DATA_DIR }],
             },
           ],
@@ -130,7 +142,11 @@ export function httpAutoscaler(cache: BlobCache): V2HorizontalPodAutoscaler | nu
     kind: 'HorizontalPodAutoscaler',
     metadata: metadataFor(cache, names.hpa(name), 'http'),
     spec: {
-      scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: names.httpDeployment(name) },
+      scaleTargetRef: {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        name: names.httpDeployment(name),
+      },
       minReplicas: autoscaling.minReplicas,
       maxReplicas: autoscaling.maxReplicas,
       metrics: [
@@ -138,7 +154,10 @@ export function httpAutoscaler(cache: BlobCache): V2HorizontalPodAutoscaler | nu
           type: 'Resource',
           resource: {
             name: 'cpu',
-            target: { type: 'Utilization', averageUtilization: autoscaling.targetCPUUtilizationPercentage ?? 70 },
+            target: {
+              type: 'Utilization',
+              averageUtilization: autoscaling.targetCPUUtilizationPercentage ?? 70,
+            },
           },
         },
       ],

@@ -4,7 +4,11 @@ import { API_VERSION, KIND, type BlobCache } from '../api/v1alpha1/types.generat
 export type Component = 'redis' | 'http';
 
 /** Labels every owned object carries; selectors use the subset that never changes. */
-export function selectorLabels(cache: BlobCache, component: Component, shard?: number): Record<string, string> {
+export function selectorLabels(
+  cache: BlobCache,
+  component: Component,
+  shard?: number,
+): Record<string, string> {
   return {
     'app.kubernetes.io/name': 'blobcache',
     'app.kubernetes.io/instance': cache.metadata.name!,
@@ -13,8 +17,15 @@ export function selectorLabels(cache: BlobCache, component: Component, shard?: n
   };
 }
 
-export function labels(cache: BlobCache, component: Component, shard?: number): Record<string, string> {
-  return { ...selectorLabels(cache, component, shard), 'app.kubernetes.io/managed-by': 'blobcache-operator' };
+export function labels(
+  cache: BlobCache,
+  component: Component,
+  shard?: number,
+): Record<string, string> {
+  return {
+    ...selectorLabels(cache, component, shard),
+    'app.kubernetes.io/managed-by': 'blobcache-operator',
+  };
 }
 
 /** Makes the BlobCache the controller of an object (garbage-collected with it). */

@@ -1,6 +1,5 @@
 import type {
   V1PodDisruptionBudget,
-  V1ResourceRequirements,
   V1Service,
   V1StatefulSet,
   V1TopologySpreadConstraint,
@@ -18,7 +17,11 @@ export function redisMemory(quantity: string): string {
   return `${value}${unit}`;
 }
 
-export function zoneSpread(cache: BlobCache, component: Component, shard?: number): V1TopologySpreadConstraint[] {
+export function zoneSpread(
+  cache: BlobCache,
+  component: Component,
+  shard?: number,
+): V1TopologySpreadConstraint[] {
   const topology = cache.spec.topology ?? {};
   return [
     {
@@ -51,7 +54,12 @@ export function redisShardStatefulSet(cache: BlobCache, shard: number): V1Statef
         metadata: { labels: metadataFor(cache, name, 'redis', shard).labels },
         spec: {
           topologySpreadConstraints: zoneSpread(cache, 'redis', shard),
-          securityContext: { runAsNonRoot: true, runAsUser: 999, fsGroup: 999, seccompProfile: { type: 'RuntimeDefault' } },
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: 999,
+            fsGroup: 999,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
           containers: [
             {
               name: 'redis',
@@ -68,7 +76,12 @@ export function redisShardStatefulSet(cache: BlobCache, shard: number): V1Statef
               env: [
                 {
                   name: 'REDIS_PASSWORD',
-                  valueFrom: { secretKeyRef: { name: names.redisSecret(cache.metadata.name!), key: 'password' } },
+                  valueFrom: {
+                    secretKeyRef: {
+                      name: names.redisSecret(cache.metadata.name!),
+                      key: 'password',
+                    },
+                  },
                 },
               ],
               ports: [
@@ -76,9 +89,17 @@ export function redisShardStatefulSet(cache: BlobCache, shard: number): V1Statef
                 { name: 'cluster-bus', containerPort: REDIS_BUS_PORT },
               ],
               readinessProbe: { tcpSocket: { port: 'redis' }, periodSeconds: 5 },
-              livenessProbe: { tcpSocket: { port: 'redis' }, periodSeconds: 10, failureThreshold: 6 },
-              resources: redis.resources as V1ResourceRequirements | undefined,
-              securityContext: { allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ['ALL'] } },
+              livenessProbe: {
+                tcpSocket: { port: 'redis' },
+                periodSeconds: 10,
+                failureThreshold: 6,
+              },
+              resources: redis.resources,
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                readOnlyRootFilesystem: true,
+                capabilities: { drop: ['ALL'] },
+              },
               volumeMounts: [{ name: 'data', mountPath: '/data' }],
             },
           ],

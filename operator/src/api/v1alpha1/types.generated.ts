@@ -1,0 +1,174 @@
+// Generated from crds/blobcache.io_blobcaches.yaml by scripts/generate-crd-types.ts. Do not edit.
+import type { V1ObjectMeta } from '@kubernetes/client-node';
+
+export const GROUP = "blobcache.io";
+export const VERSION = "v1alpha1";
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = "BlobCache";
+export const PLURAL = "blobcaches";
+
+/** The Redis Cluster of the fast tier (one StatefulSet per shard). */
+export interface BlobCacheSpecRedis {
+  /** Number of Redis masters; the hash slots are spread over them. Scaling moves slots. */
+  shards?: number;
+  /** Replicas of each master, placed in other zones than their master. */
+  replicasPerShard?: number;
+  /** Redis maxmemory of each node (e.g. 2Gi). The container memory limit adds headroom to it. */
+  maxMemory?: string;
+  /** Redis server image (7.0 or newer). */
+  image?: string;
+  /** CPU and memory requests and limits of each Redis container. */
+  resources?: Record<string, unknown>;
+}
+
+/** A HorizontalPodAutoscaler for the HTTP pods. */
+export interface BlobCacheSpecHttpAutoscaling {
+  /** Fewest HTTP pods. */
+  minReplicas: number;
+  /** Most HTTP pods. */
+  maxReplicas: number;
+  /** Average CPU use the autoscaler aims for. */
+  targetCPUUtilizationPercentage?: number;
+}
+
+/** The stateless HTTP cache pods (the data plane). */
+export interface BlobCacheSpecHttp {
+  /** HTTP pods. Ignored while autoscaling is enabled (the autoscaler owns it). */
+  replicas?: number;
+  /** The blobcache image (runs the data plane). */
+  image?: string;
+  /** Port of the HTTP API, on the pods and on the Service. */
+  port?: number;
+  /** CPU and memory requests and limits of each HTTP container. */
+  resources?: Record<string, unknown>;
+  /** Secret holding the bearer tokens (keys read-token and write-token). When unset the operator generates one named <name>-api-tokens. */
+  authSecretName?: string;
+  /** A HorizontalPodAutoscaler for the HTTP pods. */
+  autoscaling?: BlobCacheSpecHttpAutoscaling;
+}
+
+/** An S3 bucket (AWS or any S3-compatible server). */
+export interface BlobCacheSpecStoreS3 {
+  /** Bucket name. Cannot change once set. */
+  bucket: string;
+  /** Region of the bucket. */
+  region?: string;
+  /** Endpoint of an S3-compatible server (http:// or https://); unset for AWS. */
+  endpoint?: string;
+  /** Key prefix; objects are <prefix>/<md5[0:2]>/<md5>. */
+  prefix?: string;
+  /** Path-style addressing (most S3-compatible servers need it). */
+  forcePathStyle?: boolean;
+  /** Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY; unset to use the pod's identity. */
+  credentialsSecretName?: string;
+}
+
+/** The durable tier. */
+export interface BlobCacheSpecStore {
+  /** An S3 bucket (AWS or any S3-compatible server). */
+  s3: BlobCacheSpecStoreS3;
+}
+
+/** Spreading over availability zones. */
+export interface BlobCacheSpecTopology {
+  /** Node label that names the zone. */
+  zoneLabelKey?: string;
+  /** Required refuses to schedule a pod that would unbalance the zones; Preferred only tries. */
+  spread?: "Required" | "Preferred";
+}
+
+/** Re-warming the cache from S3 after a cold start. */
+export interface BlobCacheSpecBackfill {
+  /** OnColdStart runs a backfill Job when Redis starts empty; Never does not. */
+  policy?: "OnColdStart" | "Never";
+  /** Most bytes loaded, newest blobs first (e.g. 10Gi). */
+  maxBytes?: string;
+  /** Pods of the backfill Job (each takes a share of the key prefixes). */
+  parallelism?: number;
+}
+
+/** The desired cache. */
+export interface BlobCacheSpec {
+  /** The Redis Cluster of the fast tier (one StatefulSet per shard). */
+  redis?: BlobCacheSpecRedis;
+  /** The stateless HTTP cache pods (the data plane). */
+  http?: BlobCacheSpecHttp;
+  /** The durable tier. */
+  store: BlobCacheSpecStore;
+  /** When uploads are acknowledged. WriteBehind: once in Redis on a master and a replica with a journal entry. Sync: once S3 has the blob. */
+  durability?: "WriteBehind" | "Sync";
+  /** Spreading over availability zones. */
+  topology?: BlobCacheSpecTopology;
+  /** Re-warming the cache from S3 after a cold start. */
+  backfill?: BlobCacheSpecBackfill;
+}
+
+export interface BlobCacheStatusConditions {
+  /** Condition type. */
+  type: string;
+  /** True, False or Unknown. */
+  status: "True" | "False" | "Unknown";
+  /** One CamelCase word saying why. */
+  reason?: string;
+  /** Details for people. */
+  message?: string;
+  /** When the status last changed. */
+  lastTransitionTime?: string;
+  /** The spec generation the condition describes. */
+  observedGeneration?: number;
+}
+
+/** Redis tier counts. */
+export interface BlobCacheStatusRedis {
+  /** Redis pods ready. */
+  readyNodes?: number;
+  /** Redis pods wanted (shards × (1 + replicasPerShard)). */
+  desiredNodes?: number;
+}
+
+/** HTTP tier counts. */
+export interface BlobCacheStatusHttp {
+  /** HTTP pods that exist. */
+  replicas?: number;
+  /** HTTP pods ready. */
+  readyReplicas?: number;
+  /** Label selector of the HTTP pods (for the scale subresource). */
+  selector?: string;
+}
+
+/** Progress of the last backfill. */
+export interface BlobCacheStatusBackfill {
+  /** Pending, Running, Succeeded or Failed. */
+  phase?: string;
+  /** Name of the backfill Job. */
+  job?: string;
+  /** Bytes loaded so far. */
+  loadedBytes?: number;
+}
+
+/** What the operator observed. */
+export interface BlobCacheStatus {
+  /** The spec generation this status describes. */
+  observedGeneration?: number;
+  /** In-cluster URL of the HTTP API. */
+  url?: string;
+  /** Ready, Progressing, Degraded, SlotsCovered, ZoneSpread, Warm. */
+  conditions?: BlobCacheStatusConditions[];
+  /** Redis tier counts. */
+  redis?: BlobCacheStatusRedis;
+  /** HTTP tier counts. */
+  http?: BlobCacheStatusHttp;
+  /** The cluster operation under way (resumed after an operator restart). */
+  currentOperation?: string;
+  /** Progress of the last backfill. */
+  backfill?: BlobCacheStatusBackfill;
+}
+
+/** BlobCache is a runtime blob cache: stateless HTTP cache pods on a Redis Cluster (fast tier) that write behind to S3 (durable tier). Clients reach it at http://<name>.<namespace>.svc:<port>. */
+export interface BlobCache {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: V1ObjectMeta;
+  spec: BlobCacheSpec;
+  status?: BlobCacheStatus;
+}

@@ -1,0 +1,344 @@
+import {
+  AppsV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  KubernetesObjectApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesObject,
+  type V1Deployment,
+} from '@kubernetes/client-node';
+import { expect } from 'chai';
+import { randomUUID } from 'node:crypto';
+import winston from 'winston';
+import {
+  API_VERSION,
+  KIND,
+  PLURAL,
+  type BlobCache,
+} from '../../operator/src/api/v1alpha1/types.generated.ts';
+import { reconcile } from '../../operator/src/controller/reconcile.ts';
+import { makeKubeClient, type KubeClient } from '../../operator/src/kube/client.ts';
+import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
+import { installCrd, kubeConfigFor, sample } from '../harness/kube.ts';
+
+const logger = winston.createLogger({
+  silent: true,
+  transports: [new winston.transports.Console()],
+});
+
+describe('operator reconcile against a real kube-apiserver', function () {
+  this.timeout(120_000);
+  let plane: ControlPlane;
+  let config: KubeConfig;
+  let kube: KubeClient;
+  let objects: KubernetesObjectApi;
+  let namespace: string;
+
+  before(async function () {
+    this.timeout(600_000);
+    plane = await startControlPlane();
+    config = kubeConfigFor(plane);
+    kube = makeKubeClient(config);
+    objects = KubernetesObjectApi.makeApiClient(config);
+    await installCrd(plane);
+  });
+  after(async () => {
+    await plane?.stop();
+  });
+  beforeEach(async () => {
+    namespace = `t-${randomUUID().slice(0, 8)}`;
+    await config
+      .makeApiClient(CoreV1Api)
+      .createNamespace({ body: { metadata: { name: namespace } } });
+  });
+
+  const create = async (name: string, spec: Record<string, unknown>): Promise<BlobCache> =>
+    (await objects.create({
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: { name, namespace },
+      spec,
+    } as KubernetesObject)) as BlobCache;
+  const run = () => reconcile({ kube, logger }, { namespace, name: 'cache' });
+  const childVersions = async (): Promise<Record<string, string>> => {
+    const versions: Record<string, string> = {};
+    for (const [apiVersion, kind] of [
+      ['apps/v1', 'StatefulSet'],
+      ['apps/v1', 'Deployment'],
+      ['v1', 'Service'],
+      ['v1', 'ConfigMap'],
+      ['v1', 'Secret'],
+      ['policy/v1', 'PodDisruptionBudget'],
+      ['autoscaling/v2', 'HorizontalPodAutoscaler'],
+    ] as const) {
+      const list = await objects.list(apiVersion, kind, namespace);
+      for (const item of list.items)
+        versions[`${kind}/${item.metadata!.name}`] = item.metadata!.resourceVersion!;
+    }
+    return versions;
+  };
+
+  for (const name of ['minimal', 'production']) {
+    it(`creates every child of the ${name} sample with owner references, and a second reconcile changes nothing`, async () => {
+      const cr = sample(name);
+      const created = await create('cache', cr.spec);
+      await run();
+      const versions = await childVersions();
+      const shards = name === 'minimal' ? 3 : 6;
+      const expected = [
+        'ConfigMap/cache-config',
+        'Deployment/cache-http',
+        'Service/cache',
+        'PodDisruptionBudget/cache-http',
+        'Secret/cache-redis',
+        ...Array.from({ length: shards }, (_, i) => [
+          `StatefulSet/cache-redis-${i}`,
+          `Service/cache-redis-${i}`,
+          `PodDisruptionBudget/cache-redis-${i}`,
+        ]).flat(),
+        ...(name === 'production'
+          ? ['HorizontalPodAutoscaler/cache-http']
+          : ['Secret/cache-api-tokens']),
+      ];
+      expect(Object.keys(versions)).to.include.members(expected);
+      const deployment = (await kube.read<V1Deployment>({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        name: 'cache-http',
+        namespace,
+      }))!;
+      expect(deployment.metadata?.ownerReferences).to.deep.equal([
+        {
+          apiVersion: API_VERSION,
+          kind: KIND,
+          name: 'cache',
+          uid: created.metadata.uid,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ]);
+      expect(deployment.metadata?.labels).to.include({
+        'app.kubernetes.io/instance': 'cache',
+        'app.kubernetes.io/component': 'http',
+      });
+      const redis0 = (await kube.read<
+        KubernetesObject & {
+          spec: {
+            replicas: number;
+            template: { spec: { topologySpreadConstraints: { whenUnsatisfiable: string }[] } };
+          };
+        }
+      >({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'cache-redis-0', namespace }))!;
+      expect(redis0.spec.replicas).to.equal(2);
+      expect(redis0.spec.template.spec.topologySpreadConstraints[0]?.whenUnsatisfiable).to.equal(
+        name === 'production' ? 'DoNotSchedule' : 'ScheduleAnyway',
+      );
+      await run();
+      expect(await childVersions()).to.deep.equal(versions);
+      const status = (await kube.read<BlobCache>({
+        apiVersion: API_VERSION,
+        kind: KIND,
+        name: 'cache',
+        namespace,
+      }))!.status;
+      expect(status?.observedGeneration).to.equal(created.metadata.generation);
+      expect(status?.url).to.equal(`http://cache.${namespace}.svc:8080`);
+    });
+  }
+
+  const rejections: [string, Record<string, unknown>, RegExp][] = [
+    [
+      'WriteBehind without replicas',
+      { redis: { replicasPerShard: 0 }, store: { s3: { bucket: 'bkt' } } },
+      /WriteBehind needs redis.replicasPerShard >= 1/,
+    ],
+    [
+      'Required spread without replicas',
+      {
+        durability: 'Sync',
+        redis: { replicasPerShard: 0 },
+        topology: { spread: 'Required' },
+        store: { s3: { bucket: 'bkt' } },
+      },
+      /spread Required needs redis.replicasPerShard >= 1/,
+    ],
+    [
+      'autoscaling min above max',
+      {
+        http: { autoscaling: { minReplicas: 5, maxReplicas: 2 } },
+        store: { s3: { bucket: 'bkt' } },
+      },
+      /minReplicas must not exceed/,
+    ],
+    [
+      'an endpoint that is not a URL',
+      { store: { s3: { bucket: 'bkt', endpoint: 's3.local' } } },
+      /endpoint must start with http/,
+    ],
+    [
+      'an unknown durability',
+      { durability: 'Eventually', store: { s3: { bucket: 'bkt' } } },
+      /Unsupported value: "Eventually"/,
+    ],
+  ];
+  for (const [what, spec, message] of rejections) {
+    it(`rejects ${what} with a message a user understands`, async () => {
+      const error = await create('cache', spec).then(
+        () => null,
+        (failure: unknown) => failure as { code?: number; body?: string },
+      );
+      expect(error?.code).to.equal(422);
+      // The API server's Status message (the JSON body escapes characters such as '>').
+      expect((JSON.parse(String(error?.body)) as { message: string }).message).to.match(message);
+    });
+  }
+
+  it('rejects changing the bucket', async () => {
+    await create('cache', { store: { s3: { bucket: 'first' } } });
+    const error = await objects
+      .patch(
+        {
+          apiVersion: API_VERSION,
+          kind: KIND,
+          metadata: { name: 'cache', namespace },
+          spec: { store: { s3: { bucket: 'second' } } },
+        } as KubernetesObject,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        PatchStrategy.MergePatch,
+      )
+      .then(
+        () => null,
+        (failure: unknown) => failure as { code?: number; body?: string },
+      );
+    expect(error?.code).to.equal(422);
+    expect(String(error?.body)).to.match(/bucket cannot change/);
+  });
+
+  it('follows spec edits, and leaves the replica count to an autoscaler', async () => {
+    await create('cache', { http: { replicas: 2 }, store: { s3: { bucket: 'bkt' } } });
+    await run();
+    const merge = (spec: Record<string, unknown>) =>
+      objects.patch(
+        {
+          apiVersion: API_VERSION,
+          kind: KIND,
+          metadata: { name: 'cache', namespace },
+          spec,
+        } as KubernetesObject,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        PatchStrategy.MergePatch,
+      );
+    await merge({
+      http: {
+        replicas: 5,
+        image: 'blobcache/blobcache:0.2.0',
+        resources: { limits: { memory: '1Gi' } },
+      },
+    });
+    await run();
+    const apps = config.makeApiClient(AppsV1Api);
+    let deployment = await apps.readNamespacedDeployment({ name: 'cache-http', namespace });
+    expect(deployment.spec?.replicas).to.equal(5);
+    expect(deployment.spec?.template.spec?.containers[0]?.image).to.equal(
+      'blobcache/blobcache:0.2.0',
+    );
+    expect(deployment.spec?.template.spec?.containers[0]?.resources?.limits).to.deep.equal({
+      memory: '1Gi',
+    });
+    await merge({ http: { autoscaling: { minReplicas: 2, maxReplicas: 10 } } });
+    await run();
+    // What the HPA controller does: set the scale, as another field manager.
+    await apps.patchNamespacedDeploymentScale(
+      {
+        name: 'cache-http',
+        namespace,
+        body: { spec: { replicas: 7 } },
+        fieldManager: 'horizontal-pod-autoscaler',
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await run();
+    await run();
+    deployment = await apps.readNamespacedDeployment({ name: 'cache-http', namespace });
+    expect(deployment.spec?.replicas).to.equal(7);
+  });
+
+  it('documents the API for kubectl explain', () => {
+    const explained = plane.kubectl('explain', 'blobcache.spec.redis.replicasPerShard');
+    expect(explained.status, explained.stderr).to.equal(0);
+    expect(explained.stdout).to.contain(
+      'Replicas of each master, placed in other zones than their master',
+    );
+  });
+
+  it('brings back a deleted child', async () => {
+    await create('cache', { store: { s3: { bucket: 'bkt' } } });
+    await run();
+    await objects.delete({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'cache', namespace },
+    });
+    await run();
+    const service = await config
+      .makeApiClient(CoreV1Api)
+      .readNamespacedService({ name: 'cache', namespace });
+    expect(service.spec?.ports?.[0]?.port).to.equal(8080);
+  });
+
+  it('sets Ready, Progressing and Degraded from what the children report', async () => {
+    await create('cache', {
+      redis: { shards: 1, replicasPerShard: 1 },
+      http: { replicas: 2 },
+      store: { s3: { bucket: 'bkt' } },
+    });
+    await run();
+    const custom = config.makeApiClient(CustomObjectsApi);
+    const conditions = async () =>
+      Object.fromEntries(
+        (
+          (
+            (await custom.getNamespacedCustomObject({
+              group: 'blobcache.io',
+              version: 'v1alpha1',
+              namespace,
+              plural: PLURAL,
+              name: 'cache',
+            })) as BlobCache
+          ).status?.conditions ?? []
+        ).map((c) => [c.type, c.status]),
+      );
+    expect(await conditions()).to.include({
+      Ready: 'False',
+      Progressing: 'True',
+      Degraded: 'False',
+    });
+    const apps = config.makeApiClient(AppsV1Api);
+    const setStatus = async (kind: 'deployment' | 'statefulset', name: string, ready: number) => {
+      const body = { status: { replicas: 2, readyReplicas: ready, availableReplicas: ready } };
+      const options = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+      if (kind === 'deployment')
+        await apps.patchNamespacedDeploymentStatus({ name, namespace, body }, options);
+      else await apps.patchNamespacedStatefulSetStatus({ name, namespace, body }, options);
+    };
+    await setStatus('deployment', 'cache-http', 1);
+    await setStatus('statefulset', 'cache-redis-0', 2);
+    await run();
+    expect(await conditions()).to.include({ Ready: 'False', Degraded: 'True' });
+    await setStatus('deployment', 'cache-http', 2);
+    await run();
+    expect(await conditions()).to.include({
+      Ready: 'True',
+      Progressing: 'False',
+      Degraded: 'False',
+    });
+  });
+});
