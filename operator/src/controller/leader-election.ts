@@ -1,4 +1,9 @@
-import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import {
+  CoordinationV1Api,
+  V1MicroTime,
+  type KubeConfig,
+  type V1Lease,
+} from '@kubernetes/client-node';
 import type { Logger } from 'winston';
 
 export interface LeaderElectionOptions {
@@ -46,12 +51,18 @@ export function electLeader(options: LeaderElectionOptions): LeaderElection {
   const acquired = new Promise<void>((resolve) => (onAcquired = resolve));
   const lost = new Promise<void>((resolve) => (onLost = resolve));
 
-  const now = () => new Date();
+  // Lease times are MicroTime: a plain Date serializes with milliseconds, which the API
+  // server refuses, so every time sent goes through V1MicroTime.
+  // Read back, they arrive as strings (the client does not parse MicroTime): accept both.
+  const millis = (time: Date | string | undefined): number =>
+    time === undefined ? 0 : new Date(time).getTime();
+  const micro = (time?: Date | string): V1MicroTime =>
+    time === undefined ? new V1MicroTime() : new V1MicroTime(millis(time));
   const spec = (acquireTime: Date | undefined, transitions: number): V1Lease['spec'] => ({
     holderIdentity: identity,
     leaseDurationSeconds: duration,
-    acquireTime: acquireTime ?? now(),
-    renewTime: now(),
+    acquireTime: micro(acquireTime),
+    renewTime: micro(),
     leaseTransitions: transitions,
   });
 
@@ -68,7 +79,7 @@ export function electLeader(options: LeaderElectionOptions): LeaderElection {
       return true;
     }
     const holder = lease.spec?.holderIdentity;
-    const renewed = lease.spec?.renewTime?.getTime() ?? 0;
+    const renewed = millis(lease.spec?.renewTime);
     const expired = renewed + (lease.spec?.leaseDurationSeconds ?? duration) * 1000 < Date.now();
     if (holder !== identity && holder !== undefined && holder !== '' && !expired) return false;
     const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === identity ? 0 : 1);
@@ -111,7 +122,12 @@ export function electLeader(options: LeaderElectionOptions): LeaderElection {
       try {
         const lease = await api.readNamespacedLease({ name, namespace });
         if (lease.spec?.holderIdentity === identity) {
-          lease.spec = { ...lease.spec, holderIdentity: '', renewTime: new Date(0) };
+          lease.spec = {
+            ...lease.spec,
+            holderIdentity: '',
+            acquireTime: micro(lease.spec.acquireTime),
+            renewTime: micro(new Date(0)),
+          };
           await api.replaceNamespacedLease({ name, namespace, body: lease });
         }
       } catch (error) {
