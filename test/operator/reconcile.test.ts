@@ -271,12 +271,47 @@ describe('operator reconcile against a real kube-apiserver', function () {
     expect(deployment.spec?.replicas).to.equal(7);
   });
 
+  it('shows printer columns and scales the HTTP tier through the scale subresource', async () => {
+    await create('cache', { http: { replicas: 2 }, store: { s3: { bucket: 'bkt' } } });
+    await run();
+    const scaled = plane.kubectl('-n', namespace, 'scale', 'blobcache/cache', '--replicas=4');
+    expect(scaled.status, scaled.stderr).to.equal(0);
+    await run();
+    const deployment = await config
+      .makeApiClient(AppsV1Api)
+      .readNamespacedDeployment({ name: 'cache-http', namespace });
+    expect(deployment.spec?.replicas).to.equal(4);
+    // Server-side apply really was used, under the operator's one field manager.
+    expect(
+      deployment.metadata?.managedFields?.some(
+        (f) => f.manager === 'blobcache-operator' && f.operation === 'Apply',
+      ),
+    ).to.be.true;
+    const table = plane.kubectl('-n', namespace, 'get', 'blobcaches');
+    expect(table.stdout.split('\n')[0]).to.match(
+      /NAME\s+SHARDS\s+HTTP-READY\s+HTTP-DESIRED\s+DURABILITY\s+READY\s+AGE/,
+    );
+    expect(table.stdout).to.match(/cache\s+3\s+0\s+4\s+WriteBehind\s+False/);
+  });
+
   it('documents the API for kubectl explain', () => {
     const explained = plane.kubectl('explain', 'blobcache.spec.redis.replicasPerShard');
     expect(explained.status, explained.stderr).to.equal(0);
     expect(explained.stdout).to.contain(
       'Replicas of each master, placed in other zones than their master',
     );
+  });
+
+  it('records Events for notable steps', async () => {
+    await create('cache', { store: { s3: { bucket: 'bkt' } } });
+    await run();
+    const events = await config.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace });
+    const reasons = events.items
+      .filter(
+        (event) => event.involvedObject.kind === KIND && event.involvedObject.name === 'cache',
+      )
+      .map((event) => event.reason);
+    expect(reasons).to.include('CreatedSecret');
   });
 
   it('brings back a deleted child', async () => {

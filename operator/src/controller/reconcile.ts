@@ -76,11 +76,39 @@ export async function reconcile(deps: ReconcileDeps, key: ReconcileKey): Promise
   const status = computeStatus(cache, observed, (deps.now ?? (() => new Date()))());
   if (!isDeepStrictEqual(status, cache.status)) {
     await kube.patchStatus({ ...refOf(cache), plural: PLURAL }, status);
-    log.info('Updated BlobCache status', {
-      ready: status.conditions?.find((c) => c.type === 'Ready')?.status,
-    });
+    const wasReady = readiness(cache.status);
+    const ready = readiness(status);
+    log.info('Updated BlobCache status', { ready });
+    if (wasReady !== ready && (ready === 'True' || wasReady === 'True')) {
+      const message = status.conditions?.find((c) => c.type === 'Ready')?.message ?? '';
+      const became = ready === 'True';
+      await announce(
+        kube,
+        cache,
+        became ? 'Normal' : 'Warning',
+        became ? 'Ready' : 'NotReady',
+        message,
+      );
+    }
   }
   return { requeueAfterMs: 30_000 };
+}
+
+function readiness(status: BlobCache['status']): string | undefined {
+  return status?.conditions?.find((condition) => condition.type === 'Ready')?.status;
+}
+
+/** Events are best effort: failing to record one never fails a reconcile. */
+async function announce(
+  kube: KubeClient,
+  cache: BlobCache,
+  type: 'Normal' | 'Warning',
+  reason: string,
+  message: string,
+): Promise<void> {
+  await kube
+    .recordEvent(cache as KubernetesObject, { type, reason, message })
+    .catch(() => undefined);
 }
 
 /** Generates the Redis password and API tokens once; existing Secrets are never replaced. */
@@ -90,8 +118,16 @@ async function ensureSecrets(kube: KubeClient, cache: BlobCache, log: Logger): P
     wanted.push(apiTokensSecret(cache, { read: newSecretValue(), write: newSecretValue() }));
   }
   for (const secret of wanted) {
-    if (await kube.createIfAbsent(secret))
+    if (await kube.createIfAbsent(secret)) {
       log.info('Created Secret', { name: secret.metadata!.name });
+      await announce(
+        kube,
+        cache,
+        'Normal',
+        'CreatedSecret',
+        `Generated Secret ${secret.metadata!.name}`,
+      );
+    }
   }
 }
 
@@ -104,7 +140,9 @@ async function removeStale(kube: KubeClient, cache: BlobCache, log: Logger): Pro
       name: names.hpa(cache.metadata.name!),
       namespace: cache.metadata.namespace!,
     });
-    if (removed)
+    if (removed) {
       log.info('Deleted HorizontalPodAutoscaler', { name: names.hpa(cache.metadata.name!) });
+      await announce(kube, cache, 'Normal', 'DeletedAutoscaler', 'Autoscaling was turned off');
+    }
   }
 }

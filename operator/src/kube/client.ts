@@ -1,4 +1,5 @@
 import {
+  CoreV1Api,
   CustomObjectsApi,
   KubernetesObjectApi,
   PatchStrategy,
@@ -27,6 +28,11 @@ export interface KubeClient {
   delete(ref: ObjectRef): Promise<boolean>;
   /** Replaces `.status` of a custom resource (the status subresource). */
   patchStatus(ref: ObjectRef & { plural: string }, status: object): Promise<void>;
+  /** Records a Kubernetes Event about `object` (what `kubectl describe` shows). */
+  recordEvent(
+    object: KubernetesObject,
+    event: { type: 'Normal' | 'Warning'; reason: string; message: string },
+  ): Promise<void>;
 }
 
 function statusCode(error: unknown): number | undefined {
@@ -45,6 +51,7 @@ function asObject(ref: ObjectRef): KubernetesObject {
 export function makeKubeClient(config: KubeConfig): KubeClient {
   const objects = KubernetesObjectApi.makeApiClient(config);
   const custom = config.makeApiClient(CustomObjectsApi);
+  const core = config.makeApiClient(CoreV1Api);
   return {
     async apply(object) {
       return objects.patch(
@@ -83,6 +90,31 @@ export function makeKubeClient(config: KubeConfig): KubeClient {
         if (statusCode(error) === 404) return false;
         throw error;
       }
+    },
+    async recordEvent(object, event) {
+      const { name, namespace, uid } = object.metadata ?? {};
+      const now = new Date();
+      await core.createNamespacedEvent({
+        namespace: namespace!,
+        body: {
+          metadata: { generateName: `${name}.`, namespace },
+          involvedObject: {
+            apiVersion: object.apiVersion,
+            kind: object.kind,
+            name,
+            namespace,
+            uid,
+          },
+          type: event.type,
+          reason: event.reason,
+          message: event.message,
+          source: { component: FIELD_MANAGER },
+          reportingComponent: FIELD_MANAGER,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        },
+      });
     },
     async patchStatus(ref, status) {
       const [group, version] = ref.apiVersion.split('/') as [string, string];

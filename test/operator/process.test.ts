@@ -1,0 +1,125 @@
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  KubernetesObjectApi,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
+import { expect } from 'chai';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { API_VERSION, KIND } from '../../operator/src/api/v1alpha1/types.generated.ts';
+import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
+import { REPO_ROOT } from '../harness/dataplane.ts';
+import { installCrd, kubeConfigFor } from '../harness/kube.ts';
+import { freePorts } from '../harness/services.ts';
+
+interface OperatorProcess {
+  child: ChildProcess;
+  port: number;
+  exited: Promise<number | null>;
+}
+
+async function eventually(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 30_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+describe('the operator as a process (npm run operator)', function () {
+  this.timeout(180_000);
+  let plane: ControlPlane;
+  let config: KubeConfig;
+  let namespace: string;
+  const running: OperatorProcess[] = [];
+
+  before(async function () {
+    this.timeout(600_000);
+    plane = await startControlPlane();
+    config = kubeConfigFor(plane);
+    await installCrd(plane);
+    namespace = `op-${randomUUID().slice(0, 8)}`;
+    await config
+      .makeApiClient(CoreV1Api)
+      .createNamespace({ body: { metadata: { name: namespace } } });
+  });
+  after(async () => {
+    for (const operator of running) operator.child.kill('SIGKILL');
+    await plane?.stop();
+  });
+
+  const startOperator = async (name: string): Promise<OperatorProcess> => {
+    const port = await freePorts(1);
+    const child = spawn(process.execPath, ['operator/src/main.ts'], {
+      cwd: REPO_ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        KUBECONFIG: plane.kubeconfigPath,
+        OPERATOR_NAMESPACE: namespace,
+        POD_NAME: name,
+        OPERATOR_METRICS_PORT: String(port),
+        OPERATOR_LOG_LEVEL: 'warn',
+      },
+      stdio: 'ignore',
+    });
+    const operator = {
+      child,
+      port,
+      exited: new Promise<number | null>((resolve) => child.once('exit', resolve)),
+    };
+    running.push(operator);
+    await eventually(
+      `operator ${name} to serve /healthz`,
+      async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok,
+    );
+    return operator;
+  };
+  const holder = async (): Promise<string | undefined> =>
+    (
+      await config
+        .makeApiClient(CoordinationV1Api)
+        .readNamespacedLease({ name: 'blobcache-operator', namespace })
+    ).spec?.holderIdentity;
+  const deploymentExists = (name: string) =>
+    KubernetesObjectApi.makeApiClient(config)
+      .read({
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: { name: `${name}-http`, namespace },
+      })
+      .then(() => true);
+  const createCache = (name: string) =>
+    KubernetesObjectApi.makeApiClient(config).create({
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: { name, namespace },
+      spec: { store: { s3: { bucket: 'bkt' } } },
+    } as KubernetesObject);
+
+  it('reconciles as the leader, serves metrics, and hands over to a standby on SIGTERM', async () => {
+    const first = await startOperator('first');
+    await eventually('the first operator to lead', async () => (await holder()) === 'first');
+    const second = await startOperator('second');
+    await createCache('one');
+    await eventually('the first BlobCache to be reconciled', () => deploymentExists('one'));
+    const metrics = await (await fetch(`http://127.0.0.1:${first.port}/metrics`)).text();
+    expect(metrics).to.match(/blobcache_operator_reconciles_total\{result="success"\} [1-9]/);
+    expect(await holder()).to.equal('first');
+    first.child.kill('SIGTERM');
+    expect(await first.exited).to.equal(0);
+    await eventually('the standby to take the Lease', async () => (await holder()) === 'second');
+    await createCache('two');
+    await eventually('the second BlobCache to be reconciled by the new leader', () =>
+      deploymentExists('two'),
+    );
+    second.child.kill('SIGTERM');
+    expect(await second.exited).to.equal(0);
+  });
+});
