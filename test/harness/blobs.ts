@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 /** Deterministic pseudo-random bytes: the same (size, seed) always gives the same blob. */
 export function blobOf(size: number, seed = 1): Buffer {
@@ -65,4 +66,23 @@ export class GeneratedBlob {
     for (const piece of this.pieces()) hash.update(piece);
     return hash.digest('hex');
   }
+}
+
+/** MD5 and length of a response body, read as a stream (never held whole). */
+export async function digestOf(
+  body: ReadableStream<Uint8Array>,
+): Promise<{ md5: string; size: number }> {
+  const hash = createHash('md5');
+  let size = 0;
+  await pipeline(
+    body,
+    new Writable({
+      write(chunk: Uint8Array, _encoding, callback) {
+        size += chunk.length;
+        hash.update(chunk);
+        callback();
+      },
+    }),
+  );
+  return { md5: hash.digest('hex'), size };
 }

@@ -1,4 +1,5 @@
-import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -45,4 +46,13 @@ export function sample(name: string): KubernetesObject & { spec: Record<string, 
     readFileSync(join(REPO_ROOT, 'crds/samples', `${name}.yaml`), 'utf8'),
   );
   return document!.toJS() as KubernetesObject & { spec: Record<string, unknown> };
+}
+
+/** A fresh namespace per test: without controllers, namespaces never finish deleting. */
+export async function freshNamespace(config: KubeConfig, prefix = 't'): Promise<string> {
+  const namespace = `${prefix}-${randomUUID().slice(0, 8)}`;
+  await config
+    .makeApiClient(CoreV1Api)
+    .createNamespace({ body: { metadata: { name: namespace } } });
+  return namespace;
 }

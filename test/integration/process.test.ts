@@ -1,12 +1,9 @@
 import { expect } from 'chai';
-import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { GeneratedBlob, blobOf, md5 } from '../harness/blobs.ts';
+import { GeneratedBlob, blobOf, digestOf, md5 } from '../harness/blobs.ts';
 import { residentSet, spawnDataPlane, type SpawnedDataPlane } from '../harness/dataplane.ts';
 
 const MiB = 1024 * 1024;
@@ -108,20 +105,7 @@ describe('the data plane as a process (npm start)', () => {
     const response = await fetch(url);
     expect(response.status).to.equal(200);
     expect(response.headers.get('content-length')).to.equal(String(blob.size));
-    const hash = createHash('md5');
-    let received = 0;
-    await pipeline(
-      response.body!,
-      new Writable({
-        write(chunk: Uint8Array, _encoding, callback) {
-          received += chunk.length;
-          hash.update(chunk);
-          callback();
-        },
-      }),
-    );
-    expect(received).to.equal(blob.size);
-    expect(hash.digest('hex')).to.equal(key);
+    expect(await digestOf(response.body!)).to.deep.equal({ md5: key, size: blob.size });
     const afterDownload = await residentSet(pid);
     const peakMiB = afterDownload.peakBytes / MiB;
     console.log(

@@ -1,13 +1,11 @@
 import {
   CoordinationV1Api,
-  CoreV1Api,
   KubernetesObjectApi,
   V1MicroTime,
   type KubeConfig,
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import winston from 'winston';
 import { API_VERSION, KIND } from '../../operator/src/api/v1alpha1/types.generated.ts';
@@ -15,7 +13,7 @@ import { startController, type Controller } from '../../operator/src/controller/
 import { electLeader } from '../../operator/src/controller/leader-election.ts';
 import { makeKubeClient } from '../../operator/src/kube/client.ts';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
-import { installCrd, kubeConfigFor } from '../harness/kube.ts';
+import { freshNamespace, installCrd, kubeConfigFor } from '../harness/kube.ts';
 
 const logger = winston.createLogger({
   silent: true,
@@ -55,10 +53,7 @@ describe('operator controller and leader election against a real kube-apiserver'
     await plane?.stop();
   });
   beforeEach(async () => {
-    namespace = `t-${randomUUID().slice(0, 8)}`;
-    await config
-      .makeApiClient(CoreV1Api)
-      .createNamespace({ body: { metadata: { name: namespace } } });
+    namespace = await freshNamespace(config);
   });
   afterEach(async () => {
     await controller?.stop();

@@ -1,18 +1,16 @@
 import {
   CoordinationV1Api,
-  CoreV1Api,
   KubernetesObjectApi,
   type KubeConfig,
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { API_VERSION, KIND } from '../../operator/src/api/v1alpha1/types.generated.ts';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
 import { REPO_ROOT } from '../harness/dataplane.ts';
-import { installCrd, kubeConfigFor } from '../harness/kube.ts';
+import { freshNamespace, installCrd, kubeConfigFor } from '../harness/kube.ts';
 import { freePorts } from '../harness/services.ts';
 
 interface OperatorProcess {
@@ -45,10 +43,7 @@ describe('the operator as a process (npm run operator)', function () {
     plane = await startControlPlane();
     config = kubeConfigFor(plane);
     await installCrd(plane);
-    namespace = `op-${randomUUID().slice(0, 8)}`;
-    await config
-      .makeApiClient(CoreV1Api)
-      .createNamespace({ body: { metadata: { name: namespace } } });
+    namespace = await freshNamespace(config, 'op');
   });
   after(async () => {
     for (const operator of running) operator.child.kill('SIGKILL');

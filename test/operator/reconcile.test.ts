@@ -10,7 +10,6 @@ import {
   type V1Deployment,
 } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { randomUUID } from 'node:crypto';
 import winston from 'winston';
 import {
   API_VERSION,
@@ -21,7 +20,7 @@ import {
 import { reconcile } from '../../operator/src/controller/reconcile.ts';
 import { makeKubeClient, type KubeClient } from '../../operator/src/kube/client.ts';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
-import { installCrd, kubeConfigFor, sample } from '../harness/kube.ts';
+import { freshNamespace, installCrd, kubeConfigFor, sample } from '../harness/kube.ts';
 
 const logger = winston.createLogger({
   silent: true,
@@ -48,10 +47,7 @@ describe('operator reconcile against a real kube-apiserver', function () {
     await plane?.stop();
   });
   beforeEach(async () => {
-    namespace = `t-${randomUUID().slice(0, 8)}`;
-    await config
-      .makeApiClient(CoreV1Api)
-      .createNamespace({ body: { metadata: { name: namespace } } });
+    namespace = await freshNamespace(config);
   });
 
   const create = async (name: string, spec: Record<string, unknown>): Promise<BlobCache> =>

@@ -1,10 +1,8 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
-import { createHash } from 'node:crypto';
 import { request } from 'node:http';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { GeneratedBlob, blobOf, md5 } from '../../harness/blobs.ts';
+import { Readable } from 'node:stream';
+import { GeneratedBlob, blobOf, digestOf, md5 } from '../../harness/blobs.ts';
 import type { SpawnedDataPlane } from '../../harness/dataplane.ts';
 import {
   flushRedis,
@@ -241,20 +239,7 @@ describe('production tiers: Redis Cluster + S3 (real servers on loopback)', func
     expect(uploaded).to.equal(201);
     const response = await fetch(`${planes[1]!.url}/v1/blobs/${key}`);
     expect(response.headers.get('x-cache')).to.equal('hit');
-    const hash = createHash('md5');
-    let size = 0;
-    await pipeline(
-      response.body!,
-      new Writable({
-        write(chunk: Uint8Array, _encoding, callback) {
-          size += chunk.length;
-          hash.update(chunk);
-          callback();
-        },
-      }),
-    );
-    expect(size).to.equal(blob.size);
-    expect(hash.digest('hex')).to.equal(key);
+    expect(await digestOf(response.body!)).to.deep.equal({ md5: key, size: blob.size });
     await waitForDrain(planes[0]!.url, 300_000);
     expect((await stack.store.head(key))?.size).to.equal(blob.size);
   });
