@@ -1,11 +1,13 @@
-# One image, several entry points: the data plane (default), and later the operator and
-# the backfill command. Built from TypeScript to plain JavaScript; runs as a non-root user.
+# One image, two entry points: the data plane (default) and the operator
+# (`node dist/operator/src/main.js`). Built from TypeScript to plain JavaScript; runs as a
+# non-root user.
 FROM node:24-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY dataplane ./dataplane
+COPY operator ./operator
 RUN npm run build && npm prune --omit=dev
 
 FROM node:24-slim
