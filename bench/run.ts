@@ -75,11 +75,16 @@ async function main(): Promise<void> {
         },
       );
       const connections = connectionsFor(size);
-      const measure = async (system: string, url: string, pid?: number): Promise<void> => {
+      const measure = async (
+        system: string,
+        url: string,
+        pid?: number,
+        clients = connections,
+      ): Promise<void> => {
         const sampler = pid === undefined ? undefined : new ProcessSampler(pid);
         sampler?.start();
-        const result = await wrkGet(url, { connections, seconds: SECONDS });
-        rows.push({ op: 'GET', system, size, connections, ...result, ...sampler?.stop() });
+        const result = await wrkGet(url, { connections: clients, seconds: SECONDS });
+        rows.push({ op: 'GET', system, size, connections: clients, ...result, ...sampler?.stop() });
         log(
           `GET ${system} ${size} B: ${result.megabytesPerSecond.toFixed(0)} MB/s, ${result.requestsPerSecond.toFixed(0)} req/s`,
         );
@@ -92,6 +97,16 @@ async function main(): Promise<void> {
       await measure('blobcache (embedded)', `${embedded.url}/v1/blobs/${key}`, embedded.child.pid);
       await measure('nginx (static file)', `${nginx.url}/${key}`);
       await measure('S3 direct (versitygw)', signed);
+      if (size === 4 * KiB) {
+        // Latency without queueing: one connection at a time.
+        await measure(
+          'blobcache (Redis + S3)',
+          `${production.url}/v1/blobs/${key}`,
+          production.child.pid,
+          1,
+        );
+        await measure('S3 direct (versitygw)', signed, undefined, 1);
+      }
       const redis = await redisBenchmark(stack.redis.masters()[0]!, {
         size,
         requests: Math.max(8, Math.min(20_000, Math.floor((2 * 1024 * MiB) / size))),

@@ -1,4 +1,6 @@
 import express, { type Express } from 'express';
+import type { RequestListener } from 'node:http';
+import { fastReads } from './http/fast-read.ts';
 import type { Logger } from 'winston';
 import type { BlobService } from './blob/service.ts';
 import type { AuthTokens } from './http/auth.ts';
@@ -18,6 +20,19 @@ export interface AppDependencies {
   maxMissingKeys?: number;
   /** @default () => false */
   isDraining?: () => boolean;
+}
+
+/**
+ * The request handler to serve: the express app behind the fast path for in-memory hits.
+ * main.ts and the tests both serve this.
+ */
+export function createHandler(deps: AppDependencies): RequestListener {
+  return fastReads({
+    blobs: deps.blobs,
+    metrics: deps.metrics,
+    auth: deps.auth,
+    next: createApp(deps),
+  });
 }
 
 /** Builds the data plane's HTTP app without listening, so tests and main.ts share it. */

@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'winston';
-import { createApp } from './app.ts';
+import { createHandler } from './app.ts';
 import { FileSystemStore } from './backends/filesystem.ts';
 import { MemoryLruStore } from './backends/memory-lru.ts';
 import { S3Store } from './backends/s3.ts';
@@ -214,7 +214,7 @@ async function main(): Promise<void> {
   const metrics = new Metrics({ processMetrics: true });
   const tiers = await buildTiers(config, metrics, logger);
   let draining = false;
-  const app = createApp({
+  const app = createHandler({
     blobs: tiers.blobs,
     logger,
     metrics,

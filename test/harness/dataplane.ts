@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import winston from 'winston';
-import { createApp } from '../../dataplane/src/app.ts';
+import { createHandler } from '../../dataplane/src/app.ts';
 import { FileSystemStore } from '../../dataplane/src/backends/filesystem.ts';
 import { MemoryLruStore } from '../../dataplane/src/backends/memory-lru.ts';
 import { WriteThroughTiers } from '../../dataplane/src/blob/write-through.ts';
@@ -46,7 +46,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
   });
   const store = await FileSystemStore.open(dataDir);
   const blobs = new WriteThroughTiers({ cache, store, metrics, logger });
-  const app = createApp({
+  const app = createHandler({
     blobs,
     logger,
     metrics,

@@ -143,6 +143,21 @@ describe('blob API on the embedded default (real HTTP on loopback)', () => {
       expect(Buffer.from(await response.arrayBuffer()).equals(blob)).to.be.true;
     });
 
+    it('answers a hit the same on the fast path as through the express app', async () => {
+      const fast = await fetch(`${server.url}/v1/blobs/${key}`);
+      // Any conditional header routes the request through express instead.
+      const routed = await fetch(`${server.url}/v1/blobs/${key}`, {
+        headers: { 'If-None-Match': '"other"' },
+      });
+      const comparable = (response: Response) =>
+        [...response.headers.entries()]
+          .filter(([name]) => !['date', 'x-request-id'].includes(name))
+          .sort();
+      expect(comparable(fast)).to.deep.equal(comparable(routed));
+      expect(Buffer.from(await fast.arrayBuffer()).equals(Buffer.from(await routed.arrayBuffer())))
+        .to.be.true;
+    });
+
     it('reads through from disk (X-Cache: miss) and fills the memory tier', async () => {
       await server.cache.delete(key);
       const miss = await fetch(`${server.url}/v1/blobs/${key}`);

@@ -82,16 +82,17 @@ export class MemoryLruStore implements BlobStore {
   }
 
   get(key: string, range?: ByteRange): Promise<BlobRead | null> {
+    return Promise.resolve(this.peek(key, range));
+  }
+
+  /** `get` without the promise: the bytes are in memory already. */
+  peek(key: string, range?: ByteRange): BlobRead | null {
     const entry = this.touch(key);
-    if (entry === undefined) return Promise.resolve(null);
+    if (entry === undefined) return null;
     const start = range?.start ?? 0;
     const end = range?.end ?? entry.info.size - 1;
     const chunks = [...slices(entry.chunks, start, end)];
-    return Promise.resolve({
-      info: entry.info,
-      chunks,
-      stream: Readable.from(chunks, { objectMode: false }),
-    });
+    return { info: entry.info, chunks, stream: Readable.from(chunks, { objectMode: false }) };
   }
 
   async put(source: Readable, options: PutOptions): Promise<PutResult> {

@@ -42,4 +42,9 @@ export interface BlobService {
   missing(keys: readonly string[]): Promise<string[]>;
   /** Resolves when every tier is reachable. */
   check(): Promise<void>;
+  /**
+   * The whole blob when an in-process tier holds it, found without waiting on anything
+   * (the HTTP fast path for hot blobs); null otherwise. Counts as a cache hit.
+   */
+  peekInMemory?(key: string): ServedBlob | null;
 }

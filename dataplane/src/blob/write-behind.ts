@@ -258,6 +258,13 @@ export class WriteBehindTiers implements BlobService {
     return absent;
   }
 
+  peekInMemory(key: string): ServedBlob | null {
+    const hit = this.options.hot?.peek(key) ?? null;
+    if (hit === null) return null;
+    this.options.metrics.cacheRequests.inc({ result: 'hit' });
+    return { ...hit, cache: 'hit' };
+  }
+
   async check(): Promise<void> {
     await Promise.all([this.fast.check(), this.store.check()]);
   }

@@ -178,6 +178,13 @@ export class WriteThroughTiers implements BlobService {
     return absent;
   }
 
+  peekInMemory(key: string): ServedBlob | null {
+    const hit = this.cache?.peek(key) ?? null;
+    if (hit === null) return null;
+    this.metrics.cacheRequests.inc({ result: 'hit' });
+    return { ...hit, cache: 'hit' };
+  }
+
   async check(): Promise<void> {
     await Promise.all([this.cache.check(), this.store.check()]);
   }

@@ -3,7 +3,6 @@ import { pipeline } from 'node:stream/promises';
 import {
   assertBlobKey,
   contentMd5ToHex,
-  formatReprDigest,
   isBlobKey,
   parseReprDigestSha256,
 } from '../blob/digest.ts';
@@ -20,6 +19,7 @@ import type { BlobService, Durability, UploadOptions } from '../blob/service.ts'
 import type { BlobInfo, ByteRange } from '../blob/store.ts';
 import type { Metrics } from '../metrics.ts';
 import { requireScope, type AuthTokens } from './auth.ts';
+import { etagOf, setBlobHeaders } from './blob-headers.ts';
 import { decideRange, ifNoneMatchHits, ifRangeAllows } from './range.ts';
 import { labelRoute, requestContext } from './request-context.ts';
 import { declaredLength, uploadBody } from './request-body.ts';
@@ -36,10 +36,6 @@ export interface BlobRoutesOptions {
 
 const BLOB_ROUTE = '/v1/blobs/{md5}';
 
-function etagOf(key: string): string {
-  return `"${key}"`;
-}
-
 function blobJson(info: BlobInfo, created: boolean): Record<string, unknown> {
   return {
     key: info.key,
@@ -47,14 +43,6 @@ function blobJson(info: BlobInfo, created: boolean): Record<string, unknown> {
     created,
     ...(info.sha256 === undefined ? {} : { sha256: info.sha256 }),
   };
-}
-
-function setBlobHeaders(res: Response, info: BlobInfo): void {
-  res.setHeader('ETag', etagOf(info.key));
-  res.setHeader('Accept-Ranges', 'bytes');
-  // Content-addressed: the bytes behind a key can never change.
-  res.setHeader('Cache-Control', 'public, max-age=31536000, immutable');
-  if (info.sha256 !== undefined) res.setHeader('Repr-Digest', formatReprDigest(info.sha256));
 }
 
 function methodNotAllowed(allow: string): RequestHandler {

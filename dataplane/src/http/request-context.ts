@@ -10,7 +10,7 @@ export interface RequestContext {
 
 const CONTEXT = Symbol('blobcache.requestContext');
 const ROUTE = Symbol('blobcache.route');
-const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+export const SAFE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 type Locals = Record<symbol, unknown>;
 
