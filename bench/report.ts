@@ -39,9 +39,20 @@ export function sizeLabel(size: number): string {
   return `${size / 1024} KiB`;
 }
 
-function find(results: BenchResults, op: string, system: string, size: number): Row | undefined {
+/** A result row; by default the loaded run (more than one connection), or exactly `connections`. */
+function find(
+  results: BenchResults,
+  op: string,
+  system: string,
+  size: number,
+  connections?: number,
+): Row | undefined {
   return results.rows.find(
-    (row) => row.op === op && row.system.startsWith(system) && row.size === size,
+    (row) =>
+      row.op === op &&
+      row.system.startsWith(system) &&
+      row.size === size &&
+      (connections === undefined ? row.connections > 1 : row.connections === connections),
   );
 }
 
@@ -60,9 +71,10 @@ export function targets(
     find(results, 'GET', PRODUCTION, 4096)?.requestsPerSecond,
     find(results, 'GET', 'nginx', 4096)?.requestsPerSecond,
   );
+  // Latency is compared one request at a time, so queueing under load does not mask it.
   const p50 = ratio(
-    find(results, 'GET', 'S3 direct', 4096)?.p50Ms,
-    find(results, 'GET', PRODUCTION, 4096)?.p50Ms,
+    find(results, 'GET', 'S3 direct', 4096, 1)?.p50Ms,
+    find(results, 'GET', PRODUCTION, 4096, 1)?.p50Ms,
   );
   const put1m = ratio(
     find(results, 'PUT', PRODUCTION, 1048576)?.megabytesPerSecond,
@@ -85,7 +97,7 @@ export function targets(
       met: hit4k >= 0.6,
     },
     {
-      target: 'hit p50 ≥ 10 × lower than direct S3 (4 KiB)',
+      target: 'hit p50 ≥ 10 × lower than direct S3 (4 KiB, one connection)',
       measured: `${p50.toFixed(1)} ×`,
       met: p50 >= 10,
     },
