@@ -162,11 +162,14 @@ export class WriteBehindTiers implements BlobService {
     const durability = options.durability ?? this.options.durability;
     const existing = await this.guard('checking for the blob', () => this.fast.manifest(key));
     if (existing !== null && (options.sha256 === undefined || existing.sha256 === options.sha256)) {
-      // Already stored: answer without reading the body, once it is as durable as asked.
-      await this.guard('confirming replication', () =>
-        this.fast.confirmReplicated(key, existing.size),
-      );
-      if (durability === 'Sync' && existing.state === 'pending') await this.persistNow(key);
+      // Already stored: answer without reading the body, once it is as durable as asked. A
+      // cached blob is in S3 already; only a pending one needs its replica confirmed.
+      if (existing.state === 'pending') {
+        await this.guard('confirming replication', () =>
+          this.fast.confirmReplicated(key, existing.size),
+        );
+        if (durability === 'Sync') await this.persistNow(key);
+      }
       return { info: infoOf(existing), created: false };
     }
     if (existing !== null) {
