@@ -104,8 +104,12 @@ describe('the operator as a process (npm run operator)', function () {
     const second = await startOperator('second');
     await createCache('one');
     await eventually('the first BlobCache to be reconciled', () => deploymentExists('one'));
-    const metrics = await (await fetch(`http://127.0.0.1:${first.port}/metrics`)).text();
-    expect(metrics).to.match(/blobcache_operator_reconciles_total\{result="success"\} [1-9]/);
+    // The Deployment appears mid-reconcile; the counter moves when the reconcile ends.
+    await eventually("a successful reconcile in the leader's metrics", async () =>
+      /blobcache_operator_reconciles_total\{result="success"\} [1-9]/.test(
+        await (await fetch(`http://127.0.0.1:${first.port}/metrics`)).text(),
+      ),
+    );
     expect(await holder()).to.equal('first');
     first.child.kill('SIGTERM');
     expect(await first.exited).to.equal(0);
