@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the integration and operator tests start, when missing (npm test runs this
+# first, so `npm test` passes on a fresh machine): redis-server from Debian's packages,
+# versitygw and the Kubernetes control plane built from the Go module proxy into
+# ~/.cache/blobcache/testenv. Idempotent and quick once done.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools)
+command -v openssl >/dev/null || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "== installing ${need[*]} (apt)"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "need root (or run: sudo apt-get install ${need[*]})" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}"
+fi
+
+testenv="${BLOBCACHE_TESTENV_DIR:-$HOME/.cache/blobcache/testenv}"
+if [ ! -x "$testenv/bin/versitygw" ]; then
+  echo "== building versitygw (the S3-compatible test server) from the Go module proxy"
+  # Same version as VERSITYGW_VERSION in test/harness/services.ts.
+  GOBIN="$testenv/bin" GOFLAGS=-trimpath go install github.com/versity/versitygw/cmd/versitygw@v1.7.0
+fi
+
+echo "== control plane for the operator tests: $(bash scripts/testenv/build-control-plane.sh)"
