@@ -5,6 +5,7 @@ import {
   type V1Lease,
 } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
+import { statusCode } from '../kube/client.ts';
 
 export interface LeaderElectionOptions {
   config: KubeConfig;
@@ -26,11 +27,6 @@ export interface LeaderElection {
   lost: Promise<void>;
   /** Stops renewing and gives the lease up so another instance takes over at once. */
   release(): Promise<void>;
-}
-
-function statusCode(error: unknown): number | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'number' ? code : undefined;
 }
 
 /**

@@ -35,7 +35,8 @@ export interface KubeClient {
   ): Promise<void>;
 }
 
-function statusCode(error: unknown): number | undefined {
+/** The HTTP status of a failed API call (client-node's ApiException carries it as `code`). */
+export function statusCode(error: unknown): number | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'number' ? code : undefined;
 }
