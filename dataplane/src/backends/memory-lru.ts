@@ -92,7 +92,14 @@ export class MemoryLruStore implements BlobStore {
     const start = range?.start ?? 0;
     const end = range?.end ?? entry.info.size - 1;
     const chunks = [...slices(entry.chunks, start, end)];
-    return { info: entry.info, chunks, stream: Readable.from(chunks, { objectMode: false }) };
+    return {
+      info: entry.info,
+      chunks,
+      // Made on first use: the HTTP layer writes `chunks` directly and never asks.
+      get stream() {
+        return Readable.from(chunks, { objectMode: false });
+      },
+    };
   }
 
   async put(source: Readable, options: PutOptions): Promise<PutResult> {

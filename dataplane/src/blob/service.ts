@@ -48,3 +48,15 @@ export interface BlobService {
    */
   peekInMemory?(key: string): ServedBlob | null;
 }
+
+/** Labels an in-memory read as a hit without touching its (lazily made) stream. */
+export function servedFromMemory(read: BlobRead): ServedBlob {
+  return {
+    info: read.info,
+    chunks: read.chunks,
+    cache: 'hit',
+    get stream() {
+      return read.stream;
+    },
+  };
+}

@@ -7,7 +7,15 @@ import type { Manifest, RedisFastTier } from '../redis/fast-tier.ts';
 import type { Journal } from '../redis/journal.ts';
 import { DigestConflictError, ServiceUnavailableError } from './errors.ts';
 import { FillCoordinator } from './fills.ts';
-import type { BlobService, Durability, LocatedBlob, ServedBlob, UploadOptions } from './service.ts';
+import { findMissing } from './missing.ts';
+import {
+  servedFromMemory,
+  type BlobService,
+  type Durability,
+  type LocatedBlob,
+  type ServedBlob,
+  type UploadOptions,
+} from './service.ts';
 import { spoolToDisk } from './spool.ts';
 import { Tee } from './tee.ts';
 import type { BlobInfo, BlobStore, ByteRange, PutResult } from './store.ts';
@@ -33,8 +41,6 @@ export interface WriteBehindOptions {
   /** Tells every process (including this one) that a blob was deleted. */
   announceDeletion?: (key: string) => Promise<void>;
 }
-
-const MISSING_LOOKUP_CONCURRENCY = 32;
 
 /**
  * The production tiers: Redis Cluster in front, a durable store (S3) behind. Uploads are
@@ -70,7 +76,7 @@ export class WriteBehindTiers implements BlobService {
     const hotHit = await hot?.get(key, range);
     if (hotHit !== undefined && hotHit !== null) {
       metrics.cacheRequests.inc({ result: 'hit' });
-      return { ...hotHit, cache: 'hit' };
+      return servedFromMemory(hotHit);
     }
     const manifest = await this.guard('reading a blob', () => this.fast.manifest(key));
     if (manifest !== null) {
@@ -249,23 +255,15 @@ export class WriteBehindTiers implements BlobService {
     return inCache || inStore;
   }
 
-  async missing(keys: readonly string[]): Promise<string[]> {
-    const absent: string[] = [];
-    for (let i = 0; i < keys.length; i += MISSING_LOOKUP_CONCURRENCY) {
-      const batch = keys.slice(i, i + MISSING_LOOKUP_CONCURRENCY);
-      const found = await Promise.all(batch.map((key) => this.head(key)));
-      batch.forEach((key, index) => {
-        if (found[index] === null) absent.push(key);
-      });
-    }
-    return absent;
+  missing(keys: readonly string[]): Promise<string[]> {
+    return findMissing(keys, (key) => this.head(key));
   }
 
   peekInMemory(key: string): ServedBlob | null {
     const hit = this.options.hot?.peek(key) ?? null;
     if (hit === null) return null;
     this.options.metrics.cacheRequests.inc({ result: 'hit' });
-    return { ...hit, cache: 'hit' };
+    return servedFromMemory(hit);
   }
 
   async check(): Promise<void> {

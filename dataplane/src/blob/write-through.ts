@@ -4,8 +4,14 @@ import type { Logger } from 'winston';
 import type { MemoryLruStore } from '../backends/memory-lru.ts';
 import type { Metrics } from '../metrics.ts';
 import { DigestMismatchError, SizeMismatchError } from './errors.ts';
+import { findMissing } from './missing.ts';
 import { KeyGuards, type KeyGuard } from './key-guards.ts';
-import type { BlobService, LocatedBlob, ServedBlob } from './service.ts';
+import {
+  servedFromMemory,
+  type BlobService,
+  type LocatedBlob,
+  type ServedBlob,
+} from './service.ts';
 import type { BlobInfo, BlobStore, ByteRange, PutOptions, PutResult } from './store.ts';
 import { Tee } from './tee.ts';
 import { DigestVerifier } from './verifier.ts';
@@ -18,8 +24,6 @@ export interface WriteThroughOptions {
   metrics: Metrics;
   logger: Logger;
 }
-
-const MISSING_LOOKUP_CONCURRENCY = 32;
 
 /**
  * The embedded default: uploads are acknowledged once the durable tier (a local directory)
@@ -51,7 +55,7 @@ export class WriteThroughTiers implements BlobService {
     const hit = await this.cache.get(key, range);
     if (hit !== null) {
       this.metrics.cacheRequests.inc({ result: 'hit' });
-      return { ...hit, cache: 'hit' };
+      return servedFromMemory(hit);
     }
     const read = await this.store.get(key, range);
     if (read === null) {
@@ -166,23 +170,15 @@ export class WriteThroughTiers implements BlobService {
     return inCache || inStore;
   }
 
-  async missing(keys: readonly string[]): Promise<string[]> {
-    const absent: string[] = [];
-    for (let i = 0; i < keys.length; i += MISSING_LOOKUP_CONCURRENCY) {
-      const batch = keys.slice(i, i + MISSING_LOOKUP_CONCURRENCY);
-      const found = await Promise.all(batch.map((key) => this.store.head(key)));
-      batch.forEach((key, index) => {
-        if (found[index] === null) absent.push(key);
-      });
-    }
-    return absent;
+  missing(keys: readonly string[]): Promise<string[]> {
+    return findMissing(keys, (key) => this.store.head(key));
   }
 
   peekInMemory(key: string): ServedBlob | null {
     const hit = this.cache?.peek(key) ?? null;
     if (hit === null) return null;
     this.metrics.cacheRequests.inc({ result: 'hit' });
-    return { ...hit, cache: 'hit' };
+    return servedFromMemory(hit);
   }
 
   async check(): Promise<void> {
