@@ -75,6 +75,15 @@ export async function redisBenchmark(
   port: number,
   options: { size: number; requests: number; connections: number },
 ): Promise<{ set: LoadResult; get: LoadResult }> {
+  const results = await redisBenchmarkTests(port, { ...options, tests: ['SET', 'GET'] });
+  return { set: results.get('SET')!, get: results.get('GET')! };
+}
+
+/** redis-benchmark of the given tests (e.g. only SET, to attribute the servers' CPU to it). */
+export async function redisBenchmarkTests(
+  port: number,
+  options: { size: number; requests: number; connections: number; tests: ('SET' | 'GET')[] },
+): Promise<Map<'SET' | 'GET', LoadResult>> {
   const out = await run('redis-benchmark', [
     '-h',
     '127.0.0.1',
@@ -82,7 +91,7 @@ export async function redisBenchmark(
     String(port),
     '--cluster',
     '-t',
-    'set,get',
+    options.tests.join(',').toLowerCase(),
     '-d',
     String(options.size),
     '-n',
@@ -109,7 +118,7 @@ export async function redisBenchmark(
       errors: 0,
     };
   };
-  return { set: pick('SET'), get: pick('GET') };
+  return new Map(options.tests.map((test) => [test, pick(test)]));
 }
 
 /** Uploads `count` distinct blobs of `size` bytes with put-load.ts in its own process. */

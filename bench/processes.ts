@@ -63,6 +63,24 @@ http {
   };
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
+export function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second).
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/** CPU seconds a set of processes (e.g. every Redis server) spends while `work` runs. */
+export async function cpuSecondsDuring<T>(
+  pids: readonly number[],
+  work: () => Promise<T>,
+): Promise<{ result: T; cpuSeconds: number }> {
+  const total = (): number => pids.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0);
+  const before = total();
+  const result = await work();
+  return { result, cpuSeconds: total() - before };
+}
+
 /** CPU time and peak memory of one process over a measured run (Linux /proc). */
 export class ProcessSampler {
   private readonly pid: number;
@@ -74,9 +92,7 @@ export class ProcessSampler {
   }
 
   private cpuSeconds(): number {
-    const fields = readFileSync(`/proc/${this.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second).
-    return (Number(fields[11]) + Number(fields[12])) / 100;
+    return cpuSecondsOf(this.pid);
   }
 
   start(): void {

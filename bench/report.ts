@@ -29,6 +29,22 @@ export interface BenchResults {
     seconds: number;
     blobsPerSecond: number;
     megabytesPerSecond: number;
+    /** CPU the S3 server spent per MB it stored while draining. */
+    s3CpuMsPerMegabyte?: number;
+  };
+  /** What this machine allows at best, measured in the same run (absent in older results). */
+  limits?: {
+    cores: number;
+    /** MD5 throughput of one core (node:crypto, 1 MiB updates). */
+    md5MegabytesPerSecond: number;
+    md5CpuMsPerMegabyte: number;
+    /** CPU of every Redis server per MB stored by redis-benchmark SET of 1 MiB values. */
+    redisSetCpuMsPerMegabyte: number;
+    s3CpuMsPerMegabyte: number;
+    /** cores ÷ (MD5 + Redis CPU per MB): no PUT that verifies its key can beat it here. */
+    putCeilingMegabytesPerSecond: number;
+    /** The same with the S3 server's CPU per MB: the rate that can also be kept durable. */
+    sustainedPutCeilingMegabytesPerSecond: number;
   };
 }
 
@@ -61,7 +77,7 @@ const fixed = (value: number | undefined, digits = 1): string =>
 
 export function targets(
   results: BenchResults,
-): { target: string; measured: string; met: boolean }[] {
+): { target: string; measured: string; met: boolean; limit: string }[] {
   const ratio = (a: number | undefined, b: number | undefined): number => (a ?? 0) / (b || 1);
   const hit1m = ratio(
     find(results, 'GET', PRODUCTION, 1048576)?.megabytesPerSecond,
@@ -80,6 +96,15 @@ export function targets(
     find(results, 'PUT', PRODUCTION, 1048576)?.megabytesPerSecond,
     find(results, 'PUT', 'Redis', 1048576)?.megabytesPerSecond,
   );
+  const s3p50 = find(results, 'GET', 'S3 direct', 4096, 1)?.p50Ms;
+  const nginxP50 = find(results, 'GET', 'nginx', 4096, 1)?.p50Ms;
+  const redisSet = find(results, 'PUT', 'Redis', 1048576)?.megabytesPerSecond;
+  const { limits } = results;
+  const putLimit =
+    limits === undefined || redisSet === undefined
+      ? ''
+      : `ceiling ${ratio(limits.putCeilingMegabytesPerSecond, redisSet).toFixed(2)} × (MD5 + Redis CPU per MB), ` +
+        `${ratio(limits.sustainedPutCeilingMegabytesPerSecond, redisSet).toFixed(2)} × kept durable (+ S3)`;
   const rss = Math.max(
     ...results.rows
       .filter((row) => row.system === PRODUCTION && row.size === 256 * 1048576)
@@ -90,31 +115,40 @@ export function targets(
       target: 'hot GET 1 MiB ≥ 1.0 × nginx MB/s',
       measured: `${hit1m.toFixed(2)} ×`,
       met: hit1m >= 1.0,
+      limit: '',
     },
     {
       target: 'hot GET 4 KiB ≥ 0.6 × nginx req/s',
       measured: `${hit4k.toFixed(2)} ×`,
       met: hit4k >= 0.6,
+      limit: '',
     },
     {
       target: 'hit p50 ≥ 10 × lower than direct S3 (4 KiB, one connection)',
       measured: `${p50.toFixed(1)} ×`,
       met: p50 >= 10,
+      limit:
+        nginxP50 === undefined
+          ? ''
+          : `nginx (one connection) is ${ratio(s3p50, nginxP50).toFixed(1)} × lower than this S3 server`,
     },
     {
       target: 'PUT 1 MiB ≥ 0.7 × redis-benchmark SET MB/s',
       measured: `${put1m.toFixed(2)} ×`,
       met: put1m >= 0.7,
+      limit: putLimit,
     },
     {
       target: 'peak RSS < 256 MiB serving 256 MiB blobs',
       measured: Number.isFinite(rss) ? `${rss} MiB` : 'not run',
       met: rss > 0 && rss < 256,
+      limit: '',
     },
     {
       target: 'exactly one S3 GET in the miss storm',
       measured: `${results.storm.s3Gets}`,
       met: results.storm.s3Gets === 1,
+      limit: '',
     },
   ];
 }
@@ -130,10 +164,12 @@ export function renderReport(results: BenchResults, plot: string): string {
   lines.push('');
   lines.push('## Targets');
   lines.push('');
-  lines.push('| target | measured | met |');
-  lines.push('|---|---|---|');
+  lines.push("| target | measured | met | this machine's limit |");
+  lines.push('|---|---|---|---|');
   for (const row of targets(results))
-    lines.push(`| ${row.target} | ${row.measured} | ${row.met ? 'yes' : '**no**'} |`);
+    lines.push(
+      `| ${row.target} | ${row.measured} | ${row.met ? 'yes' : '**no**'} | ${row.limit} |`,
+    );
   for (const op of ['GET', 'PUT'] as const) {
     lines.push('');
     lines.push(`## ${op}`);
@@ -167,6 +203,25 @@ export function renderReport(results: BenchResults, plot: string): string {
     `- Journal drain (${drain.blobs} × ${sizeLabel(drain.blobBytes)} acknowledged while S3 was down): ${drain.seconds.toFixed(1)} s, ` +
       `${drain.blobsPerSecond.toFixed(0)} blobs/s, ${drain.megabytesPerSecond.toFixed(0)} MB/s.`,
   );
+  const { limits } = results;
+  if (limits !== undefined) {
+    lines.push('');
+    lines.push('## Machine limits (measured in this run)');
+    lines.push('');
+    lines.push(
+      `- MD5 on one core: ${limits.md5MegabytesPerSecond.toFixed(0)} MB/s (${limits.md5CpuMsPerMegabyte.toFixed(2)} CPU ms per MB). ` +
+        'Every PUT hashes each byte once to check its key, on one core per upload, so one data-plane process cannot accept more than this.',
+    );
+    lines.push(
+      `- Redis servers: ${limits.redisSetCpuMsPerMegabyte.toFixed(2)} CPU ms per MB stored and replicated (redis-benchmark SET, 1 MiB values); ` +
+        `S3 server: ${limits.s3CpuMsPerMegabyte.toFixed(2)} CPU ms per MB stored (write-behind drain).`,
+    );
+    lines.push(
+      `- PUT ceiling on ${limits.cores} cores, counting only those costs: ${limits.putCeilingMegabytesPerSecond.toFixed(0)} MB/s; ` +
+        `${limits.sustainedPutCeilingMegabytesPerSecond.toFixed(0)} MB/s if every MB must also reach S3. ` +
+        'The HTTP client, the data plane and the load generator need CPU on top, so the real ceiling is lower.',
+    );
+  }
   lines.push('');
   lines.push(`![throughput by blob size](${plot})`);
   lines.push('');

@@ -8,7 +8,7 @@
  */
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { arch, cpus, tmpdir } from 'node:os';
@@ -19,8 +19,15 @@ import { spawnDataPlane } from '../test/harness/dataplane.ts';
 import { metricValue, waitForDrain } from '../test/harness/production-helpers.ts';
 import { BUCKET, s3Client, startProductionStack } from '../test/harness/production.ts';
 import { freePorts } from '../test/harness/services.ts';
-import { putLoad, redisBenchmark, run, wrkGet, type LoadResult } from './load.ts';
-import { ProcessSampler, startNginx } from './processes.ts';
+import {
+  putLoad,
+  redisBenchmark,
+  redisBenchmarkTests,
+  run,
+  wrkGet,
+  type LoadResult,
+} from './load.ts';
+import { cpuSecondsDuring, ProcessSampler, startNginx } from './processes.ts';
 import { renderReport, type BenchResults, type Row } from './report.ts';
 
 const KiB = 1024;
@@ -46,14 +53,23 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'blobcache-bench-'));
   const stack = await startProductionStack({ maxMemory: '3gb' });
   const nginx = await startNginx(join(dir, 'nginx'), await freePorts(1));
-  const production = await stack.spawn({
-    BLOBCACHE_MAX_BLOB_BYTES: '1Gi',
-    BLOBCACHE_LOG_LEVEL: 'info',
-  });
-  const embedded = await spawnDataPlane({
-    BLOBCACHE_DATA_DIR: join(dir, 'embedded'),
-    BLOBCACHE_MAX_BLOB_BYTES: '1Gi',
-  });
+  // The planes run the compiled build, as the container image does. The measured plane
+  // talks to S3 directly; only the miss storm goes through the counting proxy.
+  const production = await stack.spawn(
+    {
+      BLOBCACHE_MAX_BLOB_BYTES: '1Gi',
+      BLOBCACHE_LOG_LEVEL: 'info',
+      BLOBCACHE_S3_ENDPOINT: stack.s3.endpoint,
+    },
+    { compiled: true },
+  );
+  const embedded = await spawnDataPlane(
+    {
+      BLOBCACHE_DATA_DIR: join(dir, 'embedded'),
+      BLOBCACHE_MAX_BLOB_BYTES: '1Gi',
+    },
+    { compiled: true },
+  );
   const rows: Row[] = [];
   const s3 = s3Client(stack.s3.endpoint);
   try {
@@ -106,6 +122,8 @@ async function main(): Promise<void> {
           1,
         );
         await measure('S3 direct (versitygw)', signed, undefined, 1);
+        // The floor: how much lower than the S3 server's any HTTP server's p50 is here.
+        await measure('nginx (static file)', `${nginx.url}/${key}`, undefined, 1);
       }
       const redis = await redisBenchmark(stack.redis.masters()[0]!, {
         size,
@@ -141,8 +159,10 @@ async function main(): Promise<void> {
       ]);
       await rm(join(nginx.root, key));
     }
+    const putLimits = await measurePutCosts(stack);
     const storm = await missStorm(stack);
     const drain = await drainRate(stack);
+    const limits = putCeiling(putLimits, drain.s3CpuMsPerMegabyte);
     const results: BenchResults = {
       date: new Date().toISOString(),
       machine: {
@@ -155,6 +175,7 @@ async function main(): Promise<void> {
       rows,
       storm,
       drain,
+      limits,
     };
     const name = `${results.date.slice(0, 10)}-${arch()}-${cpus().length}cpu`;
     const out = join(import.meta.dirname, 'results');
@@ -209,7 +230,7 @@ async function missStorm(
 /** Journal drain: blobs acknowledged while S3 is down, then timed until all are in S3. */
 async function drainRate(
   stack: Awaited<ReturnType<typeof startProductionStack>>,
-): Promise<BenchResults['drain']> {
+): Promise<Required<BenchResults['drain']>> {
   const plane = await stack.spawn({ BLOBCACHE_UPLOAD_RETRY_MAX_MS: '500' });
   const count = 300;
   const size = MiB;
@@ -220,17 +241,80 @@ async function drainRate(
   const backlog = await metricValue(plane.url, 'blobcache_journal_backlog');
   await stack.s3.start();
   const started = Date.now();
-  await waitForDrain(plane.url, 600_000);
+  // The S3 server's CPU per MB it stores: a cost every design pays once per blob.
+  const { cpuSeconds } = await cpuSecondsDuring(stack.s3.pids(), () =>
+    waitForDrain(plane.url, 600_000),
+  );
   const seconds = (Date.now() - started) / 1000;
+  const megabytes = (backlog * size) / 1e6;
   const drain = {
     blobs: backlog,
     blobBytes: size,
     seconds,
     blobsPerSecond: backlog / seconds,
-    megabytesPerSecond: (backlog * size) / seconds / 1e6,
+    megabytesPerSecond: megabytes / seconds,
+    s3CpuMsPerMegabyte: (cpuSeconds * 1000) / megabytes,
   };
   log(`drain: ${drain.blobs} blobs in ${seconds.toFixed(1)} s`);
   return drain;
+}
+
+/**
+ * The least CPU any PUT design needs per MB on this machine: hashing every byte once (MD5,
+ * on one core, to check the key before acknowledging) plus what the Redis servers spend to
+ * store and replicate a MB in redis-benchmark's own SET run. The HTTP client, the data
+ * plane's own work and everything else are left out, so the ceiling it gives is generous.
+ */
+async function measurePutCosts(
+  stack: Awaited<ReturnType<typeof startProductionStack>>,
+): Promise<{ md5MegabytesPerSecond: number; redisSetCpuMsPerMegabyte: number }> {
+  const block = randomFillSync(Buffer.allocUnsafe(MiB));
+  let hashed = 0;
+  const started = process.hrtime.bigint();
+  while (Number(process.hrtime.bigint() - started) < 2e9) {
+    createHash('md5').update(block).digest();
+    hashed += block.length;
+  }
+  const md5MegabytesPerSecond = hashed / 1e6 / (Number(process.hrtime.bigint() - started) / 1e9);
+  const requests = 2000;
+  const pids = stack.redis.nodes.map((node) => node.process.pid!);
+  const { cpuSeconds } = await cpuSecondsDuring(pids, () =>
+    redisBenchmarkTests(stack.redis.masters()[0]!, {
+      size: MiB,
+      requests,
+      connections: 16,
+      tests: ['SET'],
+    }),
+  );
+  await run('redis-cli', [
+    '--cluster',
+    'call',
+    `127.0.0.1:${stack.redis.masters()[0]}`,
+    'FLUSHALL',
+  ]);
+  const redisSetCpuMsPerMegabyte = (cpuSeconds * 1000) / ((requests * MiB) / 1e6);
+  log(
+    `PUT costs: MD5 ${md5MegabytesPerSecond.toFixed(0)} MB/s on one core, Redis servers ${redisSetCpuMsPerMegabyte.toFixed(2)} CPU ms per MB SET`,
+  );
+  return { md5MegabytesPerSecond, redisSetCpuMsPerMegabyte };
+}
+
+function putCeiling(
+  costs: { md5MegabytesPerSecond: number; redisSetCpuMsPerMegabyte: number },
+  s3CpuMsPerMegabyte: number,
+): BenchResults['limits'] {
+  const cores = cpus().length;
+  const md5CpuMsPerMegabyte = 1000 / costs.md5MegabytesPerSecond;
+  const burst = md5CpuMsPerMegabyte + costs.redisSetCpuMsPerMegabyte;
+  return {
+    cores,
+    md5MegabytesPerSecond: costs.md5MegabytesPerSecond,
+    md5CpuMsPerMegabyte,
+    redisSetCpuMsPerMegabyte: costs.redisSetCpuMsPerMegabyte,
+    s3CpuMsPerMegabyte,
+    putCeilingMegabytesPerSecond: (cores * 1000) / burst,
+    sustainedPutCeilingMegabytesPerSecond: (cores * 1000) / (burst + s3CpuMsPerMegabyte),
+  };
 }
 
 await main();

@@ -70,7 +70,7 @@ export class GeneratedBlob {
 
 /** MD5 and length of a response body, read as a stream (never held whole). */
 export async function digestOf(
-  body: ReadableStream<Uint8Array>,
+  body: ReadableStream<Uint8Array> | NodeJS.ReadableStream,
 ): Promise<{ md5: string; size: number }> {
   const hash = createHash('md5');
   let size = 0;

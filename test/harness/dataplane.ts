@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +88,9 @@ export interface SpawnedDataPlane {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+const SOURCE_ENTRY = 'dataplane/src/main.ts';
+const COMPILED_ENTRY = 'dist/dataplane/src/main.js';
+
 /** The node arguments of `npm start`, read from package.json so tests run exactly that. */
 async function startArguments(): Promise<string[]> {
   const manifest = JSON.parse(await readFile(join(REPO_ROOT, 'package.json'), 'utf8')) as {
@@ -97,9 +101,25 @@ async function startArguments(): Promise<string[]> {
   return args;
 }
 
-/** Runs the data plane exactly as `npm start` does, in a process of its own. */
-export async function spawnDataPlane(env: Record<string, string>): Promise<SpawnedDataPlane> {
-  const child = spawn(process.execPath, await startArguments(), {
+export interface SpawnOptions {
+  /**
+   * Run the compiled build (`npm run build`) the container image runs, with the same node
+   * flags, instead of the TypeScript sources `npm start` runs.
+   */
+  compiled?: boolean;
+}
+
+/** Runs the data plane exactly as `npm start` (or the image) does, in a process of its own. */
+export async function spawnDataPlane(
+  env: Record<string, string>,
+  options: SpawnOptions = {},
+): Promise<SpawnedDataPlane> {
+  const args = (await startArguments()).map((arg) =>
+    options.compiled === true && arg === SOURCE_ENTRY ? COMPILED_ENTRY : arg,
+  );
+  if (options.compiled === true && !existsSync(join(REPO_ROOT, COMPILED_ENTRY)))
+    throw new Error(`${COMPILED_ENTRY} is missing: run npm run build first`);
+  const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { S3Store } from '../../dataplane/src/backends/s3.ts';
 import { startCountingProxy, type CountingProxy } from './counting-proxy.ts';
-import { spawnDataPlane, type SpawnedDataPlane } from './dataplane.ts';
+import { spawnDataPlane, type SpawnedDataPlane, type SpawnOptions } from './dataplane.ts';
 import {
   S3_ACCESS_KEY,
   S3_REGION,
@@ -38,7 +38,7 @@ export interface ProductionStack {
   dir: string;
   /** Environment for a data plane using this stack, plus overrides. */
   env(overrides?: Record<string, string>): Record<string, string>;
-  spawn(overrides?: Record<string, string>): Promise<SpawnedDataPlane>;
+  spawn(overrides?: Record<string, string>, options?: SpawnOptions): Promise<SpawnedDataPlane>;
   stop(): Promise<void>;
 }
 
@@ -71,8 +71,8 @@ export async function startProductionStack(
     store: new S3Store({ client, bucket: BUCKET, prefix: 'blobs' }),
     dir,
     env,
-    async spawn(overrides) {
-      const plane = await spawnDataPlane(env(overrides));
+    async spawn(overrides, options) {
+      const plane = await spawnDataPlane(env(overrides), options);
       planes.push(plane);
       return plane;
     },

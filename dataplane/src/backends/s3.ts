@@ -54,6 +54,7 @@ export class S3Store implements BlobStore {
     this.bucket = options.bucket;
     this.prefix = options.prefix.replace(/\/+$/, '');
     this.partBytes = options.partBytes ?? 8 * 1024 * 1024;
+    skipPayloadHashWithContentMd5(this.client);
   }
 
   objectKey(key: string): string {
@@ -102,16 +103,57 @@ export class S3Store implements BlobStore {
       source.destroy();
       return { info: existing, created: false };
     }
+    const metadata =
+      options.sha256 === undefined ? undefined : { [SHA256_METADATA]: options.sha256 };
+    const objectKey = this.objectKey(key);
+    if (
+      options.sourceVerified === true &&
+      options.size !== undefined &&
+      options.size <= this.partBytes
+    ) {
+      // One request streamed straight through: the server checks Content-MD5 (the key)
+      // before it keeps the object, so there is no need to hash or hold the bytes here.
+      // The SDK pipes the body without watching it for errors: a failing source (a chunk
+      // evicted mid-read) must abort the request here, or it would go unhandled.
+      const aborter = new AbortController();
+      let sourceFailure: unknown;
+      const onSourceError = (error: unknown): void => {
+        sourceFailure = error;
+        aborter.abort(error);
+      };
+      source.once('error', onSourceError);
+      options.signal?.addEventListener('abort', () => aborter.abort(options.signal?.reason), {
+        once: true,
+      });
+      try {
+        await this.client.send(
+          new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: objectKey,
+            Body: source,
+            ContentLength: options.size,
+            ContentMD5: Buffer.from(key, 'hex').toString('base64'),
+            Metadata: metadata,
+          }),
+          { abortSignal: aborter.signal },
+        );
+      } catch (error) {
+        throw sourceFailure ?? error;
+      } finally {
+        source.off('error', onSourceError);
+        // Keep a late error (after the request ended) from going unhandled.
+        source.on('error', () => undefined);
+        source.destroy();
+      }
+      return { info: infoWithDigest(key, options.size, options.sha256), created: true };
+    }
     const verifier = new DigestVerifier({
       md5: key,
       size: options.size,
       sha256: options.sha256,
       maxBytes: options.maxBytes,
     });
-    const parts = new PartCollector(this.partBytes);
-    const metadata =
-      options.sha256 === undefined ? undefined : { [SHA256_METADATA]: options.sha256 };
-    const objectKey = this.objectKey(key);
+    const parts = new PartCollector(this.partBytes, options.size);
     let uploadId: string | undefined;
     const etags: { PartNumber: number; ETag: string }[] = [];
     const sendPart = async (part: Buffer): Promise<void> => {
@@ -180,13 +222,8 @@ export class S3Store implements BlobStore {
       }
       throw error;
     }
-    const digest = verifier.result;
     return {
-      info: {
-        key,
-        size: digest?.size ?? 0,
-        ...(options.sha256 === undefined ? {} : { sha256: options.sha256 }),
-      },
+      info: infoWithDigest(key, verifier.result?.size ?? 0, options.sha256),
       created: true,
     };
   }
@@ -223,8 +260,33 @@ export class S3Store implements BlobStore {
 }
 
 function infoOf(key: string, size: number, metadata: Record<string, string> | undefined): BlobInfo {
-  const sha256 = metadata?.[SHA256_METADATA];
+  return infoWithDigest(key, size, metadata?.[SHA256_METADATA]);
+}
+
+function infoWithDigest(key: string, size: number, sha256: string | undefined): BlobInfo {
   return { key, size, ...(sha256 === undefined ? {} : { sha256 }) };
+}
+
+/** Clients already set up by `skipPayloadHashWithContentMd5` (a client may back several stores). */
+const unsignedPayloadClients = new WeakSet<S3Client>();
+
+/**
+ * Signs requests that carry Content-MD5 without hashing their body (`UNSIGNED-PAYLOAD`):
+ * the server checks that digest, so a second hash of every byte (SHA-256 for the
+ * signature) would cost CPU and add no protection.
+ */
+function skipPayloadHashWithContentMd5(client: S3Client): void {
+  if (unsignedPayloadClients.has(client)) return;
+  unsignedPayloadClients.add(client);
+  client.middlewareStack.add(
+    (next) => (args) => {
+      const headers = (args.request as { headers?: Record<string, string> }).headers;
+      if (headers !== undefined && Object.keys(headers).some((name) => /^content-md5$/i.test(name)))
+        headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+      return next(args);
+    },
+    { step: 'build', name: 'blobcacheUnsignedPayload' },
+  );
 }
 
 function totalFromContentRange(header: string | undefined): number {

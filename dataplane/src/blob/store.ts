@@ -36,6 +36,13 @@ export interface PutOptions {
   maxBytes?: number;
   /** Aborting the signal abandons the put; nothing is published. */
   signal?: AbortSignal;
+  /**
+   * The bytes were already verified against `key`, `size` and `sha256` on their way into
+   * another tier (staged chunks copied to the durable tier). A store may then skip hashing
+   * them again where its server checks the digest anyway; it must still never keep a blob
+   * whose content differs from its key.
+   */
+  sourceVerified?: boolean;
 }
 
 export interface PutResult {

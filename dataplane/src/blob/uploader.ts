@@ -112,6 +112,8 @@ export class Uploader {
       key: entry.key,
       size: manifest.size,
       sha256: manifest.sha256,
+      // The chunks were verified against the key when they were staged.
+      sourceVerified: true,
     });
     // A DELETE that raced this upload must not leave the blob in the durable tier.
     if ((await fast.generation(entry.key)) !== generation) {

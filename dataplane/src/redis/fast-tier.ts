@@ -161,10 +161,7 @@ export class RedisFastTier {
       blobKeys.absent(staged.key),
       ...this.chunkKeys(staged.key, staged.uploadId, staged.chunkCount),
     ];
-    const code = (await this.redis.eval(
-      PUBLISH,
-      keys.length,
-      ...keys,
+    const code = (await PUBLISH.run(this.redis, keys, [
       options.generation,
       staged.size,
       staged.chunkBytes,
@@ -173,7 +170,7 @@ export class RedisFastTier {
       options.state,
       staged.sha256 ?? '',
       options.state === 'cached' ? options.ttlMs : 0,
-    )) as number;
+    ])) as number;
     const outcome = PUBLISH_CODES[code];
     if (outcome === undefined) throw new Error(`Unexpected publish result ${code}`);
     if (outcome !== 'published') await this.discard(staged);
@@ -194,15 +191,7 @@ export class RedisFastTier {
       blobKeys.absent(manifest.key),
       ...this.chunkKeys(manifest.key, manifest.uploadId, manifest.chunkCount),
     ];
-    return (
-      ((await this.redis.eval(
-        MARK_CACHED,
-        keys.length,
-        ...keys,
-        manifest.uploadId,
-        ttlMs,
-      )) as number) === 1
-    );
+    return ((await MARK_CACHED.run(this.redis, keys, [manifest.uploadId, ttlMs])) as number) === 1;
   }
 
   /** Deletes the blob and leaves a tombstone (a new generation). True if it was published. */
@@ -215,13 +204,10 @@ export class RedisFastTier {
         blobKeys.absent(key),
         ...(manifest === null ? [] : this.chunkKeys(key, manifest.uploadId, manifest.chunkCount)),
       ];
-      const code = (await this.redis.eval(
-        DELETE,
-        keys.length,
-        ...keys,
+      const code = (await DELETE.run(this.redis, keys, [
         manifest?.uploadId ?? '',
         this.options.tombstoneTtlMs,
-      )) as number;
+      ])) as number;
       if (code !== -1) return code === 1;
     }
     throw new ServiceUnavailableError(`Blob ${key} kept changing while being deleted`);
@@ -267,7 +253,7 @@ export class RedisFastTier {
   }
 
   async releaseFillLease(key: string, owner: string): Promise<void> {
-    await this.redis.eval(RELEASE_LEASE, 1, blobKeys.fillLease(key), owner);
+    await RELEASE_LEASE.run(this.redis, [blobKeys.fillLease(key)], [owner]);
   }
 
   async check(): Promise<void> {

@@ -1,3 +1,34 @@
+import type { Cluster } from 'ioredis';
+import { createHash } from 'node:crypto';
+
+/**
+ * A Lua script sent by its SHA-1 (EVALSHA), falling back to the full text (EVAL, which
+ * also caches it on that node) when the node does not know it yet, e.g. after a restart or
+ * a failover. Saves sending and re-hashing the script text on every call.
+ */
+export class LuaScript {
+  private readonly source: string;
+  private readonly sha: string;
+
+  constructor(source: string) {
+    this.source = source;
+    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  async run(
+    redis: Cluster,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+  ): Promise<unknown> {
+    try {
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
+    } catch (error) {
+      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+      return redis.eval(this.source, keys.length, ...keys, ...args);
+    }
+  }
+}
+
 /**
  * Lua scripts run atomically on the shard that owns a blob (all KEYS share its hash tag).
  * KEYS[1] manifest, KEYS[2] generation, KEYS[3] absent marker, KEYS[4..] chunks.
@@ -8,7 +39,7 @@
  * published by someone else, -1 deleted since the caller started, -2 a staged chunk is gone.
  * ARGV: expected generation, size, chunk bytes, chunk count, upload id, state, sha256, ttl ms (0: none).
  */
-export const PUBLISH = `
+export const PUBLISH = new LuaScript(`
 local gen = redis.call('GET', KEYS[2]) or ''
 if gen ~= ARGV[1] then return -1 end
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
@@ -23,27 +54,27 @@ redis.call('HSET', KEYS[1], 'size', ARGV[2], 'chunk', ARGV[3], 'n', ARGV[4], 'up
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 redis.call('DEL', KEYS[3])
 return 1
-`;
+`);
 
 /**
  * Marks a pending blob as persisted in the durable tier and makes it evictable (TTL).
  * Returns 1 done, 0 the manifest changed or is gone. ARGV: upload id, ttl ms.
  */
-export const MARK_CACHED = `
+export const MARK_CACHED = new LuaScript(`
 if redis.call('HGET', KEYS[1], 'up') ~= ARGV[1] then return 0 end
 local ttl = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'cached')
 redis.call('PEXPIRE', KEYS[1], ttl)
 for i = 4, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
 return 1
-`;
+`);
 
 /**
  * Deletes a blob: bumps the generation (a tombstone for operations under way), then drops
  * the manifest and the chunks it names. ARGV: upload id seen by the caller ('' if none),
  * generation ttl ms. Returns 1 deleted, 0 nothing published, -1 the manifest changed (retry).
  */
-export const DELETE = `
+export const DELETE = new LuaScript(`
 redis.call('INCR', KEYS[2])
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
 local up = redis.call('HGET', KEYS[1], 'up')
@@ -52,10 +83,10 @@ if up ~= ARGV[1] then return -1 end
 redis.call('DEL', KEYS[1])
 for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
 return 1
-`;
+`);
 
 /** Releases a fill lease only if the caller still holds it. ARGV: owner token. */
-export const RELEASE_LEASE = `
+export const RELEASE_LEASE = new LuaScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
-`;
+`);
