@@ -16,8 +16,9 @@ async function collect(
   const parts: Buffer[] = [];
   await pipeline(
     Readable.from(pieces, { objectMode: false }),
-    collector.writable(async (part) => {
+    collector.writable((part) => {
       parts.push(Buffer.from(part));
+      return Promise.resolve();
     }),
   );
   const rest = collector.rest();
