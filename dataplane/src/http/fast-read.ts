@@ -3,7 +3,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { BlobService } from '../blob/service.ts';
 import type { Metrics } from '../metrics.ts';
 import { grantedScopes, type AuthTokens } from './auth.ts';
-import { setBlobHeaders } from './blob-headers.ts';
+import { blobHeaderList } from './blob-headers.ts';
 import { SAFE_REQUEST_ID } from './request-context.ts';
 
 const PLAIN_BLOB_GET = /^\/v1\/blobs\/([0-9a-f]{32})$/;
@@ -23,6 +23,11 @@ export function fastReads(options: {
   const { blobs, metrics, auth, next } = options;
   const peek = blobs.peekInMemory?.bind(blobs);
   if (peek === undefined) return next;
+  // The label set never changes here: resolve the metric children once, not per request.
+  const labels = { method: 'GET', route: '/v1/blobs/{md5}', status: '200' };
+  const requests = metrics.httpRequests.labels(labels);
+  const duration = metrics.httpDuration.labels(labels);
+  const { bytesSent } = metrics;
   return (req: IncomingMessage, res: ServerResponse) => {
     const key = req.method === 'GET' ? PLAIN_BLOB_GET.exec(req.url ?? '')?.[1] : undefined;
     const headers = req.headers;
@@ -48,19 +53,28 @@ export function fastReads(options: {
     }
     const started = process.hrtime.bigint();
     const offered = headers['x-request-id'];
-    res.setHeader(
+    // One flat header list: writeHead sends it as is, without per-header validation.
+    res.writeHead(200, [
       'X-Request-Id',
       typeof offered === 'string' && SAFE_REQUEST_ID.test(offered) ? offered : randomUUID(),
-    );
-    setBlobHeaders(res, served.info);
-    res.setHeader('Content-Type', 'application/octet-stream');
-    res.setHeader('Content-Length', String(served.info.size));
-    res.setHeader('X-Cache', 'hit');
-    for (const chunk of served.chunks) res.write(chunk);
-    res.end();
-    metrics.bytesSent.inc(served.info.size);
-    const labels = { method: 'GET', route: '/v1/blobs/{md5}', status: '200' };
-    metrics.httpRequests.inc(labels);
-    metrics.httpDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+      ...blobHeaderList(served.info),
+      'Content-Type',
+      'application/octet-stream',
+      'Content-Length',
+      String(served.info.size),
+      'X-Cache',
+      'hit',
+    ]);
+    const { chunks } = served;
+    if (chunks.length === 1) {
+      // Headers and body leave in one write.
+      res.end(chunks[0]);
+    } else {
+      for (const chunk of chunks) res.write(chunk);
+      res.end();
+    }
+    bytesSent.inc(served.info.size);
+    requests.inc();
+    duration.observe(Number(process.hrtime.bigint() - started) / 1e9);
   };
 }
