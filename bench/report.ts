@@ -32,6 +32,16 @@ export interface BenchResults {
     /** CPU the S3 server spent per MB it stored while draining. */
     s3CpuMsPerMegabyte?: number;
   };
+  /** A fresh data plane that only serves the largest blob (absent in older results). */
+  memory?: {
+    blobBytes: number;
+    connections: number;
+    seconds: number;
+    megabytesPerSecond: number;
+    errors: number;
+    idleRssMiB: number;
+    peakRssMiB: number;
+  };
   /** What this machine allows at best, measured in the same run (absent in older results). */
   limits?: {
     cores: number;
@@ -138,12 +148,21 @@ export function targets(
       met: put1m >= 0.7,
       limit: putLimit,
     },
-    {
-      target: 'peak RSS < 256 MiB serving 256 MiB blobs',
-      measured: Number.isFinite(rss) ? `${rss} MiB` : 'not run',
-      met: rss > 0 && rss < 256,
-      limit: '',
-    },
+    results.memory === undefined
+      ? {
+          target: 'peak RSS < 256 MiB serving 256 MiB blobs',
+          measured: Number.isFinite(rss) ? `${rss} MiB` : 'not run',
+          met: rss > 0 && rss < 256,
+          limit: '',
+        }
+      : {
+          target: 'peak RSS < 256 MiB serving 256 MiB blobs',
+          measured:
+            `${results.memory.peakRssMiB} MiB (a plane that only serves; idle ${results.memory.idleRssMiB} MiB); ` +
+            `${rss} MiB in the long-lived plane below, which carries what the allocator kept from every earlier run`,
+          met: results.memory.peakRssMiB < 256 && results.memory.errors === 0,
+          limit: '',
+        },
     {
       target: 'exactly one S3 GET in the miss storm',
       measured: `${results.storm.s3Gets}`,

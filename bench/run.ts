@@ -15,7 +15,7 @@ import { arch, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { md5 } from '../test/harness/blobs.ts';
-import { spawnDataPlane } from '../test/harness/dataplane.ts';
+import { residentSet, spawnDataPlane } from '../test/harness/dataplane.ts';
 import { metricValue, waitForDrain } from '../test/harness/production-helpers.ts';
 import { BUCKET, s3Client, startProductionStack } from '../test/harness/production.ts';
 import { freePorts } from '../test/harness/services.ts';
@@ -71,6 +71,7 @@ async function main(): Promise<void> {
     { compiled: true },
   );
   const rows: Row[] = [];
+  let memory: BenchResults['memory'];
   const s3 = s3Client(stack.s3.endpoint);
   try {
     for (const size of SIZES) {
@@ -125,6 +126,7 @@ async function main(): Promise<void> {
         // The floor: how much lower than the S3 server's any HTTP server's p50 is here.
         await measure('nginx (static file)', `${nginx.url}/${key}`, undefined, 1);
       }
+      if (size === 256 * MiB) memory = await servingMemory(stack, `/v1/blobs/${key}`, size);
       const redis = await redisBenchmark(stack.redis.masters()[0]!, {
         size,
         requests: Math.max(8, Math.min(20_000, Math.floor((2 * 1024 * MiB) / size))),
@@ -176,6 +178,7 @@ async function main(): Promise<void> {
       storm,
       drain,
       limits,
+      ...(memory === undefined ? {} : { memory }),
     };
     const name = `${results.date.slice(0, 10)}-${arch()}-${cpus().length}cpu`;
     const out = join(import.meta.dirname, 'results');
@@ -195,6 +198,44 @@ async function main(): Promise<void> {
     await nginx.stop();
     await stack.stop();
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Memory of a data plane that only serves: a fresh process (the compiled build, as the
+ * image runs it) streams a blob another process stored, over 4 connections. The long-lived
+ * planes of the main table also carry what the allocator kept from every earlier run.
+ */
+async function servingMemory(
+  stack: Awaited<ReturnType<typeof startProductionStack>>,
+  path: string,
+  size: number,
+): Promise<NonNullable<BenchResults['memory']>> {
+  const plane = await stack.spawn(
+    { BLOBCACHE_MAX_BLOB_BYTES: '1Gi', BLOBCACHE_S3_ENDPOINT: stack.s3.endpoint },
+    { compiled: true },
+  );
+  try {
+    const idle = await residentSet(plane.child.pid!);
+    const sampler = new ProcessSampler(plane.child.pid!);
+    sampler.start();
+    const connections = connectionsFor(size);
+    const seconds = 2 * SECONDS;
+    const result = await wrkGet(`${plane.url}${path}`, { connections, seconds });
+    const { peakRssMiB } = sampler.stop();
+    const memory = {
+      blobBytes: size,
+      connections,
+      seconds,
+      megabytesPerSecond: result.megabytesPerSecond,
+      errors: result.errors,
+      idleRssMiB: Math.round((idle.currentBytes / MiB) * 10) / 10,
+      peakRssMiB,
+    };
+    log(`serving-only plane: idle ${memory.idleRssMiB} MiB, peak ${peakRssMiB} MiB`);
+    return memory;
+  } finally {
+    await plane.stop('SIGKILL');
   }
 }
 

@@ -127,6 +127,9 @@ export interface RedisClusterOptions {
   detached?: boolean;
 }
 
+/** How far a replica may fall behind before its master cuts it off (1 GiB: large blobs burst). */
+const REPLICA_BUFFER_LIMIT = '1gb';
+
 /** Six redis-server processes in cluster mode on loopback: 3 masters, 3 replicas. */
 export async function startRedisCluster(options: RedisClusterOptions): Promise<RedisClusterHandle> {
   requireCommand('redis-server', 'install the Debian package redis-server (see .ci/run)');
@@ -162,6 +165,14 @@ export async function startRedisCluster(options: RedisClusterOptions): Promise<R
         'volatile-lru',
         '--proto-max-bulk-len',
         '512mb',
+        // As the operator configures production shards (see redisShardStatefulSet).
+        '--client-output-buffer-limit',
+        'replica',
+        REPLICA_BUFFER_LIMIT,
+        '0',
+        '0',
+        '--repl-backlog-size',
+        '64mb',
       ],
       { detached: options.detached, logFile: join(options.dir, `redis-${port}.log`) },
     );

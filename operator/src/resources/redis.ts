@@ -17,6 +17,25 @@ export function redisMemory(quantity: string): string {
   return `${value}${unit}`;
 }
 
+function memoryBytes(quantity: string): number {
+  const match = /^(\d+)(Ki|Mi|Gi|Ti)?$/.exec(quantity);
+  if (match === null) throw new Error(`'${quantity}' is not a memory quantity`);
+  const exponent = { Ki: 1, Mi: 2, Gi: 3, Ti: 4 }[match[2] ?? ''] ?? 0;
+  return Number(match[1]) * 1024 ** exponent;
+}
+
+/**
+ * Redis settings for blob traffic. Replicas receive every chunk of every upload; under a
+ * burst of large uploads (or a replica short of CPU) they fall hundreds of MB behind, and
+ * Redis's default replica output buffer limit (256 MB) would then cut them off, forcing a
+ * full resync during which WAIT fails and uploads answer 503. Allow half of maxmemory, and
+ * a replication backlog that lets a briefly disconnected replica resume without a full sync.
+ */
+export function redisReplicationArgs(maxMemory: string): string {
+  const replicaBuffer = Math.floor(memoryBytes(maxMemory) / 2);
+  return `--client-output-buffer-limit replica ${replicaBuffer} 0 0 --repl-backlog-size 64mb`;
+}
+
 export function zoneSpread(
   cache: BlobCache,
   component: Component,
@@ -70,6 +89,7 @@ export function redisShardStatefulSet(cache: BlobCache, shard: number): V1Statef
                   'exec redis-server --port 6379 --cluster-enabled yes --cluster-config-file /data/nodes.conf',
                   '--cluster-node-timeout 5000 --dir /data --save "" --appendonly no',
                   `--maxmemory ${redisMemory(redis.maxMemory ?? '1Gi')} --maxmemory-policy volatile-lru`,
+                  redisReplicationArgs(redis.maxMemory ?? '1Gi'),
                   '--proto-max-bulk-len 512mb --requirepass "$REDIS_PASSWORD" --masterauth "$REDIS_PASSWORD"',
                 ].join(' '),
               ],

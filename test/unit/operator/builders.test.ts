@@ -5,8 +5,10 @@ import { desiredChildren } from '../../../operator/src/resources/desired.ts';
 import { httpDeployment } from '../../../operator/src/resources/http.ts';
 import {
   redisMemory,
+  redisReplicationArgs,
   redisNodeAddresses,
   redisShardPdb,
+  redisShardStatefulSet,
 } from '../../../operator/src/resources/redis.ts';
 
 const cache = (spec: Partial<BlobCache['spec']> = {}): BlobCache => ({
@@ -25,6 +27,18 @@ describe('operator builders (pure)', () => {
       '100',
     ]);
     expect(() => redisMemory('2GB')).to.throw(/not a memory quantity/);
+  });
+
+  it('lets replicas fall half of maxmemory behind before Redis cuts them off', () => {
+    expect(redisReplicationArgs('2Gi')).to.equal(
+      '--client-output-buffer-limit replica 1073741824 0 0 --repl-backlog-size 64mb',
+    );
+    const args = redisShardStatefulSet(
+      cache({ redis: { maxMemory: '2Gi' } }),
+      0,
+    ).spec!.template.spec!.containers[0]!.args!.join(' ');
+    expect(args).to.contain('--maxmemory 2gb');
+    expect(args).to.contain('--client-output-buffer-limit replica 1073741824 0 0');
   });
 
   it('builds the same objects for the same BlobCache, in a stable order', () => {

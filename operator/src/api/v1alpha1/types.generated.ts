@@ -13,7 +13,7 @@ export interface BlobCacheSpecRedis {
   shards?: number;
   /** Replicas of each master, placed in other zones than their master. */
   replicasPerShard?: number;
-  /** Redis maxmemory of each node (e.g. 2Gi). The container memory limit adds headroom to it. */
+  /** Redis maxmemory of each node (e.g. 2Gi). A master may also buffer up to half of it for a replica that fell behind; give the container memory limit headroom for both. */
   maxMemory?: string;
   /** Redis server image (7.0 or newer). */
   image?: string;
