@@ -289,6 +289,11 @@ export async function startS3Server(options: {
           S3_SECRET_KEY,
           '--health',
           '/health',
+          // Like a real S3 endpoint: keep connections open (versitygw closes every one by
+          // default, costing a TCP handshake per request and piling up TIME_WAIT sockets),
+          // and no request log on stdout.
+          '--keep-alive',
+          '--quiet',
           'posix',
           join(options.dir, 'data'),
         ],
