@@ -117,7 +117,7 @@ export function targets(
         `${ratio(limits.sustainedPutCeilingMegabytesPerSecond, redisSet).toFixed(2)} × kept durable (+ S3)`;
   const rss = Math.max(
     ...results.rows
-      .filter((row) => row.system === PRODUCTION && row.size === 256 * 1048576)
+      .filter((row) => row.op === 'GET' && row.system === PRODUCTION && row.size === 256 * 1048576)
       .map((row) => row.peakRssMiB ?? 0),
   );
   return [

@@ -3,6 +3,7 @@ import { readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { eventually } from '../harness/eventually.ts';
 import { blobOf, md5 } from '../harness/blobs.ts';
 import { startTestServer, type TestServer } from '../harness/dataplane.ts';
 import { problemOf, rawRequest } from '../harness/http.ts';
@@ -13,14 +14,6 @@ async function storedFiles(server: TestServer): Promise<{ tmp: string[]; blobs: 
     blobs.push(...(await readdir(join(server.dataDir, 'blobs', prefix))));
   }
   return { tmp: await readdir(join(server.dataDir, 'tmp')), blobs };
-}
-
-async function eventually(check: () => Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('Condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('uploads that go wrong', () => {
@@ -52,7 +45,11 @@ describe('uploads that go wrong', () => {
     });
     expect(response.status).to.equal(413);
     expect(JSON.parse(response.body.toString())).to.include({ code: 'blob-too-large' });
-    await eventually(async () => (await storedFiles(server)).tmp.length === 0);
+    await eventually(
+      'the temp file to go',
+      async () => (await storedFiles(server)).tmp.length === 0,
+      { timeoutMs: 5000, intervalMs: 20 },
+    );
     expect((await storedFiles(server)).blobs).to.deep.equal([]);
   });
 
@@ -68,7 +65,11 @@ describe('uploads that go wrong', () => {
       req.write(blob, () => setTimeout(() => req.destroy(), 50));
     });
     expect(outcome).to.be.instanceOf(Error);
-    await eventually(async () => (await storedFiles(server)).tmp.length === 0);
+    await eventually(
+      'the temp file to go',
+      async () => (await storedFiles(server)).tmp.length === 0,
+      { timeoutMs: 5000, intervalMs: 20 },
+    );
     expect((await storedFiles(server)).blobs).to.deep.equal([]);
   });
 
@@ -88,7 +89,11 @@ describe('uploads that go wrong', () => {
         resolve();
       }, 200);
     });
-    await eventually(async () => (await storedFiles(server)).tmp.length === 0);
+    await eventually(
+      'the temp file to go',
+      async () => (await storedFiles(server)).tmp.length === 0,
+      { timeoutMs: 5000, intervalMs: 20 },
+    );
     expect((await storedFiles(server)).blobs).to.deep.equal([]);
     expect((await fetch(`${server.url}/v1/blobs/${key}`)).status).to.equal(404);
     // The server is still healthy and the same upload now succeeds.

@@ -12,6 +12,7 @@ import { API_VERSION, KIND } from '../../operator/src/api/v1alpha1/types.generat
 import { startController, type Controller } from '../../operator/src/controller/controller.ts';
 import { electLeader } from '../../operator/src/controller/leader-election.ts';
 import { makeKubeClient } from '../../operator/src/kube/client.ts';
+import { eventually } from '../harness/eventually.ts';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
 import { freshNamespace, installCrd, kubeConfigFor } from '../harness/kube.ts';
 
@@ -19,20 +20,6 @@ const logger = winston.createLogger({
   silent: true,
   transports: [new winston.transports.Console()],
 });
-
-async function eventually<T>(
-  what: string,
-  check: () => Promise<T | null | undefined | false>,
-  timeoutMs = 30_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check().catch(() => null);
-    if (value !== null && value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await sleep(200);
-  }
-}
 
 describe('operator controller and leader election against a real kube-apiserver', function () {
   this.timeout(180_000);
@@ -94,7 +81,7 @@ describe('operator controller and leader election against a real kube-apiserver'
     await eventually(
       'a Deployment for a BlobCache made after the restart',
       () => exists('apps/v1', 'Deployment', 'after-http'),
-      90_000,
+      { timeoutMs: 90_000 },
     );
   });
 

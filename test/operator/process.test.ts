@@ -6,8 +6,8 @@ import {
 } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { API_VERSION, KIND } from '../../operator/src/api/v1alpha1/types.generated.ts';
+import { eventually } from '../harness/eventually.ts';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
 import { REPO_ROOT } from '../harness/dataplane.ts';
 import { freshNamespace, installCrd, kubeConfigFor } from '../harness/kube.ts';
@@ -17,18 +17,6 @@ interface OperatorProcess {
   child: ChildProcess;
   port: number;
   exited: Promise<number | null>;
-}
-
-async function eventually(
-  what: string,
-  check: () => Promise<boolean>,
-  timeoutMs = 30_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check().catch(() => false))) {
-    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
-    await sleep(200);
-  }
 }
 
 describe('the operator as a process (npm run operator)', function () {

@@ -15,13 +15,14 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestConflictError } from '../blob/errors.ts';
-import type {
-  BlobInfo,
-  BlobRead,
-  BlobStore,
-  ByteRange,
-  PutOptions,
-  PutResult,
+import {
+  blobInfo,
+  type BlobInfo,
+  type BlobRead,
+  type BlobStore,
+  type ByteRange,
+  type PutOptions,
+  type PutResult,
 } from '../blob/store.ts';
 import { DigestVerifier } from '../blob/verifier.ts';
 
@@ -79,7 +80,7 @@ export class FileSystemStore implements BlobStore {
   }
 
   private infoOf(key: string, size: number, meta: BlobMeta): BlobInfo {
-    return { key, size, ...(meta.sha256 === undefined ? {} : { sha256: meta.sha256 }) };
+    return blobInfo(key, size, meta.sha256);
   }
 
   async head(key: string): Promise<BlobInfo | null> {

@@ -14,13 +14,14 @@ import {
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type {
-  BlobInfo,
-  BlobRead,
-  BlobStore,
-  ByteRange,
-  PutOptions,
-  PutResult,
+import {
+  blobInfo,
+  type BlobInfo,
+  type BlobRead,
+  type BlobStore,
+  type ByteRange,
+  type PutOptions,
+  type PutResult,
 } from '../blob/store.ts';
 import { DigestVerifier } from '../blob/verifier.ts';
 import { PartCollector } from './part-collector.ts';
@@ -145,7 +146,7 @@ export class S3Store implements BlobStore {
         source.on('error', () => undefined);
         source.destroy();
       }
-      return { info: infoWithDigest(key, options.size, options.sha256), created: true };
+      return { info: blobInfo(key, options.size, options.sha256), created: true };
     }
     const verifier = new DigestVerifier({
       md5: key,
@@ -223,7 +224,7 @@ export class S3Store implements BlobStore {
       throw error;
     }
     return {
-      info: infoWithDigest(key, verifier.result?.size ?? 0, options.sha256),
+      info: blobInfo(key, verifier.result?.size ?? 0, options.sha256),
       created: true,
     };
   }
@@ -260,11 +261,7 @@ export class S3Store implements BlobStore {
 }
 
 function infoOf(key: string, size: number, metadata: Record<string, string> | undefined): BlobInfo {
-  return infoWithDigest(key, size, metadata?.[SHA256_METADATA]);
-}
-
-function infoWithDigest(key: string, size: number, sha256: string | undefined): BlobInfo {
-  return { key, size, ...(sha256 === undefined ? {} : { sha256 }) };
+  return blobInfo(key, size, metadata?.[SHA256_METADATA]);
 }
 
 /** Clients already set up by `skipPayloadHashWithContentMd5` (a client may back several stores). */

@@ -8,6 +8,11 @@ export interface BlobInfo {
   sha256?: string;
 }
 
+/** A `BlobInfo`, leaving `sha256` out when there is none (it is optional, never undefined). */
+export function blobInfo(key: string, size: number, sha256: string | undefined): BlobInfo {
+  return sha256 === undefined ? { key, size } : { key, size, sha256 };
+}
+
 /** An inclusive byte range, already checked against the blob's size. */
 export interface ByteRange {
   start: number;

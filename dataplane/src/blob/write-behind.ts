@@ -18,7 +18,13 @@ import {
 } from './service.ts';
 import { spoolToDisk } from './spool.ts';
 import { Tee } from './tee.ts';
-import type { BlobInfo, BlobStore, ByteRange, PutResult } from './store.ts';
+import {
+  blobInfo,
+  type BlobInfo,
+  type BlobStore,
+  type ByteRange,
+  type PutResult,
+} from './store.ts';
 import type { Uploader } from './uploader.ts';
 
 export interface WriteBehindOptions {
@@ -117,11 +123,7 @@ export class WriteBehindTiers implements BlobService {
         };
       case 'streaming':
         return {
-          info: {
-            key,
-            size: outcome.size,
-            ...(outcome.sha256 === undefined ? {} : { sha256: outcome.sha256 }),
-          },
+          info: blobInfo(key, outcome.size, outcome.sha256),
           stream: outcome.stream,
           cache: 'miss',
         };
@@ -204,12 +206,7 @@ export class WriteBehindTiers implements BlobService {
       await this.fast.confirmReplicated(key, staged.size);
       if (outcome !== 'deleted' && durability === 'Sync') await this.persistEntry(entry);
       else if (outcome === 'published') this.options.uploader.nudge(entry);
-      const info: BlobInfo = {
-        key,
-        size: staged.size,
-        ...(staged.sha256 === undefined ? {} : { sha256: staged.sha256 }),
-      };
-      return { info, created: outcome !== 'exists' };
+      return { info: blobInfo(key, staged.size, staged.sha256), created: outcome !== 'exists' };
     });
   }
 
@@ -281,9 +278,5 @@ export class WriteBehindTiers implements BlobService {
 }
 
 function infoOf(manifest: Manifest): BlobInfo {
-  return {
-    key: manifest.key,
-    size: manifest.size,
-    ...(manifest.sha256 === undefined ? {} : { sha256: manifest.sha256 }),
-  };
+  return blobInfo(manifest.key, manifest.size, manifest.sha256);
 }
