@@ -81,11 +81,14 @@ export async function cpuSecondsDuring<T>(
   return { result, cpuSeconds: total() - before };
 }
 
+const toMiB = (kilobytes: number): number => Math.round((kilobytes / 1024) * 10) / 10;
+
 /** CPU time and peak memory of one process over a measured run (Linux /proc). */
 export class ProcessSampler {
   private readonly pid: number;
   private cpuStart = 0;
   private wallStart = 0;
+  private startRssMiB = 0;
 
   constructor(pid: number) {
     this.pid = pid;
@@ -96,19 +99,25 @@ export class ProcessSampler {
   }
 
   start(): void {
-    // Writing 5 resets the peak RSS (VmHWM) so it covers this run only.
+    // Writing 5 resets the peak RSS (VmHWM) to the current RSS, so it covers this run only;
+    // what the process already held when the run began is recorded beside it.
     writeFileSync(`/proc/${this.pid}/clear_refs`, '5');
+    this.startRssMiB = toMiB(Number(/^VmRSS:\s+(\d+)/m.exec(this.status())?.[1] ?? 0));
     this.cpuStart = this.cpuSeconds();
     this.wallStart = Date.now();
   }
 
-  stop(): { peakRssMiB: number; cpuPercent: number } {
-    const status = readFileSync(`/proc/${this.pid}/status`, 'utf8');
-    const peakKb = Number(/^VmHWM:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+  stop(): { startRssMiB: number; peakRssMiB: number; cpuPercent: number } {
+    const peakKb = Number(/^VmHWM:\s+(\d+)/m.exec(this.status())?.[1] ?? 0);
     const wall = (Date.now() - this.wallStart) / 1000;
     return {
-      peakRssMiB: Math.round((peakKb / 1024) * 10) / 10,
+      startRssMiB: this.startRssMiB,
+      peakRssMiB: toMiB(peakKb),
       cpuPercent: Math.round(((this.cpuSeconds() - this.cpuStart) / wall) * 1000) / 10,
     };
+  }
+
+  private status(): string {
+    return readFileSync(`/proc/${this.pid}/status`, 'utf8');
   }
 }
