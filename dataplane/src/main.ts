@@ -46,7 +46,7 @@ interface Tiers {
   close(): Promise<void>;
 }
 
-async function durableStore(config: DataPlaneConfig): Promise<BlobStore> {
+async function durableStore(config: DataPlaneConfig, logger: Logger): Promise<BlobStore> {
   if (config.s3Bucket === undefined) return FileSystemStore.open(config.dataDir);
   // Loaded only when used: the AWS SDK alone adds ~35 MiB to the resident set, which the
   // embedded default should not pay for.
@@ -62,6 +62,16 @@ async function durableStore(config: DataPlaneConfig): Promise<BlobStore> {
     responseChecksumValidation: 'WHEN_REQUIRED',
     maxAttempts: 3,
     requestHandler: { connectionTimeout: 3_000, requestTimeout: 60_000 },
+    // Without a logger the SDK writes its warnings (e.g. a failed streaming upload, which it
+    // cannot retry) to the console, outside the JSON log.
+    logger: {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (...content: unknown[]) =>
+        logger.warn('S3 client warning', { detail: content.map(String).join(' ') }),
+      error: (...content: unknown[]) =>
+        logger.error('S3 client error', { detail: content.map(String).join(' ') }),
+    },
   });
   return new S3Store({ client, bucket: config.s3Bucket, prefix: config.s3Prefix });
 }
@@ -71,7 +81,7 @@ async function buildTiers(
   metrics: Metrics,
   logger: Logger,
 ): Promise<Tiers> {
-  const store = await durableStore(config);
+  const store = await durableStore(config, logger);
   const durable =
     config.s3Bucket === undefined
       ? `directory ${config.dataDir}`
