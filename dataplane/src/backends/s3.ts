@@ -112,40 +112,13 @@ export class S3Store implements BlobStore {
       options.size !== undefined &&
       options.size <= this.partBytes
     ) {
-      // One request streamed straight through: the server checks Content-MD5 (the key)
-      // before it keeps the object, so there is no need to hash or hold the bytes here.
-      // The SDK pipes the body without watching it for errors: a failing source (a chunk
-      // evicted mid-read) must abort the request here, or it would go unhandled.
-      const aborter = new AbortController();
-      let sourceFailure: unknown;
-      const onSourceError = (error: unknown): void => {
-        sourceFailure = error;
-        aborter.abort(error);
-      };
-      source.once('error', onSourceError);
-      options.signal?.addEventListener('abort', () => aborter.abort(options.signal?.reason), {
-        once: true,
+      await this.putInOneRequest(source, {
+        objectKey,
+        key,
+        size: options.size,
+        metadata,
+        signal: options.signal,
       });
-      try {
-        await this.client.send(
-          new PutObjectCommand({
-            Bucket: this.bucket,
-            Key: objectKey,
-            Body: source,
-            ContentLength: options.size,
-            ContentMD5: Buffer.from(key, 'hex').toString('base64'),
-            Metadata: metadata,
-          }),
-          { abortSignal: aborter.signal },
-        );
-      } catch (error) {
-        throw sourceFailure ?? error;
-      } finally {
-        source.off('error', onSourceError);
-        // Keep a late error (after the request ended) from going unhandled.
-        source.on('error', () => undefined);
-        source.destroy();
-      }
       return { info: blobInfo(key, options.size, options.sha256), created: true };
     }
     const verifier = new DigestVerifier({
@@ -227,6 +200,54 @@ export class S3Store implements BlobStore {
       info: blobInfo(key, verifier.result?.size ?? 0, options.sha256),
       created: true,
     };
+  }
+
+  /**
+   * Streams a verified blob up in one request: the server checks Content-MD5 (the key)
+   * before it keeps the object, so the bytes are neither hashed nor held here. The SDK
+   * pipes the body without watching it for errors, so a failing source (a chunk evicted
+   * mid-read) aborts the request here; otherwise its error would go unhandled.
+   */
+  private async putInOneRequest(
+    source: Readable,
+    upload: {
+      objectKey: string;
+      key: string;
+      size: number;
+      metadata: Record<string, string> | undefined;
+      signal: AbortSignal | undefined;
+    },
+  ): Promise<void> {
+    const aborter = new AbortController();
+    let sourceFailure: unknown;
+    const onSourceError = (error: unknown): void => {
+      sourceFailure = error;
+      aborter.abort(error);
+    };
+    const onAbort = (): void => aborter.abort(upload.signal?.reason);
+    source.once('error', onSourceError);
+    upload.signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: upload.objectKey,
+          Body: source,
+          ContentLength: upload.size,
+          ContentMD5: Buffer.from(upload.key, 'hex').toString('base64'),
+          Metadata: upload.metadata,
+        }),
+        { abortSignal: aborter.signal },
+      );
+    } catch (error) {
+      throw sourceFailure ?? error;
+    } finally {
+      upload.signal?.removeEventListener('abort', onAbort);
+      source.off('error', onSourceError);
+      // Keep a late error (after the request ended) from going unhandled.
+      source.on('error', () => undefined);
+      source.destroy();
+    }
   }
 
   async delete(key: string): Promise<boolean> {
