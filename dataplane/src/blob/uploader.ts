@@ -87,9 +87,9 @@ export class Uploader {
    */
   async persist(entry: JournalEntry): Promise<void> {
     const { fast, store, journal, metrics } = this.options;
-    const manifest = await fast.manifest(entry.key);
+    const { manifest, generation } = await fast.lookup(entry.key);
     if (manifest === null) {
-      if ((await fast.generation(entry.key)) !== entry.generation) {
+      if (generation !== entry.generation) {
         // Deleted since the upload began: nothing to persist.
         metrics.uploads.inc({ result: 'deleted' });
         await journal.complete(entry);
@@ -106,7 +106,6 @@ export class Uploader {
       await journal.complete(entry);
       return;
     }
-    const generation = await fast.generation(entry.key);
     const started = Date.now();
     const result = await store.put(fast.read(manifest), {
       key: entry.key,

@@ -168,7 +168,10 @@ export class WriteBehindTiers implements BlobService {
     if (options.key === undefined) return this.putUnkeyed(source, options);
     const key = options.key;
     const durability = options.durability ?? this.options.durability;
-    const existing = await this.guard('checking for the blob', () => this.fast.manifest(key));
+    // The generation comes with the manifest: a DELETE from here on makes the upload stale.
+    const { manifest: existing, generation } = await this.guard('checking for the blob', () =>
+      this.fast.lookup(key),
+    );
     if (existing !== null && (options.sha256 === undefined || existing.sha256 === options.sha256)) {
       // Already stored: answer without reading the body, once it is as durable as asked. A
       // cached blob is in S3 already; only a pending one needs its replica confirmed.
@@ -186,7 +189,6 @@ export class WriteBehindTiers implements BlobService {
       );
     }
     return this.guard('storing the blob', async () => {
-      const generation = await this.fast.generation(key);
       // The entry comes first: a published blob always has one, even if we crash next.
       const entry = await this.options.journal.append(key, generation);
       let staged;

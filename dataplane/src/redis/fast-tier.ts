@@ -76,16 +76,20 @@ export class RedisFastTier {
   }
 
   async manifest(key: string): Promise<Manifest | null> {
-    const fields = await this.redis.hgetall(blobKeys.manifest(key));
-    if (fields.size === undefined || fields.up === undefined) return null;
+    return manifestOf(key, await this.redis.hgetall(blobKeys.manifest(key)));
+  }
+
+  /**
+   * The manifest and the generation token (see `generation`) in one round trip: both
+   * live in the blob's slot, and uploads need both before they start.
+   */
+  async lookup(key: string): Promise<{ manifest: Manifest | null; generation: string }> {
+    const [fields, generation] = await execPipeline(() =>
+      this.redis.pipeline().hgetall(blobKeys.manifest(key)).get(blobKeys.generation(key)),
+    );
     return {
-      key,
-      size: Number(fields.size),
-      chunkBytes: Number(fields.chunk),
-      chunkCount: Number(fields.n),
-      uploadId: fields.up,
-      state: fields.state === 'cached' ? 'cached' : 'pending',
-      ...(fields.sha ? { sha256: fields.sha } : {}),
+      manifest: manifestOf(key, fields as Record<string, string>),
+      generation: (generation as string | null) ?? '',
     };
   }
 
@@ -261,4 +265,17 @@ export class RedisFastTier {
     if (!String(info).includes('cluster_state:ok'))
       throw new Error('The Redis cluster state is not ok');
   }
+}
+
+function manifestOf(key: string, fields: Record<string, string>): Manifest | null {
+  if (fields.size === undefined || fields.up === undefined) return null;
+  return {
+    key,
+    size: Number(fields.size),
+    chunkBytes: Number(fields.chunk),
+    chunkCount: Number(fields.n),
+    uploadId: fields.up,
+    state: fields.state === 'cached' ? 'cached' : 'pending',
+    ...(fields.sha ? { sha256: fields.sha } : {}),
+  };
 }
