@@ -4,13 +4,13 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import winston from 'winston';
 import { createHandler } from '../../dataplane/src/app.ts';
 import { FileSystemStore } from '../../dataplane/src/backends/filesystem.ts';
 import { MemoryLruStore } from '../../dataplane/src/backends/memory-lru.ts';
 import { WriteThroughTiers } from '../../dataplane/src/blob/write-through.ts';
 import { Metrics } from '../../dataplane/src/metrics.ts';
 import { startServer, type RunningServer } from '../../dataplane/src/server.ts';
+import { silentLogger } from './logger.ts';
 import type { AuthTokens } from '../../dataplane/src/http/auth.ts';
 
 export const REPO_ROOT = new URL('../../', import.meta.url).pathname;
@@ -36,10 +36,7 @@ export interface TestServerOptions {
 /** The real app on a real HTTP server on loopback, in this process, over a fresh directory. */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'blobcache-test-'));
-  const logger = winston.createLogger({
-    silent: true,
-    transports: [new winston.transports.Console()],
-  });
+  const logger = silentLogger;
   const metrics = new Metrics();
   const cache = new MemoryLruStore({
     maxBytes: options.memoryCacheBytes ?? 16 * 1024 * 1024,

@@ -51,3 +51,30 @@ export async function problemOf(response: Response): Promise<Problem> {
   }
   return problem;
 }
+
+/**
+ * PUTs `body` to `url` (with its Content-Length) in two writes: the first `splitAt` bytes,
+ * then, once `between` has done its part (a DELETE, a signal to the server), the rest.
+ * Resolves with the response status; fails if `between` or the request fails.
+ */
+export function uploadInTwoParts(
+  url: string,
+  body: Buffer,
+  splitAt: number,
+  between: () => Promise<void>,
+): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const req = request(url, {
+      method: 'PUT',
+      headers: { 'Content-Length': String(body.length) },
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.write(body.subarray(0, splitAt), () => {
+      between().then(() => req.end(body.subarray(splitAt)), reject);
+    });
+  });
+}

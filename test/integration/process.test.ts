@@ -3,8 +3,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GeneratedBlob, blobOf, digestOf, md5 } from '../harness/blobs.ts';
 import { residentSet, spawnDataPlane, type SpawnedDataPlane } from '../harness/dataplane.ts';
+import { uploadInTwoParts } from '../harness/http.ts';
 
 const MiB = 1024 * 1024;
 
@@ -51,20 +53,9 @@ describe('the data plane as a process (npm start)', () => {
     plane = await spawnDataPlane({ BLOBCACHE_DATA_DIR: dataDir });
     const url = plane.url;
     const running = plane;
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = request(`${url}/v1/blobs/${md5(blob)}`, {
-        method: 'PUT',
-        headers: { 'Content-Length': String(blob.length) },
-      });
-      req.on('response', (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('error', reject);
-      req.write(blob.subarray(0, MiB), () => {
-        running.child.kill('SIGTERM');
-        setTimeout(() => req.end(blob.subarray(MiB)), 300);
-      });
+    const status = await uploadInTwoParts(`${url}/v1/blobs/${md5(blob)}`, blob, MiB, async () => {
+      running.child.kill('SIGTERM');
+      await sleep(300);
     });
     expect(status).to.equal(201);
     expect(await plane.exited).to.equal(0);

@@ -3,10 +3,11 @@ import { readdir } from 'node:fs/promises';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { eventually } from '../harness/eventually.ts';
 import { blobOf, md5 } from '../harness/blobs.ts';
 import { startTestServer, type TestServer } from '../harness/dataplane.ts';
-import { problemOf, rawRequest } from '../harness/http.ts';
+import { problemOf, rawRequest, uploadInTwoParts } from '../harness/http.ts';
 
 async function storedFiles(server: TestServer): Promise<{ tmp: string[]; blobs: string[] }> {
   const blobs: string[] = [];
@@ -131,26 +132,10 @@ describe('uploads that go wrong', () => {
   it('DELETE wins against an upload that is still streaming', async () => {
     const blob = blobOf(256 * 1024, 12);
     const key = md5(blob);
-    const upload = new Promise<number>((resolve, reject) => {
-      const req = request(`${server.url}/v1/blobs/${key}`, {
-        method: 'PUT',
-        headers: { 'Content-Length': String(blob.length) },
-      });
-      req.on('response', (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('error', reject);
-      req.write(blob.subarray(0, 1000), () => {
-        setTimeout(() => {
-          fetch(`${server.url}/v1/blobs/${key}`, { method: 'DELETE' })
-            .then((response) => {
-              expect(response.status).to.equal(204);
-              req.end(blob.subarray(1000));
-            })
-            .catch(reject);
-        }, 100);
-      });
+    const upload = uploadInTwoParts(`${server.url}/v1/blobs/${key}`, blob, 1000, async () => {
+      await sleep(100);
+      const response = await fetch(`${server.url}/v1/blobs/${key}`, { method: 'DELETE' });
+      expect(response.status).to.equal(204);
     });
     expect(await upload).to.be.oneOf([200, 201]);
     expect((await fetch(`${server.url}/v1/blobs/${key}`)).status).to.equal(404);

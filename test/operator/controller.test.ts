@@ -7,7 +7,6 @@ import {
 } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
-import winston from 'winston';
 import { API_VERSION, KIND } from '../../operator/src/api/v1alpha1/types.generated.ts';
 import { startController, type Controller } from '../../operator/src/controller/controller.ts';
 import { electLeader } from '../../operator/src/controller/leader-election.ts';
@@ -15,11 +14,7 @@ import { makeKubeClient } from '../../operator/src/kube/client.ts';
 import { eventually } from '../harness/eventually.ts';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
 import { freshNamespace, installCrd, kubeConfigFor } from '../harness/kube.ts';
-
-const logger = winston.createLogger({
-  silent: true,
-  transports: [new winston.transports.Console()],
-});
+import { silentLogger as logger } from '../harness/logger.ts';
 
 describe('operator controller and leader election against a real kube-apiserver', function () {
   this.timeout(180_000);

@@ -10,7 +10,6 @@ import {
   type V1Deployment,
 } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import winston from 'winston';
 import {
   API_VERSION,
   KIND,
@@ -21,11 +20,7 @@ import { reconcile } from '../../operator/src/controller/reconcile.ts';
 import { makeKubeClient, type KubeClient } from '../../operator/src/kube/client.ts';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
 import { freshNamespace, installCrd, kubeConfigFor, sample } from '../harness/kube.ts';
-
-const logger = winston.createLogger({
-  silent: true,
-  transports: [new winston.transports.Console()],
-});
+import { silentLogger as logger } from '../harness/logger.ts';
 
 describe('operator reconcile against a real kube-apiserver', function () {
   this.timeout(120_000);
@@ -57,6 +52,21 @@ describe('operator reconcile against a real kube-apiserver', function () {
       metadata: { name, namespace },
       spec,
     } as KubernetesObject)) as BlobCache;
+  /** A JSON merge patch of a BlobCache's spec, as `kubectl patch --type merge` sends. */
+  const mergeSpec = (name: string, spec: Record<string, unknown>) =>
+    objects.patch(
+      {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        metadata: { name, namespace },
+        spec,
+      } as KubernetesObject,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      PatchStrategy.MergePatch,
+    );
   const run = () => reconcile({ kube, logger }, { namespace, name: 'cache' });
   const childVersions = async (): Promise<Record<string, string>> => {
     const versions: Record<string, string> = {};
@@ -193,24 +203,10 @@ describe('operator reconcile against a real kube-apiserver', function () {
 
   it('rejects changing the bucket', async () => {
     await create('cache', { store: { s3: { bucket: 'first' } } });
-    const error = await objects
-      .patch(
-        {
-          apiVersion: API_VERSION,
-          kind: KIND,
-          metadata: { name: 'cache', namespace },
-          spec: { store: { s3: { bucket: 'second' } } },
-        } as KubernetesObject,
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        PatchStrategy.MergePatch,
-      )
-      .then(
-        () => null,
-        (failure: unknown) => failure as { code?: number; body?: string },
-      );
+    const error = await mergeSpec('cache', { store: { s3: { bucket: 'second' } } }).then(
+      () => null,
+      (failure: unknown) => failure as { code?: number; body?: string },
+    );
     expect(error?.code).to.equal(422);
     expect(String(error?.body)).to.match(/bucket cannot change/);
   });
@@ -218,20 +214,7 @@ describe('operator reconcile against a real kube-apiserver', function () {
   it('follows spec edits, and leaves the replica count to an autoscaler', async () => {
     await create('cache', { http: { replicas: 2 }, store: { s3: { bucket: 'bkt' } } });
     await run();
-    const merge = (spec: Record<string, unknown>) =>
-      objects.patch(
-        {
-          apiVersion: API_VERSION,
-          kind: KIND,
-          metadata: { name: 'cache', namespace },
-          spec,
-        } as KubernetesObject,
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        PatchStrategy.MergePatch,
-      );
+    const merge = (spec: Record<string, unknown>) => mergeSpec('cache', spec);
     await merge({
       http: {
         replicas: 5,

@@ -2,8 +2,10 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { request } from 'node:http';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GeneratedBlob, blobOf, digestOf, md5 } from '../../harness/blobs.ts';
 import type { SpawnedDataPlane } from '../../harness/dataplane.ts';
+import { uploadInTwoParts } from '../../harness/http.ts';
 import {
   flushRedis,
   inParallel,
@@ -182,28 +184,19 @@ describe('production tiers: Redis Cluster + S3 (real servers on loopback)', func
   it('DELETE wins against an upload still streaming and one pending in the journal', async () => {
     const streaming = blobOf(3 * MiB, 82);
     const streamingKey = md5(streaming);
-    const status = await new Promise<number>((resolve, reject) => {
-      const req = request(`${planes[0]!.url}/v1/blobs/${streamingKey}`, {
-        method: 'PUT',
-        headers: { 'Content-Length': String(streaming.length) },
-      });
-      req.on('response', (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
-      req.on('error', reject);
-      req.write(streaming.subarray(0, MiB), () => {
+    const status = await uploadInTwoParts(
+      `${planes[0]!.url}/v1/blobs/${streamingKey}`,
+      streaming,
+      MiB,
+      async () => {
         // Let the server start the upload (read the generation, stage chunks) first.
-        setTimeout(() => {
-          fetch(`${planes[1]!.url}/v1/blobs/${streamingKey}`, { method: 'DELETE' })
-            .then((response) => {
-              expect(response.status).to.equal(204);
-              req.end(streaming.subarray(MiB));
-            })
-            .catch(reject);
-        }, 500);
-      });
-    });
+        await sleep(500);
+        const response = await fetch(`${planes[1]!.url}/v1/blobs/${streamingKey}`, {
+          method: 'DELETE',
+        });
+        expect(response.status).to.equal(204);
+      },
+    );
     expect(status).to.be.oneOf([200, 201]);
     const pending = blobOf(MiB, 83);
     expect((await put(planes[2]!, pending)).status).to.equal(201);
