@@ -1,6 +1,8 @@
 /**
- * Generates the TypeScript types of the BlobCache API and the Helm chart's copy of the CRD
- * from crds/blobcache.io_blobcaches.yaml, the source of truth.
+ * Generates, from crds/blobcache.io_blobcaches.yaml (the source of truth): the TypeScript
+ * types of the BlobCache API, `withDefaults(spec)` with a defaulted spec type (the CRD's
+ * `default:` values are the only defaults the operator knows), and the Helm chart's copy
+ * of the CRD.
  *
  *   node scripts/generate-crd-types.ts          write the generated files
  *   node scripts/generate-crd-types.ts --check  fail when they are stale (npm test runs this)
@@ -8,20 +10,12 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parse } from 'yaml';
-
-interface Schema {
-  type?: string;
-  description?: string;
-  properties?: Record<string, Schema>;
-  items?: Schema;
-  required?: string[];
-  enum?: (string | number)[];
-  'x-kubernetes-preserve-unknown-fields'?: boolean;
-}
+import { generateDefaults, pascal, type Schema } from './crd-defaults.ts';
 
 const root = join(import.meta.dirname, '..');
 const crdPath = join(root, 'crds/blobcache.io_blobcaches.yaml');
 const typesPath = join(root, 'operator/src/api/v1alpha1/types.generated.ts');
+const defaultsPath = join(root, 'operator/src/api/v1alpha1/defaults.generated.ts');
 const chartCrdPath = join(root, 'charts/blobcache-operator/crds/blobcache.io_blobcaches.yaml');
 
 const crdText = readFileSync(crdPath, 'utf8');
@@ -34,10 +28,6 @@ const crd = parse(crdText) as {
 };
 const version = crd.spec.versions[0]!;
 const interfaces: string[] = [];
-
-function pascal(parts: string[]): string {
-  return parts.map((part) => part.charAt(0).toUpperCase() + part.slice(1)).join('');
-}
 
 function doc(description: string | undefined, indent: string): string {
   if (description === undefined) return '';
@@ -85,7 +75,8 @@ function typeOf(schema: Schema, path: string[]): string {
 const schema = version.schema.openAPIV3Schema;
 typeOf(schema.properties!.spec!, ['BlobCache', 'spec']);
 typeOf(schema.properties!.status!, ['BlobCache', 'status']);
-const types = `// Generated from crds/blobcache.io_blobcaches.yaml by scripts/generate-crd-types.ts. Do not edit.
+const header = `// Generated from crds/blobcache.io_blobcaches.yaml by scripts/generate-crd-types.ts. Do not edit.`;
+const types = `${header}
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 
 export const GROUP = ${JSON.stringify(crd.spec.group)};
@@ -103,10 +94,12 @@ ${doc(schema.description, '')}export interface BlobCache {
   status?: BlobCacheStatus;
 }
 `;
+const defaults = `${header}\n${generateDefaults(schema.properties!.spec!, ['BlobCache', 'spec'])}`;
 const chartCrd = `# Copied from crds/blobcache.io_blobcaches.yaml by scripts/generate-crd-types.ts. Do not edit.\n${crdText}`;
 
 const outputs: [string, string][] = [
   [typesPath, types],
+  [defaultsPath, defaults],
   [chartCrdPath, chartCrd],
 ];
 if (process.argv.includes('--check')) {

@@ -1,37 +1,37 @@
 /**
- * Composition root of the operator: reads the environment, builds the Kubernetes clients,
- * waits for leadership (a Lease), then runs the controller; serves /healthz, /readyz and
- * /metrics; on SIGTERM stops watching, finishes reconciles under way and gives the Lease up.
+ * Composition root of the operator: the only module that reads `process.env`, builds the
+ * Kubernetes and Redis clients and exits the process. Reads the config, serves /healthz,
+ * /readyz and /metrics, and runs the controller while this instance leads (a Lease); when
+ * leadership is lost it stops reconciling and competes again. On SIGTERM it stops
+ * reconciling, hands the Lease over and exits.
  */
 import { KubeConfig } from '@kubernetes/client-node';
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
-import winston from 'winston';
+import { ConfigError, loadConfig, type OperatorConfig } from './config.ts';
 import { startController, type Controller } from './controller/controller.ts';
-import { electLeader } from './controller/leader-election.ts';
+import { createLeaderElector } from './controller/leader-election.ts';
 import { makeKubeClient } from './kube/client.ts';
+import { createLogger } from './logging.ts';
 import { OperatorMetrics } from './metrics.ts';
+import { makeRedisAdmin } from './redis/ioredis-admin.ts';
 
-const env = process.env;
-const port = Number(env.OPERATOR_METRICS_PORT ?? 8081);
-const namespace = env.OPERATOR_NAMESPACE ?? 'blobcache-system';
-const identity = env.POD_NAME ?? `${hostname()}-${process.pid}`;
-if (!Number.isInteger(port) || port < 0 || port > 65535) {
-  process.stderr.write(
-    `OPERATOR_METRICS_PORT must be a TCP port, got '${env.OPERATOR_METRICS_PORT}'\n`,
-  );
+let config: OperatorConfig;
+try {
+  config = loadConfig({ env: process.env, defaultIdentity: `${hostname()}-${process.pid}` });
+} catch (error) {
+  if (!(error instanceof ConfigError)) throw error;
+  process.stderr.write(`Invalid configuration: ${error.message}\n`);
   process.exit(1);
 }
 
-const logger = winston.createLogger({
-  level: env.OPERATOR_LOG_LEVEL ?? 'info',
-  format: winston.format.combine(winston.format.timestamp(), winston.format.json()),
-  defaultMeta: { service: 'blobcache-operator' },
-  transports: [new winston.transports.Console()],
-});
-const config = new KubeConfig();
-config.loadFromDefault();
+const logger = createLogger({ level: config.logLevel });
+const kubeConfig = new KubeConfig();
+kubeConfig.loadFromDefault();
+const kube = makeKubeClient(kubeConfig);
+const redis = makeRedisAdmin({ timeoutMs: config.redisTimeoutMs });
 const metrics = new OperatorMetrics({ processMetrics: true });
+const elector = createLeaderElector({ config: kubeConfig, logger, ...config });
 let controller: Controller | undefined;
 let stopping = false;
 
@@ -51,18 +51,33 @@ const server = createServer((req, res) => {
     res.writeHead(404).end();
   }
 });
-server.listen(port, () => logger.info('Serving operator health and metrics', { port }));
+server.listen(config.metricsPort, config.metricsHost, () =>
+  logger.info('Serving operator health and metrics', { port: config.metricsPort }),
+);
 
-const election = electLeader({ config, namespace, identity, logger });
-void election.acquired.then(() => {
-  if (stopping) return;
-  controller = startController({ config, kube: makeKubeClient(config), logger, metrics });
-  logger.info('Started the controller', { identity });
-});
-void election.lost.then(() => {
-  // Another instance may already be reconciling: stop at once rather than compete.
-  logger.error('Lost leadership; exiting so a fresh start can compete again');
-  process.exit(1);
+elector.run({
+  onStartedLeading() {
+    metrics.leading.set(1);
+    controller = startController({
+      config: kubeConfig,
+      kube,
+      redis,
+      logger,
+      metrics,
+      isLeader: () => elector.isLeader(),
+      workers: config.workers,
+      resyncMs: config.resyncMs,
+      retry: { baseDelayMs: config.retryBaseDelayMs, maxDelayMs: config.retryMaxDelayMs },
+    });
+    logger.info('Started the controller', { identity: config.identity });
+  },
+  async onStoppedLeading() {
+    metrics.leading.set(0);
+    // Writes are already refused; stop watching and wait for reconciles under way.
+    await controller?.stop();
+    controller = undefined;
+    logger.info('Stopped the controller; competing for the Lease again');
+  },
 });
 
 async function shutdown(signal: string): Promise<void> {
@@ -70,7 +85,8 @@ async function shutdown(signal: string): Promise<void> {
   stopping = true;
   logger.info('Stopping the operator', { signal });
   await controller?.stop();
-  await election.release();
+  await elector.stop();
+  await redis.close();
   server.close();
   logger.on('finish', () => process.exit(0));
   logger.end();

@@ -1,11 +1,11 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** The operator's Prometheus metrics, on a registry of its own. */
 export class OperatorMetrics {
   readonly registry = new Registry();
   readonly reconciles = new Counter({
     name: 'blobcache_operator_reconciles_total',
-    help: 'Reconciles of BlobCache resources, by result.',
+    help: 'Reconciles of BlobCache resources, by result (success, error, terminal: a spec that cannot work, fenced: refused after leadership was lost).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
@@ -13,6 +13,12 @@ export class OperatorMetrics {
     name: 'blobcache_operator_reconcile_duration_seconds',
     help: 'Time one reconcile took.',
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  readonly leading = new Gauge({
+    name: 'blobcache_operator_leading',
+    help: '1 while this instance holds the leader Lease and reconciles.',
     registers: [this.registry],
   });
 

@@ -20,8 +20,13 @@ export interface ControlPlane {
   caData: string;
   certData: string;
   keyData: string;
+  /** The API server's own serving certificate and key (valid for 127.0.0.1 on any port). */
+  servingCertData: string;
+  servingKeyData: string;
   /** A kubeconfig file for kubectl. */
   kubeconfigPath: string;
+  /** A client certificate for another user, signed by the control plane's CA. */
+  clientCertificate(user: string, groups?: string[]): { certData: string; keyData: string };
   /** Runs the kubectl built with the control plane against it. */
   kubectl(...args: string[]): { status: number | null; stdout: string; stderr: string };
   /** Stops and starts kube-apiserver again (etcd keeps the data). */
@@ -47,6 +52,30 @@ export function controlPlaneBinaries(): string {
 function openssl(dir: string, ...args: string[]): void {
   const result = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
   if (result.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${result.stderr}`);
+}
+
+function signClient(dir: string, name: string, subject: string): void {
+  openssl(dir, 'ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
+  openssl(dir, 'req', '-new', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`);
+  writeFileSync(join(dir, `${name}.ext`), 'extendedKeyUsage=clientAuth\n');
+  openssl(
+    dir,
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-days',
+    '30',
+    '-extfile',
+    `${name}.ext`,
+    '-out',
+    `${name}.crt`,
+  );
 }
 
 function makeCertificates(dir: string): void {
@@ -204,12 +233,24 @@ export async function startControlPlane(): Promise<ControlPlane> {
       '',
     ].join('\n'),
   );
+  let users = 0;
   return {
     server,
     caData,
     certData,
     keyData,
+    servingCertData: readFileSync(file('serving.crt'), 'utf8'),
+    servingKeyData: readFileSync(file('serving.key'), 'utf8'),
     kubeconfigPath,
+    clientCertificate(user, groups = []) {
+      const name = `user-${++users}`;
+      const subject = `/CN=${user}${groups.map((group) => `/O=${group}`).join('')}`;
+      signClient(dir, name, subject);
+      return {
+        certData: readFileSync(file(`${name}.crt`), 'utf8'),
+        keyData: readFileSync(file(`${name}.key`), 'utf8'),
+      };
+    },
     kubectl(...args: string[]) {
       const result = spawnSync(join(bin, 'kubectl'), ['--kubeconfig', kubeconfigPath, ...args], {
         encoding: 'utf8',

@@ -1,21 +1,47 @@
-import { CoreV1Api, KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments } from 'yaml';
-import type { ControlPlane } from './control-plane.ts';
+import { startWatches, type Watches } from '../../operator/src/controller/watches.ts';
+import { collectionPath, WATCHED } from '../../operator/src/kube/access.ts';
+import { withCache, type ObjectCache } from '../../operator/src/kube/cache.ts';
+import { makeKubeClient, type KubeClient } from '../../operator/src/kube/client.ts';
+import { listAll } from '../../operator/src/kube/raw-list.ts';
+import { startApiProxy, type ApiProxy } from './api-proxy.ts';
+import { startControlPlane, type ControlPlane } from './control-plane.ts';
 import { REPO_ROOT } from './dataplane.ts';
+import { eventually } from './eventually.ts';
+import { silentLogger } from './logger.ts';
 
-export function kubeConfigFor(plane: ControlPlane): KubeConfig {
+/**
+ * A KubeConfig for the control plane: the admin user unless `user` gives other credentials
+ * (see ControlPlane.clientCertificate); `server` points it elsewhere (e.g. an ApiProxy).
+ */
+export function kubeConfigFor(
+  plane: ControlPlane,
+  options: { server?: string; user?: { certData: string; keyData: string } } = {},
+): KubeConfig {
   const config = new KubeConfig();
   const b64 = (text: string) => Buffer.from(text).toString('base64');
+  const user = options.user ?? plane;
   config.loadFromOptions({
     clusters: [
-      { name: 'test', server: plane.server, caData: b64(plane.caData), skipTLSVerify: false },
+      {
+        name: 'test',
+        server: options.server ?? plane.server,
+        caData: b64(plane.caData),
+        skipTLSVerify: false,
+      },
     ],
-    users: [{ name: 'admin', certData: b64(plane.certData), keyData: b64(plane.keyData) }],
-    contexts: [{ name: 'test', cluster: 'test', user: 'admin' }],
+    users: [{ name: 'user', certData: b64(user.certData), keyData: b64(user.keyData) }],
+    contexts: [{ name: 'test', cluster: 'test', user: 'user' }],
     currentContext: 'test',
   });
   return config;
@@ -55,4 +81,80 @@ export async function freshNamespace(config: KubeConfig, prefix = 't'): Promise<
     .makeApiClient(CoreV1Api)
     .createNamespace({ body: { metadata: { name: namespace } } });
   return namespace;
+}
+
+/**
+ * The operator's view of a test control plane, as the controller builds it: the same
+ * informer caches (fed directly by the API server) and a KubeClient whose reads come from
+ * them and whose calls go through an ApiProxy, so that tests can count and fail them.
+ */
+export interface Testbed {
+  plane: ControlPlane;
+  /** Admin access straight to the API server, for the test's own reads and writes. */
+  config: KubeConfig;
+  objects: KubernetesObjectApi;
+  proxy: ApiProxy;
+  /** The operator's KubeClient: cached reads, calls through the proxy. */
+  kube: KubeClient;
+  watches: Watches;
+  /** Waits until the caches hold exactly what the API server holds in `namespace`. */
+  caughtUp(namespace: string): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export async function startTestbed(): Promise<Testbed> {
+  const plane = await startControlPlane();
+  try {
+    const config = kubeConfigFor(plane);
+    await installCrd(plane);
+    const proxy = await startApiProxy(plane);
+    const watches = startWatches({
+      config,
+      watched: WATCHED,
+      enqueue: () => undefined,
+      logger: silentLogger,
+    });
+    await watches.synced;
+    const kube = withCache(
+      makeKubeClient(kubeConfigFor(plane, { server: proxy.server })),
+      watches.cache,
+    );
+    const caughtUp = (namespace: string) => cacheCaughtUp(config, watches.cache, namespace);
+    return {
+      plane,
+      config,
+      objects: KubernetesObjectApi.makeApiClient(config),
+      proxy,
+      kube,
+      watches,
+      caughtUp,
+      async stop() {
+        await watches.stop();
+        await proxy.close();
+        await plane.stop();
+      },
+    };
+  } catch (error) {
+    await plane.stop();
+    throw error;
+  }
+}
+
+/** Waits until `cache` holds exactly what the API server holds in `namespace` (the watched types). */
+export async function cacheCaughtUp(
+  config: KubeConfig,
+  cache: ObjectCache,
+  namespace: string,
+): Promise<void> {
+  await eventually(`the caches to catch up in ${namespace}`, async () => {
+    for (const { type, labelSelector } of WATCHED) {
+      const live = await listAll(config, type, collectionPath(type, namespace), labelSelector);
+      if (cache.list(type, namespace).length !== live.items.length) return false;
+      for (const item of live.items) {
+        const mirror = cache.get(type, namespace, item.metadata!.name!);
+        if (mirror?.metadata?.resourceVersion !== item.metadata?.resourceVersion) return false;
+      }
+    }
+    return true;
+  });
 }

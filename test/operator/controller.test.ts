@@ -1,22 +1,40 @@
 import {
+  AppsV1Api,
   CoordinationV1Api,
+  CoreV1Api,
   KubernetesObjectApi,
-  V1MicroTime,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
   type KubeConfig,
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { API_VERSION, KIND } from '../../operator/src/api/v1alpha1/types.generated.ts';
+import { Writable } from 'node:stream';
+import winston from 'winston';
+import {
+  API_VERSION,
+  KIND,
+  type BlobCache,
+} from '../../operator/src/api/v1alpha1/types.generated.ts';
 import { startController, type Controller } from '../../operator/src/controller/controller.ts';
-import { electLeader } from '../../operator/src/controller/leader-election.ts';
+import { createLeaderElector } from '../../operator/src/controller/leader-election.ts';
+import { rbacRules } from '../../operator/src/kube/access.ts';
 import { makeKubeClient } from '../../operator/src/kube/client.ts';
-import { eventually } from '../harness/eventually.ts';
+import { OperatorMetrics } from '../../operator/src/metrics.ts';
 import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
-import { freshNamespace, installCrd, kubeConfigFor } from '../harness/kube.ts';
+import { eventually } from '../harness/eventually.ts';
+import { cacheCaughtUp, freshNamespace, installCrd, kubeConfigFor } from '../harness/kube.ts';
 import { silentLogger as logger } from '../harness/logger.ts';
+import { noRedis } from './stub-redis.ts';
 
-describe('operator controller and leader election against a real kube-apiserver', function () {
+/** Reconciles so far with this result, from the controller's own metrics. */
+async function reconciles(metrics: OperatorMetrics, result: string): Promise<number> {
+  const { values } = await metrics.reconciles.get();
+  return values.find((value) => value.labels.result === result)?.value ?? 0;
+}
+
+describe('operator controller against a real kube-apiserver', function () {
   this.timeout(180_000);
   let plane: ControlPlane;
   let config: KubeConfig;
@@ -42,21 +60,39 @@ describe('operator controller and leader election against a real kube-apiserver'
     controller = undefined;
   });
 
-  const createCache = (name: string) =>
+  const start = async (metrics?: OperatorMetrics): Promise<Controller> => {
+    controller = startController({
+      config,
+      kube: makeKubeClient(config),
+      redis: noRedis,
+      logger,
+      metrics,
+      retry: { baseDelayMs: 50, maxDelayMs: 1_000 },
+    });
+    await controller.started;
+    return controller;
+  };
+  const createCache = (name: string, spec: Record<string, unknown> = {}) =>
     objects.create({
       apiVersion: API_VERSION,
       kind: KIND,
       metadata: { name, namespace },
-      spec: { store: { s3: { bucket: 'bkt' } } },
+      spec: { store: { s3: { bucket: 'bkt' } }, ...spec },
     } as KubernetesObject);
   const exists = (apiVersion: string, kind: string, name: string) =>
     objects.read({ apiVersion, kind, metadata: { name, namespace } }).then(
       () => true,
       () => false,
     );
+  const readCache = (name: string) =>
+    objects.read<BlobCache>({
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: { name, namespace },
+    } as never);
 
   it('reconciles on watch events: a new BlobCache gets its children, a deleted child comes back', async () => {
-    controller = startController({ config, kube: makeKubeClient(config), logger });
+    await start();
     await createCache('watched');
     await eventually('the Deployment', () => exists('apps/v1', 'Deployment', 'watched-http'));
     await objects.delete({
@@ -68,7 +104,7 @@ describe('operator controller and leader election against a real kube-apiserver'
   });
 
   it('keeps working after the API server restarts', async () => {
-    controller = startController({ config, kube: makeKubeClient(config), logger });
+    await start();
     await createCache('before');
     await eventually('the first Deployment', () => exists('apps/v1', 'Deployment', 'before-http'));
     await plane.restartApiServer();
@@ -80,66 +116,194 @@ describe('operator controller and leader election against a real kube-apiserver'
     );
   });
 
-  it('lets one instance lead; another waits on the Lease and takes over when the first stops', async () => {
-    const options = {
-      config,
-      namespace,
-      leaseName: 'lead',
-      leaseDurationSeconds: 3,
-      renewIntervalMs: 300,
-      logger,
-    };
-    const first = electLeader({ ...options, identity: 'first' });
-    await first.acquired;
-    const second = electLeader({ ...options, identity: 'second' });
-    const tookOver = await Promise.race([
-      second.acquired.then(() => true),
-      sleep(4_000).then(() => false),
-    ]);
-    expect(tookOver, 'the second instance must wait while the first renews').to.be.false;
-    await first.release();
-    await Promise.race([
-      second.acquired,
-      sleep(10_000).then(() => Promise.reject(new Error('no takeover'))),
-    ]);
-    const lease = await config
-      .makeApiClient(CoordinationV1Api)
-      .readNamespacedLease({ name: 'lead', namespace });
-    expect(lease.spec?.holderIdentity).to.equal('second');
-    await second.release();
+  it('does not retry a spec that cannot work, and takes it up again once it is fixed', async () => {
+    const metrics = new OperatorMetrics();
+    const ctl = await start(metrics);
+    await createCache('broken', { http: { resources: { limits: { memory: 'lots' } } } });
+    await eventually('Ready=False/InvalidSpec', async () => {
+      const ready = (await readCache('broken')).status?.conditions?.find((c) => c.type === 'Ready');
+      return ready?.reason === 'InvalidSpec';
+    });
+    // A retry loop would be armed on a timer (50 ms, then 100, 200, ...): none is.
+    await eventually('the reconcile to finish', () => Promise.resolve(ctl.pending() === 0));
+    expect(ctl.dueIn(`${namespace}/broken`)).to.equal(undefined);
+    expect(await reconciles(metrics, 'terminal')).to.equal(1);
+    // The controller goes on with other work meanwhile, and the broken one stays quiet.
+    await createCache('healthy');
+    await eventually('the healthy one to be reconciled', () =>
+      exists('apps/v1', 'Deployment', 'healthy-http'),
+    );
+    await eventually('the queue to drain', () => Promise.resolve(ctl.pending() === 0));
+    expect(await reconciles(metrics, 'terminal')).to.equal(1);
+    expect(await reconciles(metrics, 'error')).to.equal(0);
+    await objects.patch(
+      {
+        apiVersion: API_VERSION,
+        kind: KIND,
+        metadata: { name: 'broken', namespace },
+        spec: { http: { resources: null } },
+      } as KubernetesObject,
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      PatchStrategy.MergePatch,
+    );
+    await eventually('the fixed spec to be reconciled', () =>
+      exists('apps/v1', 'Deployment', 'broken-http'),
+    );
+    await eventually('Ready to leave InvalidSpec', async () => {
+      const ready = (await readCache('broken')).status?.conditions?.find((c) => c.type === 'Ready');
+      return ready !== undefined && ready.reason !== 'InvalidSpec';
+    });
   });
 
-  it('takes over a Lease whose holder stopped renewing (a crashed instance)', async () => {
-    await config.makeApiClient(CoordinationV1Api).createNamespacedLease({
-      namespace,
+  it("reconciles on a child's status change only when it can change the BlobCache's status", async () => {
+    const metrics = new OperatorMetrics();
+    const ctl = await start(metrics);
+    await createCache('quiet', { redis: { shards: 1 } });
+    await eventually('the Deployment', () => exists('apps/v1', 'Deployment', 'quiet-http'));
+    await cacheCaughtUp(config, ctl.cache, namespace);
+    await eventually('the controller to go idle', () => Promise.resolve(ctl.pending() === 0));
+    const before = await reconciles(metrics, 'success');
+    const apps = config.makeApiClient(AppsV1Api);
+    const patchStatus = (status: object) =>
+      apps.patchNamespacedDeploymentStatus(
+        { name: 'quiet-http', namespace, body: { status } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    // What the deployment controller writes all the time without anything ready changing.
+    await patchStatus({
+      observedGeneration: 1,
+      conditions: [{ type: 'Progressing', status: 'True' }],
+    });
+    await cacheCaughtUp(config, ctl.cache, namespace);
+    // The event was handled (the cache has it) and enqueued nothing.
+    expect(ctl.pending()).to.equal(0);
+    expect(await reconciles(metrics, 'success')).to.equal(before);
+    await patchStatus({ replicas: 2, readyReplicas: 1 });
+    await eventually('a reconcile for the ready count', async () =>
+      (await reconciles(metrics, 'success')) > before ? true : null,
+    );
+    await eventually('the status to show it', async () =>
+      (await readCache('quiet')).status?.http?.readyReplicas === 1 ? true : null,
+    );
+  });
+
+  it('needs nothing beyond the RBAC rules access.ts lists', async () => {
+    const home = await freshNamespace(config, 'op');
+    const { cluster, ownNamespace } = rbacRules();
+    const rbac = config.makeApiClient(RbacAuthorizationV1Api);
+    const user = 'blobcache-operator';
+    const role = `blobcache-operator-${namespace}`;
+    await rbac.createClusterRole({ body: { metadata: { name: role }, rules: cluster } });
+    await rbac.createClusterRoleBinding({
       body: {
-        metadata: { name: 'crashed', namespace },
-        spec: {
-          holderIdentity: 'ghost',
-          leaseDurationSeconds: 2,
-          renewTime: new V1MicroTime(Date.now() - 1_000),
-          acquireTime: new V1MicroTime(),
-        },
+        metadata: { name: role },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+        subjects: [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }],
       },
     });
-    const successor = electLeader({
-      config,
-      namespace,
-      leaseName: 'crashed',
-      identity: 'successor',
-      leaseDurationSeconds: 2,
-      renewIntervalMs: 300,
-      logger,
+    await rbac.createNamespacedRole({
+      namespace: home,
+      body: { metadata: { name: 'leader-election' }, rules: ownNamespace },
     });
-    await Promise.race([
-      successor.acquired,
-      sleep(10_000).then(() => Promise.reject(new Error('no takeover'))),
-    ]);
-    const lease = await config
-      .makeApiClient(CoordinationV1Api)
-      .readNamespacedLease({ name: 'crashed', namespace });
-    expect(lease.spec?.holderIdentity).to.equal('successor');
-    expect(lease.spec?.leaseTransitions).to.equal(1);
-    await successor.release();
+    await rbac.createNamespacedRoleBinding({
+      namespace: home,
+      body: {
+        metadata: { name: 'leader-election' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'leader-election' },
+        subjects: [{ kind: 'User', name: user, apiGroup: 'rbac.authorization.k8s.io' }],
+      },
+    });
+    const restricted = kubeConfigFor(plane, { user: plane.clientCertificate(user) });
+    // The rules are really in force: the user cannot read what the operator never reads.
+    const denied = await restricted
+      .makeApiClient(CoreV1Api)
+      .listNode()
+      .then(
+        () => 0,
+        (error: { code?: number }) => error.code,
+      );
+    expect(denied).to.equal(403);
+
+    const warnings: string[] = [];
+    const recorder = winston.createLogger({
+      level: 'warn',
+      format: winston.format.json(),
+      transports: [
+        new winston.transports.Stream({
+          stream: new Writable({
+            write(line: Buffer, _encoding, done) {
+              warnings.push(line.toString());
+              done();
+            },
+          }),
+        }),
+      ],
+    });
+    const elector = createLeaderElector({
+      config: restricted,
+      namespace: home,
+      leaseName: 'blobcache-operator',
+      identity: 'restricted',
+      leaseDurationSeconds: 15,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 500,
+      logger: recorder,
+    });
+    let ctl: Controller | undefined;
+    elector.run({
+      onStartedLeading: () => {
+        ctl = startController({
+          config: restricted,
+          kube: makeKubeClient(restricted),
+          redis: noRedis,
+          logger: recorder,
+          isLeader: () => elector.isLeader(),
+        });
+      },
+      onStoppedLeading: () => ctl?.stop(),
+    });
+    try {
+      await createCache('guarded', {
+        redis: { shards: 2 },
+        http: { autoscaling: { minReplicas: 2, maxReplicas: 3 } },
+      });
+      await eventually('the Deployment', () => exists('apps/v1', 'Deployment', 'guarded-http'));
+      await eventually('the status', async () =>
+        (await readCache('guarded')).status?.observedGeneration === 1 ? true : null,
+      );
+      // Pruning needs delete: scale in and turn the autoscaler off.
+      await objects.patch(
+        {
+          apiVersion: API_VERSION,
+          kind: KIND,
+          metadata: { name: 'guarded', namespace },
+          spec: { redis: { shards: 1 }, http: { autoscaling: null } },
+        } as KubernetesObject,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        PatchStrategy.MergePatch,
+      );
+      await eventually(
+        'the shard and the autoscaler to be pruned',
+        async () =>
+          !(await exists('apps/v1', 'StatefulSet', 'guarded-redis-1')) &&
+          !(await exists('autoscaling/v2', 'HorizontalPodAutoscaler', 'guarded-http')),
+      );
+      const events = await config.makeApiClient(CoreV1Api).listNamespacedEvent({ namespace });
+      expect(events.items.map((event) => event.reason)).to.include('Pruned');
+      expect(warnings.filter((line) => /forbidden|403/i.test(line))).to.deep.equal([]);
+      const lease = await config
+        .makeApiClient(CoordinationV1Api)
+        .readNamespacedLease({ name: 'blobcache-operator', namespace: home });
+      expect(lease.spec?.holderIdentity).to.equal('restricted');
+    } finally {
+      await ctl?.stop();
+      await elector.stop();
+    }
   });
 });

@@ -86,6 +86,25 @@ describe('the operator as a process (npm run operator)', function () {
       spec: { store: { s3: { bucket: 'bkt' } } },
     } as KubernetesObject);
 
+  it('refuses a bad setting at start, naming it', async () => {
+    const child = spawn(process.execPath, ['operator/src/main.ts'], {
+      cwd: REPO_ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        KUBECONFIG: plane.kubeconfigPath,
+        OPERATOR_RENEW_DEADLINE_MS: '20000',
+      },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).to.equal(1);
+    expect(stderr).to.match(
+      /OPERATOR_RENEW_DEADLINE_MS \(20000\) must be less than OPERATOR_LEASE_DURATION_SECONDS/,
+    );
+  });
+
   it('reconciles as the leader, serves metrics, and hands over to a standby on SIGTERM', async () => {
     const first = await startOperator('first');
     await eventually('the first operator to lead', async () => (await holder()) === 'first');

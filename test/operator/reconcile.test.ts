@@ -1,8 +1,8 @@
+import type { KubernetesObjectApi } from '@kubernetes/client-node';
 import {
   AppsV1Api,
   CoreV1Api,
   CustomObjectsApi,
-  KubernetesObjectApi,
   PatchStrategy,
   setHeaderOptions,
   type KubeConfig,
@@ -17,13 +17,15 @@ import {
   type BlobCache,
 } from '../../operator/src/api/v1alpha1/types.generated.ts';
 import { reconcile } from '../../operator/src/controller/reconcile.ts';
-import { makeKubeClient, type KubeClient } from '../../operator/src/kube/client.ts';
-import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
-import { freshNamespace, installCrd, kubeConfigFor, sample } from '../harness/kube.ts';
+import type { KubeClient } from '../../operator/src/kube/client.ts';
+import type { ControlPlane } from '../harness/control-plane.ts';
+import { freshNamespace, sample, startTestbed, type Testbed } from '../harness/kube.ts';
 import { silentLogger as logger } from '../harness/logger.ts';
+import { noRedis } from './stub-redis.ts';
 
 describe('operator reconcile against a real kube-apiserver', function () {
   this.timeout(120_000);
+  let bed: Testbed;
   let plane: ControlPlane;
   let config: KubeConfig;
   let kube: KubeClient;
@@ -32,14 +34,11 @@ describe('operator reconcile against a real kube-apiserver', function () {
 
   before(async function () {
     this.timeout(600_000);
-    plane = await startControlPlane();
-    config = kubeConfigFor(plane);
-    kube = makeKubeClient(config);
-    objects = KubernetesObjectApi.makeApiClient(config);
-    await installCrd(plane);
+    bed = await startTestbed();
+    ({ plane, config, kube, objects } = bed);
   });
   after(async () => {
-    await plane?.stop();
+    await bed?.stop();
   });
   beforeEach(async () => {
     namespace = await freshNamespace(config);
@@ -67,7 +66,13 @@ describe('operator reconcile against a real kube-apiserver', function () {
       undefined,
       PatchStrategy.MergePatch,
     );
-  const run = () => reconcile({ kube, logger }, { namespace, name: 'cache' });
+  /** One reconcile, once the caches have seen everything (as a watch-triggered one would). */
+  const run = async () => {
+    await bed.caughtUp(namespace);
+    return reconcile({ kube, redis: noRedis, logger }, { namespace, name: 'cache' });
+  };
+  const read = <T extends KubernetesObject>(apiVersion: string, kind: string, name: string) =>
+    objects.read<T>({ apiVersion, kind, metadata: { name, namespace } });
   const childVersions = async (): Promise<Record<string, string>> => {
     const versions: Record<string, string> = {};
     for (const [apiVersion, kind] of [
@@ -109,12 +114,7 @@ describe('operator reconcile against a real kube-apiserver', function () {
           : ['Secret/cache-api-tokens']),
       ];
       expect(Object.keys(versions)).to.include.members(expected);
-      const deployment = (await kube.read<V1Deployment>({
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        name: 'cache-http',
-        namespace,
-      }))!;
+      const deployment = await read<V1Deployment>('apps/v1', 'Deployment', 'cache-http');
       expect(deployment.metadata?.ownerReferences).to.deep.equal([
         {
           apiVersion: API_VERSION,
@@ -129,69 +129,81 @@ describe('operator reconcile against a real kube-apiserver', function () {
         'app.kubernetes.io/instance': 'cache',
         'app.kubernetes.io/component': 'http',
       });
-      const redis0 = (await kube.read<
+      const redis0 = await read<
         KubernetesObject & {
           spec: {
             replicas: number;
             template: { spec: { topologySpreadConstraints: { whenUnsatisfiable: string }[] } };
           };
         }
-      >({ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'cache-redis-0', namespace }))!;
+      >('apps/v1', 'StatefulSet', 'cache-redis-0');
       expect(redis0.spec.replicas).to.equal(2);
       expect(redis0.spec.template.spec.topologySpreadConstraints[0]?.whenUnsatisfiable).to.equal(
         name === 'production' ? 'DoNotSchedule' : 'ScheduleAnyway',
       );
+      const callsBefore = bed.proxy.calls.length;
       await run();
       expect(await childVersions()).to.deep.equal(versions);
-      const status = (await kube.read<BlobCache>({
-        apiVersion: API_VERSION,
-        kind: KIND,
-        name: 'cache',
-        namespace,
-      }))!.status;
+      // Reads come from the caches and nothing changed: the second reconcile sends nothing
+      // (so certainly no call that fails by design, such as a 409 on an existing Secret).
+      const calls = bed.proxy.calls.slice(callsBefore);
+      expect(calls.filter((call) => call.status >= 400)).to.deep.equal([]);
+      expect(calls.map((call) => `${call.method} ${call.path}`)).to.deep.equal([]);
+      const status = (await read<BlobCache>(API_VERSION, KIND, 'cache')).status;
       expect(status?.observedGeneration).to.equal(created.metadata.generation);
       expect(status?.url).to.equal(`http://cache.${namespace}.svc:8080`);
     });
   }
 
-  const rejections: [string, Record<string, unknown>, RegExp][] = [
+  const bucket = { store: { s3: { bucket: 'bkt' } } };
+  const rejections: [string, string, Record<string, unknown>, RegExp][] = [
     [
       'WriteBehind without replicas',
-      { redis: { replicasPerShard: 0 }, store: { s3: { bucket: 'bkt' } } },
+      'cache',
+      { redis: { replicasPerShard: 0 }, ...bucket },
       /WriteBehind needs redis.replicasPerShard >= 1/,
     ],
     [
       'Required spread without replicas',
+      'cache',
       {
         durability: 'Sync',
         redis: { replicasPerShard: 0 },
         topology: { spread: 'Required' },
-        store: { s3: { bucket: 'bkt' } },
+        ...bucket,
       },
       /spread Required needs redis.replicasPerShard >= 1/,
     ],
     [
       'autoscaling min above max',
-      {
-        http: { autoscaling: { minReplicas: 5, maxReplicas: 2 } },
-        store: { s3: { bucket: 'bkt' } },
-      },
+      'cache',
+      { http: { autoscaling: { minReplicas: 5, maxReplicas: 2 } }, ...bucket },
       /minReplicas must not exceed/,
     ],
     [
       'an endpoint that is not a URL',
+      'cache',
       { store: { s3: { bucket: 'bkt', endpoint: 's3.local' } } },
       /endpoint must start with http/,
     ],
     [
       'an unknown durability',
-      { durability: 'Eventually', store: { s3: { bucket: 'bkt' } } },
+      'cache',
+      { durability: 'Eventually', ...bucket },
       /Unsupported value: "Eventually"/,
     ],
+    [
+      'a name too long for the names derived from it',
+      `c${'x'.repeat(43)}`,
+      bucket,
+      /metadata.name must be at most 43 characters: the longest derived name/,
+    ],
+    ['a name with a dot', 'a.b', bucket, /metadata.name in body should match '\^\[a-z\]/],
+    ['a name starting with a digit', '1cache', bucket, /metadata.name in body should match/],
   ];
-  for (const [what, spec, message] of rejections) {
+  for (const [what, name, spec, message] of rejections) {
     it(`rejects ${what} with a message a user understands`, async () => {
-      const error = await create('cache', spec).then(
+      const error = await create(name, spec).then(
         () => null,
         (failure: unknown) => failure as { code?: number; body?: string },
       );
@@ -200,6 +212,20 @@ describe('operator reconcile against a real kube-apiserver', function () {
       expect((JSON.parse(String(error?.body)) as { message: string }).message).to.match(message);
     });
   }
+
+  it('accepts the longest name the derived names allow', async () => {
+    const longest = `c${'x'.repeat(42)}`;
+    await create(longest, bucket);
+    await bed.caughtUp(namespace);
+    await reconcile({ kube, redis: noRedis, logger }, { namespace, name: longest });
+    // The API server took every child, the longest StatefulSet name included.
+    const statefulSet = await read<KubernetesObject>(
+      'apps/v1',
+      'StatefulSet',
+      `${longest}-redis-2`,
+    );
+    expect(statefulSet.metadata?.name).to.have.length(51);
+  });
 
   it('rejects changing the bucket', async () => {
     await create('cache', { store: { s3: { bucket: 'first' } } });

@@ -1,120 +1,126 @@
-import {
-  AppsV1Api,
-  AutoscalingV2Api,
-  CoreV1Api,
-  CustomObjectsApi,
-  PolicyV1Api,
-  type KubeConfig,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
-import { GROUP, KIND, PLURAL, VERSION } from '../api/v1alpha1/types.generated.ts';
+import { WATCHED } from '../kube/access.ts';
+import { withCache, type ObjectCache } from '../kube/cache.ts';
 import type { KubeClient } from '../kube/client.ts';
+import { fenced, LeadershipLostError } from '../kube/fence.ts';
 import type { OperatorMetrics } from '../metrics.ts';
+import type { RedisAdmin } from '../redis/admin.ts';
+import { TerminalError } from './errors.ts';
+import type { Phase } from './phases/phase.ts';
 import { reconcile } from './reconcile.ts';
-import { superviseWatches, type WatchSpec } from './watches.ts';
+import { startWatches } from './watches.ts';
 import { WorkQueue } from './work-queue.ts';
 
-const MANAGED = 'app.kubernetes.io/managed-by=blobcache-operator';
-
 export interface Controller {
+  /** Resolves once the caches are filled and the workers run. */
+  started: Promise<void>;
+  /** The informers' objects (what reconciles read). */
+  cache: ObjectCache;
+  /** Keys queued or being reconciled right now. */
+  pending(): number;
+  /** Milliseconds until `key` is reconciled again on a timer (requeue or retry), if at all. */
+  dueIn(key: string): number | undefined;
+  /** Stops watching, lets reconciles under way finish (their writes may be refused). */
   stop(): Promise<void>;
 }
 
-function ownKey(object: KubernetesObject): string[] {
-  const namespace = object.metadata?.namespace ?? '';
-  return [`${namespace}/${object.metadata?.name ?? ''}`];
-}
-
-function ownerKeys(object: KubernetesObject): string[] {
-  const namespace = object.metadata?.namespace ?? '';
-  return (object.metadata?.ownerReferences ?? [])
-    .filter((owner) => owner.kind === KIND && owner.apiVersion.startsWith(`${GROUP}/`))
-    .map((owner) => `${namespace}/${owner.name}`);
-}
-
-/** Watches BlobCaches and everything they own, and reconciles each key with a work queue. */
-export function startController(options: {
+export interface ControllerOptions {
   config: KubeConfig;
+  /** The client that talks to the API server; reads are routed to the caches here. */
   kube: KubeClient;
+  redis: RedisAdmin;
   logger: Logger;
   metrics?: OperatorMetrics;
+  /** Writes are refused once this says no (see LeaderElector.isLeader). @default always */
+  isLeader?: () => boolean;
   /** @default 2 */
   workers?: number;
-}): Controller {
-  const { config, kube, logger, metrics } = options;
-  const queue = new WorkQueue();
-  const apps = config.makeApiClient(AppsV1Api);
-  const core = config.makeApiClient(CoreV1Api);
-  const policy = config.makeApiClient(PolicyV1Api);
-  const autoscaling = config.makeApiClient(AutoscalingV2Api);
-  const custom = config.makeApiClient(CustomObjectsApi);
-  const owned = (name: string, path: string, list: WatchSpec['list']): WatchSpec => ({
-    name,
-    path,
-    list,
-    labelSelector: MANAGED,
-    keysOf: ownerKeys,
-  });
-  const specs: WatchSpec[] = [
-    {
-      name: 'blobcaches',
-      path: `/apis/${GROUP}/${VERSION}/${PLURAL}`,
-      list: () =>
-        custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }) as never,
-      keysOf: ownKey,
-    },
-    owned('deployments', '/apis/apps/v1/deployments', () =>
-      apps.listDeploymentForAllNamespaces({ labelSelector: MANAGED }),
-    ),
-    owned('statefulsets', '/apis/apps/v1/statefulsets', () =>
-      apps.listStatefulSetForAllNamespaces({ labelSelector: MANAGED }),
-    ),
-    owned('services', '/api/v1/services', () =>
-      core.listServiceForAllNamespaces({ labelSelector: MANAGED }),
-    ),
-    owned('configmaps', '/api/v1/configmaps', () =>
-      core.listConfigMapForAllNamespaces({ labelSelector: MANAGED }),
-    ),
-    owned('poddisruptionbudgets', '/apis/policy/v1/poddisruptionbudgets', () =>
-      policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: MANAGED }),
-    ),
-    owned('horizontalpodautoscalers', '/apis/autoscaling/v2/horizontalpodautoscalers', () =>
-      autoscaling.listHorizontalPodAutoscalerForAllNamespaces({
-        labelSelector: MANAGED,
-      }),
-    ),
-  ];
-  const watches = superviseWatches({ config, specs, enqueue: (key) => queue.add(key), logger });
+  /** Every BlobCache is reconciled at least this often. @default 600000 */
+  resyncMs?: number;
+  /** Back-off of failed reconciles. @default 1000 and 300000 */
+  retry?: { baseDelayMs: number; maxDelayMs: number };
+  /** @default PHASES (tests swap in their own) */
+  phases?: readonly Phase[];
+}
 
-  const worker = async (): Promise<void> => {
-    for (let key = await queue.next(); key !== undefined; key = await queue.next()) {
-      const [namespace = '', name = ''] = key.split('/');
-      const started = Date.now();
-      try {
-        const result = await reconcile({ kube, logger }, { namespace, name });
-        queue.forget(key);
-        if (result.requeueAfterMs !== undefined) queue.addAfter(key, result.requeueAfterMs);
-        metrics?.reconciles.inc({ result: 'success' });
-      } catch (error) {
-        const retryInMs = queue.addRateLimited(key);
-        metrics?.reconciles.inc({ result: 'error' });
-        logger.warn('Failed to reconcile a BlobCache; will retry', {
-          key,
-          retryInMs,
-          error: String(error),
-        });
-      } finally {
-        metrics?.reconcileSeconds.observe((Date.now() - started) / 1000);
-        queue.done(key);
+/**
+ * Watches BlobCaches and everything they own into caches, and reconciles each key from a
+ * work queue: a failure retries with back-off, a TerminalError waits for the next change,
+ * a success comes back when its phases asked or at the resync period.
+ */
+export function startController(options: ControllerOptions): Controller {
+  const { config, logger, metrics } = options;
+  const resyncMs = options.resyncMs ?? 600_000;
+  const queue = new WorkQueue(options.retry);
+  const watches = startWatches({
+    config,
+    watched: WATCHED,
+    enqueue: (key) => queue.add(key),
+    logger,
+  });
+  const isLeader = options.isLeader ?? (() => true);
+  const kube = fenced(withCache(options.kube, watches.cache), isLeader);
+  const deps = { kube, redis: options.redis, logger, phases: options.phases };
+
+  const work = async (key: string): Promise<void> => {
+    const [namespace = '', name = ''] = key.split('/');
+    const started = performance.now();
+    try {
+      const result = await reconcile(deps, { namespace, name });
+      queue.forget(key);
+      queue.addAfter(key, Math.min(result.requeueAfterMs ?? resyncMs, resyncMs));
+      metrics?.reconciles.inc({ result: 'success' });
+    } catch (error) {
+      if (error instanceof LeadershipLostError) {
+        metrics?.reconciles.inc({ result: 'fenced' });
+        return;
       }
+      if (error instanceof TerminalError) {
+        queue.forget(key);
+        metrics?.reconciles.inc({ result: 'terminal' });
+        logger.warn('The BlobCache spec cannot work; waiting for it to change', {
+          key,
+          reason: error.reason,
+          error: error.message,
+        });
+        return;
+      }
+      const retryInMs = queue.addRateLimited(key);
+      metrics?.reconciles.inc({ result: 'error' });
+      logger.warn('Failed to reconcile a BlobCache; will retry', {
+        key,
+        retryInMs,
+        error: String(error),
+      });
+    } finally {
+      metrics?.reconcileSeconds.observe((performance.now() - started) / 1000);
+      queue.done(key);
     }
   };
-  const workers = Array.from({ length: options.workers ?? 2 }, () => worker());
+  const worker = async (): Promise<void> => {
+    for (let key = await queue.next(); key !== undefined; key = await queue.next()) {
+      if (!isLeader()) break;
+      await work(key);
+    }
+  };
+  let workers: Promise<void>[] = [];
+  let stopped = false;
+  // Reads before the caches are filled could miss objects that exist.
+  const started = watches.synced.then(() => {
+    if (stopped) return;
+    workers = Array.from({ length: options.workers ?? 2 }, () => worker());
+    logger.info('Caches filled; reconciling', { workers: workers.length });
+  });
   return {
+    started,
+    cache: watches.cache,
+    pending: () => queue.pending,
+    dueIn: (key) => queue.dueIn(key),
     async stop() {
-      await watches.stop();
+      stopped = true;
       queue.shutdown();
+      await watches.stop();
       await Promise.all(workers);
     },
   };

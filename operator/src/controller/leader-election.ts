@@ -3,6 +3,7 @@ import {
   V1MicroTime,
   type KubeConfig,
   type V1Lease,
+  type V1LeaseSpec,
 } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
 import { statusCode } from '../kube/client.ts';
@@ -10,122 +11,197 @@ import { statusCode } from '../kube/client.ts';
 export interface LeaderElectionOptions {
   config: KubeConfig;
   namespace: string;
-  /** @default 'blobcache-operator' */
-  leaseName?: string;
+  leaseName: string;
   identity: string;
-  /** @default 15 */
-  leaseDurationSeconds?: number;
-  /** @default 5000 */
-  renewIntervalMs?: number;
+  /** How long others trust a holder that stopped renewing. */
+  leaseDurationSeconds: number;
+  /** Stop leading when no renewal succeeded for this long; less than the lease duration. */
+  renewDeadlineMs: number;
+  /** Time between renewals (and, with up to 20 % jitter, between acquisition attempts). */
+  retryPeriodMs: number;
   logger: Logger;
+  /** Monotonic milliseconds. @default performance.now */
+  now?: () => number;
 }
 
-export interface LeaderElection {
-  /** Resolves once this instance holds the lease. */
-  acquired: Promise<void>;
-  /** Resolves if leadership is lost after it was held (the process should stop its work). */
-  lost: Promise<void>;
-  /** Stops renewing and gives the lease up so another instance takes over at once. */
-  release(): Promise<void>;
+export interface LeadershipCallbacks {
+  /** This instance holds the Lease: start working. */
+  onStartedLeading(): void;
+  /**
+   * The renew deadline passed: stop working now (writes are already refused, see
+   * isLeader). The elector tries to acquire again only after this settles.
+   */
+  onStoppedLeading(): Promise<void> | void;
+}
+
+export interface LeaderElector {
+  /**
+   * True while the last successful renewal started less than the renew deadline ago.
+   * Computed from the clock at each call, so it turns false on time even if a timer runs late.
+   */
+  isLeader(): boolean;
+  run(callbacks: LeadershipCallbacks): void;
+  /** Stops trying; if this instance holds the Lease, hands it back so another takes over at once. */
+  stop(): Promise<void>;
 }
 
 /**
- * Leader election on a coordination.k8s.io Lease, with optimistic concurrency (the
- * Lease's resourceVersion): only the holder renews; others take it once it expired.
+ * Leader election on a coordination.k8s.io Lease with client-go's semantics: the holder
+ * renews every retry period and keeps leading through failed renewals (5xx, 409) until the
+ * renew deadline; another holder's lease counts as expired only after the lease duration
+ * has passed, on this process's monotonic clock, since this process last saw the Lease
+ * change (its renewTime is never compared with the local clock, so skew cannot make two
+ * leaders); writes carry the resourceVersion, so two candidates cannot both win.
  */
-export function electLeader(options: LeaderElectionOptions): LeaderElection {
+export function createLeaderElector(options: LeaderElectionOptions): LeaderElector {
   const api = options.config.makeApiClient(CoordinationV1Api);
-  const name = options.leaseName ?? 'blobcache-operator';
-  const { namespace, identity, logger } = options;
-  const duration = options.leaseDurationSeconds ?? 15;
-  const renewMs = options.renewIntervalMs ?? 5_000;
+  const { namespace, identity, logger, leaseName: name } = options;
+  const now = options.now ?? (() => performance.now());
+  let observed: { lease: V1Lease; at: number } | undefined;
+  let leaderUntil = -Infinity;
   let leading = false;
   let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-  let onAcquired!: () => void;
-  let onLost!: () => void;
-  const acquired = new Promise<void>((resolve) => (onAcquired = resolve));
-  const lost = new Promise<void>((resolve) => (onLost = resolve));
+  let wake: (() => void) | undefined;
+  let deadlineTimer: NodeJS.Timeout | undefined;
+  let stopping: Promise<void> = Promise.resolve();
+  let loop: Promise<void> = Promise.resolve();
 
+  const isLeader = (): boolean => leading && now() < leaderUntil;
   // Lease times are MicroTime: a plain Date serializes with milliseconds, which the API
-  // server refuses, so every time sent goes through V1MicroTime.
-  // Read back, they arrive as strings (the client does not parse MicroTime): accept both.
-  const millis = (time: Date | string | undefined): number =>
-    time === undefined ? 0 : new Date(time).getTime();
+  // server refuses. Read back they are strings. Only this instance's own times are written;
+  // none is ever compared with the local clock.
   const micro = (time?: Date | string): V1MicroTime =>
-    time === undefined ? new V1MicroTime() : new V1MicroTime(millis(time));
-  const spec = (acquireTime: Date | undefined, transitions: number): V1Lease['spec'] => ({
-    holderIdentity: identity,
-    leaseDurationSeconds: duration,
-    acquireTime: micro(acquireTime),
-    renewTime: micro(),
-    leaseTransitions: transitions,
-  });
+    new V1MicroTime(time === undefined ? Date.now() : new Date(time).getTime());
+  const recordFor = (previous: V1LeaseSpec | undefined): V1LeaseSpec => {
+    const renewing = previous?.holderIdentity === identity;
+    return {
+      holderIdentity: identity,
+      leaseDurationSeconds: options.leaseDurationSeconds,
+      acquireTime: renewing && previous?.acquireTime ? micro(previous.acquireTime) : micro(),
+      renewTime: micro(),
+      leaseTransitions: (previous?.leaseTransitions ?? 0) + (renewing ? 0 : 1),
+    };
+  };
+  const write = async (lease: V1Lease, started: number): Promise<void> => {
+    const body = { ...lease, spec: recordFor(lease.spec) };
+    // replace carries the resourceVersion: a concurrent writer makes this fail with 409.
+    const written = await api.replaceNamespacedLease({ name, namespace, body });
+    observed = { lease: written, at: started };
+  };
 
-  const attempt = async (): Promise<boolean> => {
+  /** One attempt: true when this instance holds the Lease afterwards. */
+  const tryAcquireOrRenew = async (started: number): Promise<boolean> => {
+    if (isLeader() && observed !== undefined) {
+      try {
+        await write(observed.lease, started); // fast path: no read while leading
+        return true;
+      } catch (error) {
+        logger.warn('Failed to renew the leader Lease; reading it', { error: String(error) });
+      }
+    }
     let lease: V1Lease;
     try {
       lease = await api.readNamespacedLease({ name, namespace });
     } catch (error) {
       if (statusCode(error) !== 404) throw error;
-      await api.createNamespacedLease({
-        namespace,
-        body: { metadata: { name, namespace }, spec: spec(undefined, 0) },
-      });
+      const body = { metadata: { name, namespace }, spec: recordFor(undefined) };
+      const created = await api.createNamespacedLease({ namespace, body: { ...body } });
+      observed = { lease: created, at: started };
       return true;
     }
-    const holder = lease.spec?.holderIdentity;
-    const renewed = millis(lease.spec?.renewTime);
-    const expired = renewed + (lease.spec?.leaseDurationSeconds ?? duration) * 1000 < Date.now();
-    if (holder !== identity && holder !== undefined && holder !== '' && !expired) return false;
-    const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === identity ? 0 : 1);
-    lease.spec = spec(holder === identity ? lease.spec?.acquireTime : undefined, transitions);
-    // replace carries resourceVersion: a concurrent writer makes this fail with 409.
-    await api.replaceNamespacedLease({ name, namespace, body: lease });
+    if (lease.metadata?.resourceVersion !== observed?.lease.metadata?.resourceVersion) {
+      observed = { lease, at: now() };
+    }
+    const holder = lease.spec?.holderIdentity ?? '';
+    const duration = (lease.spec?.leaseDurationSeconds ?? options.leaseDurationSeconds) * 1000;
+    if (holder !== '' && holder !== identity && now() < observed!.at + duration) return false;
+    await write(lease, started);
     return true;
   };
 
-  const tick = async (): Promise<void> => {
-    if (stopped) return;
+  const loseLeadership = (): void => {
+    if (!leading) return;
+    leading = false;
+    clearTimeout(deadlineTimer);
+    logger.warn('Stopped leading: the leader Lease could not be renewed in time', {
+      identity,
+      renewDeadlineMs: options.renewDeadlineMs,
+    });
+    stopping = Promise.resolve(callbacks?.onStoppedLeading()).catch((error: unknown) => {
+      logger.error('Failed to stop working after losing leadership', { error: String(error) });
+    });
+  };
+  let callbacks: LeadershipCallbacks | undefined;
+
+  const attempt = async (): Promise<void> => {
+    await stopping;
+    const started = now();
     let held = false;
     try {
-      held = await attempt();
+      held = await tryAcquireOrRenew(started);
     } catch (error) {
-      logger.warn('Failed to acquire or renew the leader Lease', { error: String(error) });
+      if (statusCode(error) !== 409) {
+        logger.warn('Failed to acquire or renew the leader Lease', { error: String(error) });
+      }
     }
-    if (held && !leading) {
-      leading = true;
-      logger.info('Became the leader', { lease: `${namespace}/${name}`, identity });
-      onAcquired();
-    } else if (!held && leading) {
-      leading = false;
-      logger.warn('Lost the leader Lease', { identity });
-      onLost();
-      return;
+    if (stopped) return;
+    if (held) {
+      leaderUntil = started + options.renewDeadlineMs;
+      clearTimeout(deadlineTimer);
+      deadlineTimer = setTimeout(() => {
+        if (now() >= leaderUntil) loseLeadership();
+      }, leaderUntil - now());
+      if (!leading) {
+        leading = true;
+        logger.info('Became the leader', { lease: `${namespace}/${name}`, identity });
+        callbacks?.onStartedLeading();
+      }
+    } else if (leading && now() >= leaderUntil) {
+      loseLeadership();
     }
-    timer = setTimeout(() => void tick(), leading ? renewMs : Math.max(1_000, renewMs / 2));
   };
-  void tick();
+
+  const pause = (ms: number): Promise<void> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
 
   return {
-    acquired,
-    lost,
-    async release() {
-      stopped = true;
-      if (timer !== undefined) clearTimeout(timer);
-      if (!leading) return;
-      leading = false;
-      try {
-        const lease = await api.readNamespacedLease({ name, namespace });
-        if (lease.spec?.holderIdentity === identity) {
-          lease.spec = {
-            ...lease.spec,
-            holderIdentity: '',
-            acquireTime: micro(lease.spec.acquireTime),
-            renewTime: micro(new Date(0)),
-          };
-          await api.replaceNamespacedLease({ name, namespace, body: lease });
+    isLeader,
+    run(given) {
+      callbacks = given;
+      loop = (async () => {
+        while (!stopped) {
+          await attempt();
+          if (stopped) break;
+          const jitter = leading ? 0 : Math.random() * 0.2 * options.retryPeriodMs;
+          await pause(options.retryPeriodMs + jitter);
         }
+      })();
+    },
+    async stop() {
+      stopped = true;
+      wake?.();
+      clearTimeout(deadlineTimer);
+      await loop;
+      const held = leading;
+      leading = false;
+      const lease = observed?.lease;
+      if (!held || lease?.spec?.holderIdentity !== identity) return;
+      try {
+        await api.replaceNamespacedLease({
+          name,
+          namespace,
+          body: {
+            ...lease,
+            spec: { ...lease.spec, holderIdentity: '', renewTime: micro(), acquireTime: micro() },
+          },
+        });
+        logger.info('Released the leader Lease', { identity });
       } catch (error) {
         logger.warn('Failed to release the leader Lease', { error: String(error) });
       }

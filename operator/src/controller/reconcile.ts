@@ -1,148 +1,109 @@
-import type {
-  KubernetesObject,
-  V1Deployment,
-  V1Secret,
-  V1StatefulSet,
-} from '@kubernetes/client-node';
-import { isDeepStrictEqual } from 'node:util';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
-import { API_VERSION, KIND, PLURAL, type BlobCache } from '../api/v1alpha1/types.generated.ts';
-import type { KubeClient, ObjectRef } from '../kube/client.ts';
-import { desiredChildren } from '../resources/desired.ts';
-import { names } from '../resources/names.ts';
-import { apiTokensSecret, newSecretValue, redisPasswordSecret } from '../resources/secrets.ts';
-import { computeStatus } from './status.ts';
+import { defaulted } from '../api/v1alpha1/defaults.generated.ts';
+import { type BlobCache } from '../api/v1alpha1/types.generated.ts';
+import { TYPES } from '../kube/access.ts';
+import type { KubeClient } from '../kube/client.ts';
+import type { RedisAdmin } from '../redis/admin.ts';
+import type { PhaseResult, ReconcileContext } from './context.ts';
+import { TerminalError } from './errors.ts';
+import { childrenPhase } from './phases/children.ts';
+import { membershipPhase } from './phases/membership.ts';
+import type { Phase } from './phases/phase.ts';
+import { prunePhase } from './phases/prune.ts';
+import { secretsPhase } from './phases/secrets.ts';
+import { writeStatus } from './phases/status.ts';
+import { validatePhase } from './phases/validate.ts';
 
 export interface ReconcileKey {
   namespace: string;
   name: string;
 }
 
-export interface ReconcileResult {
-  /** Reconcile again after this long even if nothing changes (status follows pods). */
-  requeueAfterMs?: number;
-}
-
 export interface ReconcileDeps {
   kube: KubeClient;
+  redis: RedisAdmin;
   logger: Logger;
   now?: () => Date;
-}
-
-function refOf(object: KubernetesObject): ObjectRef {
-  return {
-    apiVersion: object.apiVersion!,
-    kind: object.kind!,
-    name: object.metadata!.name!,
-    namespace: object.metadata!.namespace!,
-  };
+  /** @default PHASES */
+  phases?: readonly Phase[];
 }
 
 /**
- * Converges everything a BlobCache owns to its spec, then writes its status. Level-
- * triggered: it reads the world and never looks at what event caused it, so running it
- * twice in a row changes nothing the second time.
+ * The phases of a reconcile, in order. Membership runs before prune because it may hold
+ * deletions back; a backfill phase belongs between them. The status is written after all
+ * of them, and also when one fails.
  */
-export async function reconcile(deps: ReconcileDeps, key: ReconcileKey): Promise<ReconcileResult> {
+export const PHASES: readonly Phase[] = [
+  validatePhase,
+  secretsPhase,
+  childrenPhase,
+  membershipPhase,
+  prunePhase,
+];
+
+/** The earliest requeue any phase asked for. */
+export function combine(results: readonly PhaseResult[]): PhaseResult {
+  const delays = results.flatMap((result) =>
+    result.requeueAfterMs === undefined ? [] : [result.requeueAfterMs],
+  );
+  return delays.length === 0 ? {} : { requeueAfterMs: Math.min(...delays) };
+}
+
+/**
+ * Converges everything a BlobCache owns to its spec, phase by phase, then writes its
+ * status. Level-triggered: it reads the world (from the informers' caches) and never looks
+ * at what event caused it, so running it twice in a row changes nothing the second time.
+ * Throws what a phase threw; a TerminalError only after recording it in the status.
+ */
+export async function reconcile(deps: ReconcileDeps, key: ReconcileKey): Promise<PhaseResult> {
   const { kube, logger } = deps;
-  const cache = await kube.read<BlobCache>({ apiVersion: API_VERSION, kind: KIND, ...key });
-  if (cache === null || cache.metadata.deletionTimestamp !== undefined) {
+  const found = await kube.get<BlobCache>({ ...TYPES.BlobCache, ...key });
+  if (found === null || found.metadata.deletionTimestamp !== undefined) {
     // Deleted: owner references let the garbage collector remove the children.
     return {};
   }
+  const blobCache = defaulted(found);
   const log = logger.child({ namespace: key.namespace, blobcache: key.name });
-  await ensureSecrets(kube, cache, log);
-  for (const object of desiredChildren(cache)) await kube.apply(object);
-  await removeStale(kube, cache, log);
-  const shards = cache.spec.redis?.shards ?? 3;
-  const observed = {
-    deployment: await kube.read<V1Deployment>({
-      apiVersion: 'apps/v1',
-      kind: 'Deployment',
-      name: names.httpDeployment(key.name),
-      namespace: key.namespace,
-    }),
-    shards: await Promise.all(
-      Array.from({ length: shards }, (_, shard) =>
-        kube.read<V1StatefulSet>({
-          apiVersion: 'apps/v1',
-          kind: 'StatefulSet',
-          name: names.redisShard(key.name, shard),
-          namespace: key.namespace,
-        }),
-      ),
-    ),
+  const ctx: ReconcileContext = {
+    blobCache,
+    kube,
+    redis: deps.redis,
+    log,
+    now: deps.now ?? (() => new Date()),
+    status: structuredClone(found.status ?? {}),
+    wanted: new Set(),
+    fresh: new Map(),
+    holds: [],
+    missingSecrets: [],
+    async event(type, reason, message) {
+      await kube
+        .recordEvent(found as KubernetesObject, { type, reason, message })
+        .catch((error: unknown) =>
+          log.warn('Failed to record an Event', { reason, error: String(error) }),
+        );
+    },
   };
-  const status = computeStatus(cache, observed, (deps.now ?? (() => new Date()))());
-  if (!isDeepStrictEqual(status, cache.status)) {
-    await kube.patchStatus({ ...refOf(cache), plural: PLURAL }, status);
-    const wasReady = readiness(cache.status);
-    const ready = readiness(status);
-    log.info('Updated BlobCache status', { ready });
-    if (wasReady !== ready && (ready === 'True' || wasReady === 'True')) {
-      const message = status.conditions?.find((c) => c.type === 'Ready')?.message ?? '';
-      const became = ready === 'True';
-      await announce(
-        kube,
-        cache,
-        became ? 'Normal' : 'Warning',
-        became ? 'Ready' : 'NotReady',
-        message,
-      );
+  const results: PhaseResult[] = [];
+  let failure: unknown;
+  for (const phase of deps.phases ?? PHASES) {
+    try {
+      results.push(await phase.run(ctx));
+    } catch (error) {
+      failure = error;
+      log.debug('Phase failed', { phase: phase.name, error: String(error) });
+      break;
     }
   }
-  return { requeueAfterMs: 30_000 };
-}
-
-function readiness(status: BlobCache['status']): string | undefined {
-  return status?.conditions?.find((condition) => condition.type === 'Ready')?.status;
-}
-
-/** Events are best effort: failing to record one never fails a reconcile. */
-async function announce(
-  kube: KubeClient,
-  cache: BlobCache,
-  type: 'Normal' | 'Warning',
-  reason: string,
-  message: string,
-): Promise<void> {
-  await kube
-    .recordEvent(cache as KubernetesObject, { type, reason, message })
-    .catch(() => undefined);
-}
-
-/** Generates the Redis password and API tokens once; existing Secrets are never replaced. */
-async function ensureSecrets(kube: KubeClient, cache: BlobCache, log: Logger): Promise<void> {
-  const wanted: V1Secret[] = [redisPasswordSecret(cache, newSecretValue())];
-  if (cache.spec.http?.authSecretName === undefined) {
-    wanted.push(apiTokensSecret(cache, { read: newSecretValue(), write: newSecretValue() }));
+  const terminal = failure instanceof TerminalError ? failure : undefined;
+  try {
+    await writeStatus(ctx, terminal);
+  } catch (error) {
+    // The phase's failure says more; without one, the status write's failure is the news.
+    failure ??= error;
   }
-  for (const secret of wanted) {
-    if (await kube.createIfAbsent(secret)) {
-      log.info('Created Secret', { name: secret.metadata!.name });
-      await announce(
-        kube,
-        cache,
-        'Normal',
-        'CreatedSecret',
-        `Generated Secret ${secret.metadata!.name}`,
-      );
-    }
+  if (failure !== undefined) {
+    throw failure instanceof Error ? failure : new Error('A phase failed', { cause: failure });
   }
-}
-
-/** Removes owned objects the spec no longer asks for (an autoscaler that was turned off). */
-async function removeStale(kube: KubeClient, cache: BlobCache, log: Logger): Promise<void> {
-  if (cache.spec.http?.autoscaling === undefined) {
-    const removed = await kube.delete({
-      apiVersion: 'autoscaling/v2',
-      kind: 'HorizontalPodAutoscaler',
-      name: names.hpa(cache.metadata.name!),
-      namespace: cache.metadata.namespace!,
-    });
-    if (removed) {
-      log.info('Deleted HorizontalPodAutoscaler', { name: names.hpa(cache.metadata.name!) });
-      await announce(kube, cache, 'Normal', 'DeletedAutoscaler', 'Autoscaling was turned off');
-    }
-  }
+  return combine(results);
 }

@@ -1,64 +1,98 @@
 import type { V1Deployment, V1StatefulSet } from '@kubernetes/client-node';
 import { ConditionType, setCondition, type Condition } from '../api/v1alpha1/conditions.ts';
-import type { BlobCache, BlobCacheStatus } from '../api/v1alpha1/types.generated.ts';
+import type { DefaultedBlobCache } from '../api/v1alpha1/defaults.generated.ts';
+import type { BlobCacheStatus } from '../api/v1alpha1/types.generated.ts';
 import { selectorLabels } from '../resources/labels.ts';
 import { names } from '../resources/names.ts';
 
-export interface ObservedChildren {
+export interface StatusInputs {
   deployment: V1Deployment | null;
+  /** The StatefulSets of the shards the spec asks for, by shard. */
   shards: (V1StatefulSet | null)[];
+  /** The multi-step operation under way, as the phases left it. */
+  operation?: BlobCacheStatus['operation'];
+  /** Secrets the pods consume that do not exist. */
+  missingSecrets?: readonly string[];
+  /** Why the spec can never work, when it cannot. */
+  invalid?: { reason: string; message: string };
 }
 
-/** The status a BlobCache should have given what its children report (pure). */
+/** The status a BlobCache should have given what its children and phases report (pure). */
 export function computeStatus(
-  cache: BlobCache,
-  observed: ObservedChildren,
+  cache: DefaultedBlobCache,
+  inputs: StatusInputs,
   now: Date,
 ): BlobCacheStatus {
   const { name, namespace, generation } = cache.metadata;
-  const redis = cache.spec.redis ?? {};
-  const desiredNodes = (redis.shards ?? 3) * (1 + (redis.replicasPerShard ?? 1));
-  const readyNodes = observed.shards.reduce(
-    (sum, set) => sum + (set?.status?.readyReplicas ?? 0),
-    0,
-  );
-  const desiredHttp = observed.deployment?.spec?.replicas ?? cache.spec.http?.replicas ?? 2;
-  const readyHttp = observed.deployment?.status?.readyReplicas ?? 0;
-  const ready = readyNodes >= desiredNodes && readyHttp >= desiredHttp && desiredHttp > 0;
+  const { redis, http } = cache.spec;
+  const desiredNodes = redis.shards * (1 + redis.replicasPerShard);
+  const readyNodes = inputs.shards.reduce((sum, set) => sum + (set?.status?.readyReplicas ?? 0), 0);
+  const desiredHttp = inputs.deployment?.spec?.replicas ?? http.replicas;
+  const readyHttp = inputs.deployment?.status?.readyReplicas ?? 0;
+  const replicasReady = readyNodes >= desiredNodes && readyHttp >= desiredHttp && desiredHttp > 0;
   const partial =
     (readyHttp > 0 && readyHttp < desiredHttp) || (readyNodes > 0 && readyNodes < desiredNodes);
   const summary = `HTTP ${readyHttp}/${desiredHttp} ready, Redis ${readyNodes}/${desiredNodes} ready`;
+  const missing = inputs.missingSecrets ?? [];
   let conditions: Condition[] | undefined = cache.status?.conditions;
-  const set = (type: string, status: boolean, reason: string): void => {
+  const set = (type: string, status: boolean, reason: string, message = summary): void => {
     conditions = setCondition(
       conditions,
       {
         type,
         status: status ? 'True' : 'False',
         reason,
-        message: summary,
+        message,
         observedGeneration: generation,
       },
       now,
     );
   };
-  set(ConditionType.Ready, ready, ready ? 'AllReplicasReady' : 'ReplicasNotReady');
-  set(ConditionType.Progressing, !ready, ready ? 'Stable' : 'RollingOut');
+  const { invalid, operation } = inputs;
+  if (invalid !== undefined) {
+    set(ConditionType.Ready, false, invalid.reason, invalid.message);
+    set(ConditionType.Progressing, false, invalid.reason, 'Waiting for the spec to be fixed');
+  } else if (missing.length > 0) {
+    const message = `Secret ${missing.join(', ')} does not exist; the pods cannot start without it`;
+    set(ConditionType.Ready, false, 'SecretMissing', message);
+    set(ConditionType.Progressing, true, 'SecretMissing', message);
+  } else {
+    const ready = replicasReady && operation === undefined;
+    set(ConditionType.Ready, ready, replicasReady ? 'AllReplicasReady' : 'ReplicasNotReady');
+    if (operation !== undefined)
+      set(ConditionType.Progressing, true, operation.type, operation.message ?? operation.step);
+    else set(ConditionType.Progressing, !ready, ready ? 'Stable' : 'RollingOut');
+  }
   set(ConditionType.Degraded, partial, partial ? 'SomeReplicasNotReady' : 'NotDegraded');
-  const port = cache.spec.http?.port ?? 8080;
   const selector = Object.entries(selectorLabels(cache, 'http'))
     .map(([key, value]) => `${key}=${value}`)
     .join(',');
+  const rest: BlobCacheStatus = { ...cache.status };
+  delete rest.operation;
   return {
-    ...cache.status,
+    ...rest,
     observedGeneration: generation,
-    url: `http://${names.service(name!)}.${namespace}.svc:${port}`,
+    url: `http://${names.service(name!)}.${namespace}.svc:${http.port}`,
     conditions,
     redis: { readyNodes, desiredNodes },
     http: {
-      replicas: observed.deployment?.status?.replicas ?? 0,
+      replicas: inputs.deployment?.status?.replicas ?? 0,
       readyReplicas: readyHttp,
       selector,
     },
+    ...(operation === undefined ? {} : { operation }),
   };
+}
+
+/**
+ * A JSON merge patch turning `previous` into `next`: a field `next` no longer has is sent
+ * as null (a merge patch leaves absent fields alone).
+ */
+export function statusPatch(
+  previous: BlobCacheStatus | undefined,
+  next: BlobCacheStatus,
+): Record<string, unknown> {
+  const patch: Record<string, unknown> = { ...next };
+  for (const key of Object.keys(previous ?? {})) if (!(key in next)) patch[key] = null;
+  return patch;
 }

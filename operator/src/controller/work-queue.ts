@@ -16,7 +16,7 @@ export class WorkQueue {
   private readonly active = new Set<string>();
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, { timer: NodeJS.Timeout; dueAt: number }>();
   private readonly waiters: (() => void)[] = [];
   private readonly options: Required<WorkQueueOptions>;
   private closed = false;
@@ -37,22 +37,36 @@ export class WorkQueue {
     this.waiters.shift()?.();
   }
 
-  addAfter(key: string, delayMs: number): void {
-    if (this.closed || this.timers.has(key)) return;
+  /**
+   * Adds the key after `delayMs`. A key already waiting keeps whichever deadline comes
+   * first (a failure's short back-off must not be lost behind a long periodic requeue).
+   * Returns how long until the key really comes back.
+   */
+  addAfter(key: string, delayMs: number): number {
+    if (this.closed) return delayMs;
+    const dueAt = performance.now() + delayMs;
+    const waiting = this.timers.get(key);
+    if (waiting !== undefined) {
+      if (waiting.dueAt <= dueAt) return Math.max(0, waiting.dueAt - performance.now());
+      clearTimeout(waiting.timer);
+    }
     const timer = setTimeout(() => {
       this.timers.delete(key);
       this.add(key);
     }, delayMs);
-    this.timers.set(key, timer);
+    this.timers.set(key, { timer, dueAt });
+    return delayMs;
   }
 
-  /** Re-adds a key after its next back-off delay (1 s, 2 s, 4 s, ... up to the maximum). */
+  /**
+   * Re-adds a key after its next back-off delay (1 s, 2 s, 4 s, ... up to the maximum), or
+   * sooner if it was already due back sooner. Returns the real delay.
+   */
   addRateLimited(key: string): number {
     const failures = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, failures);
     const delay = Math.min(this.options.maxDelayMs, this.options.baseDelayMs * 2 ** (failures - 1));
-    this.addAfter(key, delay);
-    return delay;
+    return this.addAfter(key, delay);
   }
 
   /** Clears a key's back-off after it succeeded. */
@@ -62,6 +76,17 @@ export class WorkQueue {
 
   get length(): number {
     return this.queue.length;
+  }
+
+  /** Milliseconds until a key waiting on a timer comes back, or undefined if none is armed. */
+  dueIn(key: string): number | undefined {
+    const waiting = this.timers.get(key);
+    return waiting === undefined ? undefined : Math.max(0, waiting.dueAt - performance.now());
+  }
+
+  /** Keys waiting to be processed or being processed now (not those waiting on a timer). */
+  get pending(): number {
+    return this.queue.length + this.active.size;
   }
 
   /** The next key to process, or undefined once the queue is shut down. */
@@ -84,7 +109,7 @@ export class WorkQueue {
 
   shutdown(): void {
     this.closed = true;
-    for (const timer of this.timers.values()) clearTimeout(timer);
+    for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     for (const wake of this.waiters.splice(0)) wake();
   }

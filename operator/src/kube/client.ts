@@ -9,24 +9,39 @@ import {
 } from '@kubernetes/client-node';
 import { FIELD_MANAGER } from '../resources/names.ts';
 
-export interface ObjectRef {
+export interface TypeRef {
   apiVersion: string;
   kind: string;
+}
+
+export interface ObjectRef extends TypeRef {
   name: string;
   namespace: string;
 }
 
-/** The narrow slice of the Kubernetes API the operator uses (an adapter hides the client). */
+/**
+ * The narrow slice of the Kubernetes API the operator uses (an adapter hides the client).
+ * Every write it makes is one of these methods; access.ts lists the verbs they need.
+ */
 export interface KubeClient {
+  /** The object, or null when it does not exist. */
+  get<T extends KubernetesObject>(ref: ObjectRef): Promise<T | null>;
+  /** The objects of a type in a namespace that carry all of `labels`. */
+  list<T extends KubernetesObject>(
+    type: TypeRef,
+    namespace: string,
+    labels: Record<string, string>,
+  ): Promise<T[]>;
   /** Server-side apply with the operator's one field manager (conflicts forced). */
   apply<T extends KubernetesObject>(object: T): Promise<T>;
-  /** The object, or null when it does not exist. */
-  read<T extends KubernetesObject>(ref: ObjectRef): Promise<T | null>;
-  /** Creates the object; false when it already exists. */
-  createIfAbsent(object: KubernetesObject): Promise<boolean>;
-  /** Deletes the object; false when it did not exist. */
-  delete(ref: ObjectRef): Promise<boolean>;
-  /** Replaces `.status` of a custom resource (the status subresource). */
+  /** Creates the object unless it exists; either way answers the object as stored. */
+  createIfAbsent<T extends KubernetesObject>(object: T): Promise<{ created: boolean; object: T }>;
+  /**
+   * Deletes the object; false when it did not exist. With `uid`, only that very object
+   * (a precondition: a newer object of the same name is left alone).
+   */
+  delete(ref: ObjectRef, options?: { uid?: string }): Promise<boolean>;
+  /** Merges `status` into a custom resource's status subresource. */
   patchStatus(ref: ObjectRef & { plural: string }, status: object): Promise<void>;
   /** Records a Kubernetes Event about `object` (what `kubectl describe` shows). */
   recordEvent(
@@ -41,7 +56,27 @@ export function statusCode(error: unknown): number | undefined {
   return typeof code === 'number' ? code : undefined;
 }
 
-function asObject(ref: ObjectRef): KubernetesObject {
+/** The API server's own message in a failed call's Status body, when there is one. */
+export function statusMessage(error: unknown): string {
+  const body = (error as { body?: unknown } | null)?.body;
+  try {
+    const parsed = (typeof body === 'string' ? JSON.parse(body) : body) as { message?: unknown };
+    if (typeof parsed?.message === 'string') return parsed.message;
+  } catch {
+    // not JSON: fall through
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+export function labelSelector(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([key, value]) => `${key}=${value}`)
+    .join(',');
+}
+
+function header(
+  ref: ObjectRef,
+): KubernetesObject & { metadata: { name: string; namespace: string } } {
   return {
     apiVersion: ref.apiVersion,
     kind: ref.kind,
@@ -49,11 +84,38 @@ function asObject(ref: ObjectRef): KubernetesObject {
   };
 }
 
+/** The KubeClient that talks to the API server for everything (no cache). */
 export function makeKubeClient(config: KubeConfig): KubeClient {
   const objects = KubernetesObjectApi.makeApiClient(config);
   const custom = config.makeApiClient(CustomObjectsApi);
   const core = config.makeApiClient(CoreV1Api);
+  const get = async <T extends KubernetesObject>(ref: ObjectRef): Promise<T | null> => {
+    try {
+      return await objects.read<T>(header(ref));
+    } catch (error) {
+      if (statusCode(error) === 404) return null;
+      throw error;
+    }
+  };
   return {
+    get,
+    async list<T extends KubernetesObject>(
+      type: TypeRef,
+      namespace: string,
+      labels: Record<string, string>,
+    ) {
+      const list = await objects.list<T>(
+        type.apiVersion,
+        type.kind,
+        namespace,
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        labelSelector(labels),
+      );
+      return list.items;
+    },
     async apply(object) {
       return objects.patch(
         object,
@@ -64,31 +126,36 @@ export function makeKubeClient(config: KubeConfig): KubeClient {
         PatchStrategy.ServerSideApply,
       );
     },
-    async read<T extends KubernetesObject>(ref: ObjectRef) {
+    async createIfAbsent<T extends KubernetesObject>(object: T) {
       try {
-        return await objects.read<T>(
-          asObject(ref) as T & { metadata: { name: string; namespace: string } },
+        return { created: true, object: await objects.create<T>(object) };
+      } catch (error) {
+        if (statusCode(error) !== 409) throw error;
+        const existing = await get<T>({
+          apiVersion: object.apiVersion!,
+          kind: object.kind!,
+          name: object.metadata!.name!,
+          namespace: object.metadata!.namespace!,
+        });
+        if (existing === null) throw error;
+        return { created: false, object: existing };
+      }
+    },
+    async delete(ref, options = {}) {
+      try {
+        await objects.delete(
+          header(ref),
+          undefined,
+          undefined,
+          undefined,
+          undefined,
+          'Background',
+          options.uid === undefined ? undefined : { preconditions: { uid: options.uid } },
         );
-      } catch (error) {
-        if (statusCode(error) === 404) return null;
-        throw error;
-      }
-    },
-    async createIfAbsent(object) {
-      try {
-        await objects.create(object);
         return true;
       } catch (error) {
-        if (statusCode(error) === 409) return false;
-        throw error;
-      }
-    },
-    async delete(ref) {
-      try {
-        await objects.delete(asObject(ref));
-        return true;
-      } catch (error) {
-        if (statusCode(error) === 404) return false;
+        // 409: the precondition failed, the name now belongs to another object.
+        if (statusCode(error) === 404 || statusCode(error) === 409) return false;
         throw error;
       }
     },

@@ -5,26 +5,27 @@ import type {
   V1Service,
   V2HorizontalPodAutoscaler,
 } from '@kubernetes/client-node';
-import type { BlobCache } from '../api/v1alpha1/types.generated.ts';
+import type { DefaultedBlobCache } from '../api/v1alpha1/defaults.generated.ts';
 import { metadataFor, selectorLabels } from './labels.ts';
-import { names } from './names.ts';
+import { tokensSecretName } from './checksum.ts';
+import { CONFIG_CHECKSUM_ANNOTATION, names } from './names.ts';
 import { redisNodeAddresses, zoneSpread } from './redis.ts';
 
 const DATA_DIR = '/var/lib/blobcache';
 
 /** The data plane's settings (everything but secrets), as environment variables. */
-export function httpConfigMap(cache: BlobCache): V1ConfigMap {
-  const { http = {}, store, durability } = cache.spec;
+export function httpConfigMap(cache: DefaultedBlobCache): V1ConfigMap {
+  const { http, store, durability } = cache.spec;
   const s3 = store.s3;
   const data: Record<string, string> = {
     BLOBCACHE_HOST: '0.0.0.0',
-    PORT: String(http.port ?? 8080),
+    PORT: String(http.port),
     BLOBCACHE_DATA_DIR: DATA_DIR,
     BLOBCACHE_REDIS_NODES: redisNodeAddresses(cache).join(','),
-    BLOBCACHE_DURABILITY: durability ?? 'WriteBehind',
+    BLOBCACHE_DURABILITY: durability,
     BLOBCACHE_S3_BUCKET: s3.bucket,
-    BLOBCACHE_S3_PREFIX: s3.prefix ?? 'blobs',
-    AWS_REGION: s3.region ?? 'us-east-1',
+    BLOBCACHE_S3_PREFIX: s3.prefix,
+    AWS_REGION: s3.region,
   };
   if (s3.endpoint !== undefined) data.BLOBCACHE_S3_ENDPOINT = s3.endpoint;
   if (s3.forcePathStyle !== undefined)
@@ -40,12 +41,13 @@ export function httpConfigMap(cache: BlobCache): V1ConfigMap {
 /**
  * The HTTP tier. With autoscaling the replica count is left out entirely: with server-side
  * apply the operator then owns no `spec.replicas`, and never fights the HPA over it.
+ * `configChecksum` digests the ConfigMap and Secrets the pods read, so a change rolls them.
  */
-export function httpDeployment(cache: BlobCache): V1Deployment {
-  const { http = {}, store } = cache.spec;
+export function httpDeployment(cache: DefaultedBlobCache, configChecksum: string): V1Deployment {
+  const { http, store } = cache.spec;
   const name = cache.metadata.name!;
-  const port = http.port ?? 8080;
-  const tokens = http.authSecretName ?? names.apiTokens(name);
+  const port = http.port;
+  const tokens = tokensSecretName(cache);
   const secretEnv = (variable: string, secret: string, key: string, optional = false) => ({
     name: variable,
     valueFrom: { secretKeyRef: { name: secret, key, optional } },
@@ -56,11 +58,14 @@ export function httpDeployment(cache: BlobCache): V1Deployment {
     kind: 'Deployment',
     metadata: metadataFor(cache, names.httpDeployment(name), 'http'),
     spec: {
-      ...(http.autoscaling === undefined ? { replicas: http.replicas ?? 2 } : {}),
+      ...(http.autoscaling === undefined ? { replicas: http.replicas } : {}),
       selector: { matchLabels: selectorLabels(cache, 'http') },
       strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
       template: {
-        metadata: { labels: metadataFor(cache, name, 'http').labels },
+        metadata: {
+          labels: metadataFor(cache, name, 'http').labels,
+          annotations: { [CONFIG_CHECKSUM_ANNOTATION]: configChecksum },
+        },
         spec: {
           topologySpreadConstraints: zoneSpread(cache, 'http'),
           terminationGracePeriodSeconds: 40,
@@ -72,7 +77,7 @@ export function httpDeployment(cache: BlobCache): V1Deployment {
           containers: [
             {
               name: 'dataplane',
-              image: http.image ?? 'blobcache/blobcache:0.1.0',
+              image: http.image,
               envFrom: [{ configMapRef: { name: names.config(name) } }],
               env: [
                 secretEnv('BLOBCACHE_READ_TOKEN', tokens, 'read-token', true),
@@ -111,8 +116,8 @@ export function httpDeployment(cache: BlobCache): V1Deployment {
 }
 
 /** The client Service: http://<name>.<namespace>.svc:<port>. */
-export function httpService(cache: BlobCache): V1Service {
-  const port = cache.spec.http?.port ?? 8080;
+export function httpService(cache: DefaultedBlobCache): V1Service {
+  const { port } = cache.spec.http;
   return {
     apiVersion: 'v1',
     kind: 'Service',
@@ -124,7 +129,7 @@ export function httpService(cache: BlobCache): V1Service {
   };
 }
 
-export function httpPdb(cache: BlobCache): V1PodDisruptionBudget {
+export function httpPdb(cache: DefaultedBlobCache): V1PodDisruptionBudget {
   return {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
@@ -133,8 +138,8 @@ export function httpPdb(cache: BlobCache): V1PodDisruptionBudget {
   };
 }
 
-export function httpAutoscaler(cache: BlobCache): V2HorizontalPodAutoscaler | null {
-  const autoscaling = cache.spec.http?.autoscaling;
+export function httpAutoscaler(cache: DefaultedBlobCache): V2HorizontalPodAutoscaler | null {
+  const { autoscaling } = cache.spec.http;
   if (autoscaling === undefined) return null;
   const name = cache.metadata.name!;
   return {
@@ -156,7 +161,7 @@ export function httpAutoscaler(cache: BlobCache): V2HorizontalPodAutoscaler | nu
             name: 'cpu',
             target: {
               type: 'Utilization',
-              averageUtilization: autoscaling.targetCPUUtilizationPercentage ?? 70,
+              averageUtilization: autoscaling.targetCPUUtilizationPercentage,
             },
           },
         },

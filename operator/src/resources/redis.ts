@@ -4,9 +4,9 @@ import type {
   V1StatefulSet,
   V1TopologySpreadConstraint,
 } from '@kubernetes/client-node';
-import type { BlobCache } from '../api/v1alpha1/types.generated.ts';
+import type { DefaultedBlobCache } from '../api/v1alpha1/defaults.generated.ts';
 import { metadataFor, selectorLabels, type Component } from './labels.ts';
-import { names, REDIS_BUS_PORT, REDIS_PORT } from './names.ts';
+import { CONFIG_CHECKSUM_ANNOTATION, names, REDIS_BUS_PORT, REDIS_PORT } from './names.ts';
 
 /** `1Gi` → `1gb` (Redis units are binary: kb = 1024 bytes). */
 export function redisMemory(quantity: string): string {
@@ -37,15 +37,15 @@ export function redisReplicationArgs(maxMemory: string): string {
 }
 
 export function zoneSpread(
-  cache: BlobCache,
+  cache: DefaultedBlobCache,
   component: Component,
   shard?: number,
 ): V1TopologySpreadConstraint[] {
-  const topology = cache.spec.topology ?? {};
+  const { topology } = cache.spec;
   return [
     {
       maxSkew: 1,
-      topologyKey: topology.zoneLabelKey ?? 'topology.kubernetes.io/zone',
+      topologyKey: topology.zoneLabelKey,
       whenUnsatisfiable: topology.spread === 'Required' ? 'DoNotSchedule' : 'ScheduleAnyway',
       labelSelector: { matchLabels: selectorLabels(cache, component, shard) },
     },
@@ -55,10 +55,15 @@ export function zoneSpread(
 /**
  * One StatefulSet per shard (a master and its replicas), so "a master's replicas sit in
  * other zones" is a plain zone spread over the shard's own pods. Redis keeps no data on
- * disk: a restarted pod rejoins empty and S3 is the durable tier.
+ * disk: a restarted pod rejoins empty and S3 is the durable tier. `configChecksum` digests
+ * the Secret the pods read (see configChecksum), so that changing it rolls them.
  */
-export function redisShardStatefulSet(cache: BlobCache, shard: number): V1StatefulSet {
-  const redis = cache.spec.redis ?? {};
+export function redisShardStatefulSet(
+  cache: DefaultedBlobCache,
+  shard: number,
+  configChecksum: string,
+): V1StatefulSet {
+  const { redis } = cache.spec;
   const name = names.redisShard(cache.metadata.name!, shard);
   return {
     apiVersion: 'apps/v1',
@@ -66,11 +71,14 @@ export function redisShardStatefulSet(cache: BlobCache, shard: number): V1Statef
     metadata: metadataFor(cache, name, 'redis', shard),
     spec: {
       serviceName: name,
-      replicas: 1 + (redis.replicasPerShard ?? 1),
+      replicas: 1 + redis.replicasPerShard,
       podManagementPolicy: 'Parallel',
       selector: { matchLabels: selectorLabels(cache, 'redis', shard) },
       template: {
-        metadata: { labels: metadataFor(cache, name, 'redis', shard).labels },
+        metadata: {
+          labels: metadataFor(cache, name, 'redis', shard).labels,
+          annotations: { [CONFIG_CHECKSUM_ANNOTATION]: configChecksum },
+        },
         spec: {
           topologySpreadConstraints: zoneSpread(cache, 'redis', shard),
           securityContext: {
@@ -82,14 +90,14 @@ export function redisShardStatefulSet(cache: BlobCache, shard: number): V1Statef
           containers: [
             {
               name: 'redis',
-              image: redis.image ?? 'redis:7.2',
+              image: redis.image,
               command: ['sh', '-c'],
               args: [
                 [
                   'exec redis-server --port 6379 --cluster-enabled yes --cluster-config-file /data/nodes.conf',
                   '--cluster-node-timeout 5000 --dir /data --save "" --appendonly no',
-                  `--maxmemory ${redisMemory(redis.maxMemory ?? '1Gi')} --maxmemory-policy volatile-lru`,
-                  redisReplicationArgs(redis.maxMemory ?? '1Gi'),
+                  `--maxmemory ${redisMemory(redis.maxMemory)} --maxmemory-policy volatile-lru`,
+                  redisReplicationArgs(redis.maxMemory),
                   '--proto-max-bulk-len 512mb --requirepass "$REDIS_PASSWORD" --masterauth "$REDIS_PASSWORD"',
                 ].join(' '),
               ],
@@ -131,7 +139,7 @@ export function redisShardStatefulSet(cache: BlobCache, shard: number): V1Statef
 }
 
 /** Headless Service of one shard: stable DNS names for its pods (the operator and data plane use them). */
-export function redisShardService(cache: BlobCache, shard: number): V1Service {
+export function redisShardService(cache: DefaultedBlobCache, shard: number): V1Service {
   const name = names.redisShard(cache.metadata.name!, shard);
   return {
     apiVersion: 'v1',
@@ -154,8 +162,11 @@ export function redisShardService(cache: BlobCache, shard: number): V1Service {
  * voluntary disruption. A shard without replicas gets none: any disruption would empty it,
  * and a budget of zero would block node drains forever.
  */
-export function redisShardPdb(cache: BlobCache, shard: number): V1PodDisruptionBudget | null {
-  if ((cache.spec.redis?.replicasPerShard ?? 1) < 1) return null;
+export function redisShardPdb(
+  cache: DefaultedBlobCache,
+  shard: number,
+): V1PodDisruptionBudget | null {
+  if (cache.spec.redis.replicasPerShard < 1) return null;
   return {
     apiVersion: 'policy/v1',
     kind: 'PodDisruptionBudget',
@@ -165,13 +176,13 @@ export function redisShardPdb(cache: BlobCache, shard: number): V1PodDisruptionB
 }
 
 /** `host:port` of every Redis pod, as the data plane's startup nodes. */
-export function redisNodeAddresses(cache: BlobCache): string[] {
+export function redisNodeAddresses(cache: DefaultedBlobCache): string[] {
   const { name, namespace } = cache.metadata;
-  const redis = cache.spec.redis ?? {};
+  const { redis } = cache.spec;
   const addresses: string[] = [];
-  for (let shard = 0; shard < (redis.shards ?? 3); shard++) {
+  for (let shard = 0; shard < redis.shards; shard++) {
     const service = names.redisShard(name!, shard);
-    for (let pod = 0; pod < 1 + (redis.replicasPerShard ?? 1); pod++) {
+    for (let pod = 0; pod < 1 + redis.replicasPerShard; pod++) {
       addresses.push(`${service}-${pod}.${service}.${namespace}.svc:${REDIS_PORT}`);
     }
   }

@@ -31,3 +31,12 @@ export function apiTokensSecret(
     stringData: { 'read-token': tokens.read, 'write-token': tokens.write },
   };
 }
+
+/** The Secrets the operator generates for a BlobCache, with fresh random values. */
+export function generatedSecrets(cache: BlobCache): V1Secret[] {
+  const secrets = [redisPasswordSecret(cache, newSecretValue())];
+  if (cache.spec.http?.authSecretName === undefined) {
+    secrets.push(apiTokensSecret(cache, { read: newSecretValue(), write: newSecretValue() }));
+  }
+  return secrets;
+}

@@ -1,5 +1,4 @@
 import { expect } from 'chai';
-import type { BlobCache } from '../../../operator/src/api/v1alpha1/types.generated.ts';
 import { computeStatus } from '../../../operator/src/controller/status.ts';
 import { desiredChildren } from '../../../operator/src/resources/desired.ts';
 import { httpDeployment } from '../../../operator/src/resources/http.ts';
@@ -10,13 +9,7 @@ import {
   redisShardPdb,
   redisShardStatefulSet,
 } from '../../../operator/src/resources/redis.ts';
-
-const cache = (spec: Partial<BlobCache['spec']> = {}): BlobCache => ({
-  apiVersion: 'blobcache.io/v1alpha1',
-  kind: 'BlobCache',
-  metadata: { name: 'c', namespace: 'ns', uid: 'u-1', generation: 3 },
-  spec: { store: { s3: { bucket: 'b' } }, ...spec },
-});
+import { blobCache as cache, CHECKSUMS } from './fixtures.ts';
 
 describe('operator builders (pure)', () => {
   it('converts memory quantities to Redis units', () => {
@@ -36,14 +29,17 @@ describe('operator builders (pure)', () => {
     const args = redisShardStatefulSet(
       cache({ redis: { maxMemory: '2Gi' } }),
       0,
+      CHECKSUMS.redis,
     ).spec!.template.spec!.containers[0]!.args!.join(' ');
     expect(args).to.contain('--maxmemory 2gb');
     expect(args).to.contain('--client-output-buffer-limit replica 1073741824 0 0');
   });
 
   it('builds the same objects for the same BlobCache, in a stable order', () => {
-    expect(desiredChildren(cache())).to.deep.equal(desiredChildren(cache()));
-    expect(desiredChildren(cache()).map((o) => `${o.kind}/${o.metadata?.name}`)).to.deep.equal([
+    expect(desiredChildren(cache(), CHECKSUMS)).to.deep.equal(desiredChildren(cache(), CHECKSUMS));
+    expect(
+      desiredChildren(cache(), CHECKSUMS).map((o) => `${o.kind}/${o.metadata?.name}`),
+    ).to.deep.equal([
       'ConfigMap/c-config',
       'Service/c-redis-0',
       'StatefulSet/c-redis-0',
@@ -60,11 +56,24 @@ describe('operator builders (pure)', () => {
     ]);
   });
 
+  it('puts the config checksum on both pod templates', () => {
+    const annotations = (object: {
+      spec?: { template?: { metadata?: { annotations?: object } } };
+    }) => object.spec?.template?.metadata?.annotations;
+    expect(annotations(httpDeployment(cache(), 'abc'))).to.deep.equal({
+      'blobcache.io/config-checksum': 'abc',
+    });
+    expect(annotations(redisShardStatefulSet(cache(), 1, 'def'))).to.deep.equal({
+      'blobcache.io/config-checksum': 'def',
+    });
+  });
+
   it('leaves replicas to the autoscaler when autoscaling is on', () => {
-    expect(httpDeployment(cache({ http: { replicas: 3 } })).spec?.replicas).to.equal(3);
+    expect(httpDeployment(cache({ http: { replicas: 3 } }), 'x').spec?.replicas).to.equal(3);
     expect(
       httpDeployment(
         cache({ http: { replicas: 3, autoscaling: { minReplicas: 2, maxReplicas: 5 } } }),
+        'x',
       ).spec,
     ).to.not.have.property('replicas');
   });
@@ -86,14 +95,11 @@ describe('operator builders (pure)', () => {
   });
 
   it('keeps lastTransitionTime while a condition holds', () => {
-    const first = computeStatus(
-      cache(),
-      { deployment: null, shards: [null, null, null] },
-      new Date('2026-01-01T00:00:00Z'),
-    );
+    const inputs = { deployment: null, shards: [null, null, null] };
+    const first = computeStatus(cache(), inputs, new Date('2026-01-01T00:00:00Z'));
     const again = computeStatus(
       { ...cache(), status: first },
-      { deployment: null, shards: [null, null, null] },
+      inputs,
       new Date('2026-01-02T00:00:00Z'),
     );
     expect(again).to.deep.equal(first);

@@ -136,6 +136,22 @@ export interface BlobCacheStatusHttp {
   selector?: string;
 }
 
+/** The multi-step cluster operation under way (for example removing shards), kept here so that an operator restart resumes it. */
+export interface BlobCacheStatusOperation {
+  /** What is being done, e.g. ScaleIn. */
+  type: string;
+  /** The step being worked on, e.g. WaitForDrain. */
+  step: string;
+  /** When the operation started. */
+  startedAt?: string;
+  /** The shards the operation concerns (e.g. those leaving). */
+  shards?: number[];
+  /** Details for people. */
+  message?: string;
+  /** What a later step needs to resume (e.g. the slot being moved and between which nodes). */
+  state?: Record<string, unknown>;
+}
+
 /** Progress of the last backfill. */
 export interface BlobCacheStatusBackfill {
   /** Pending, Running, Succeeded or Failed. */
@@ -158,8 +174,8 @@ export interface BlobCacheStatus {
   redis?: BlobCacheStatusRedis;
   /** HTTP tier counts. */
   http?: BlobCacheStatusHttp;
-  /** The cluster operation under way (resumed after an operator restart). */
-  currentOperation?: string;
+  /** The multi-step cluster operation under way (for example removing shards), kept here so that an operator restart resumes it. */
+  operation?: BlobCacheStatusOperation;
   /** Progress of the last backfill. */
   backfill?: BlobCacheStatusBackfill;
 }
