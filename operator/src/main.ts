@@ -57,6 +57,7 @@ server.listen(config.metricsPort, config.metricsHost, () =>
 
 elector.run({
   onStartedLeading() {
+    if (stopping) return;
     metrics.leading.set(1);
     controller = startController({
       config: kubeConfig,

@@ -92,7 +92,7 @@ describe('operator controller against a real kube-apiserver', function () {
     } as never);
 
   it('reconciles on watch events: a new BlobCache gets its children, a deleted child comes back', async () => {
-    await start();
+    const ctl = await start();
     await createCache('watched');
     await eventually('the Deployment', () => exists('apps/v1', 'Deployment', 'watched-http'));
     await objects.delete({
@@ -101,6 +101,16 @@ describe('operator controller against a real kube-apiserver', function () {
       metadata: { name: 'watched', namespace },
     });
     await eventually('the Service to come back', () => exists('v1', 'Service', 'watched'));
+    // A deleted BlobCache is let go: no periodic reconcile stays armed for it.
+    expect(ctl.dueIn(`${namespace}/watched`)).to.be.a('number');
+    await objects.delete({
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: { name: 'watched', namespace },
+    });
+    await eventually('the key to be forgotten', () =>
+      Promise.resolve(ctl.pending() === 0 && ctl.dueIn(`${namespace}/watched`) === undefined),
+    );
   });
 
   it('keeps working after the API server restarts', async () => {

@@ -1,5 +1,6 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'winston';
+import { DEFAULT_CONFIG } from '../config.ts';
 import { WATCHED } from '../kube/access.ts';
 import { withCache, type ObjectCache } from '../kube/cache.ts';
 import type { KubeClient } from '../kube/client.ts';
@@ -34,11 +35,11 @@ export interface ControllerOptions {
   metrics?: OperatorMetrics;
   /** Writes are refused once this says no (see LeaderElector.isLeader). @default always */
   isLeader?: () => boolean;
-  /** @default 2 */
+  /** @default DEFAULT_CONFIG.workers */
   workers?: number;
-  /** Every BlobCache is reconciled at least this often. @default 600000 */
+  /** Every BlobCache is reconciled at least this often. @default DEFAULT_CONFIG.resyncMs */
   resyncMs?: number;
-  /** Back-off of failed reconciles. @default 1000 and 300000 */
+  /** Back-off of failed reconciles. @default DEFAULT_CONFIG's retry delays */
   retry?: { baseDelayMs: number; maxDelayMs: number };
   /** @default PHASES (tests swap in their own) */
   phases?: readonly Phase[];
@@ -51,8 +52,13 @@ export interface ControllerOptions {
  */
 export function startController(options: ControllerOptions): Controller {
   const { config, logger, metrics } = options;
-  const resyncMs = options.resyncMs ?? 600_000;
-  const queue = new WorkQueue(options.retry);
+  const resyncMs = options.resyncMs ?? DEFAULT_CONFIG.resyncMs;
+  const queue = new WorkQueue(
+    options.retry ?? {
+      baseDelayMs: DEFAULT_CONFIG.retryBaseDelayMs,
+      maxDelayMs: DEFAULT_CONFIG.retryMaxDelayMs,
+    },
+  );
   const watches = startWatches({
     config,
     watched: WATCHED,
@@ -68,8 +74,12 @@ export function startController(options: ControllerOptions): Controller {
     const started = performance.now();
     try {
       const result = await reconcile(deps, { namespace, name });
-      queue.forget(key);
-      queue.addAfter(key, Math.min(result.requeueAfterMs ?? resyncMs, resyncMs));
+      if (result.gone === true) {
+        queue.drop(key);
+      } else {
+        queue.forget(key);
+        queue.addAfter(key, Math.min(result.requeueAfterMs ?? resyncMs, resyncMs));
+      }
       metrics?.reconciles.inc({ result: 'success' });
     } catch (error) {
       if (error instanceof LeadershipLostError) {
@@ -109,7 +119,7 @@ export function startController(options: ControllerOptions): Controller {
   // Reads before the caches are filled could miss objects that exist.
   const started = watches.synced.then(() => {
     if (stopped) return;
-    workers = Array.from({ length: options.workers ?? 2 }, () => worker());
+    workers = Array.from({ length: options.workers ?? DEFAULT_CONFIG.workers }, () => worker());
     logger.info('Caches filled; reconciling', { workers: workers.length });
   });
   return {

@@ -20,6 +20,11 @@ export interface ReconcileKey {
   name: string;
 }
 
+export interface ReconcileResult extends PhaseResult {
+  /** The BlobCache no longer exists (or is being deleted): nothing to come back for. */
+  gone?: true;
+}
+
 export interface ReconcileDeps {
   kube: KubeClient;
   redis: RedisAdmin;
@@ -56,12 +61,12 @@ export function combine(results: readonly PhaseResult[]): PhaseResult {
  * at what event caused it, so running it twice in a row changes nothing the second time.
  * Throws what a phase threw; a TerminalError only after recording it in the status.
  */
-export async function reconcile(deps: ReconcileDeps, key: ReconcileKey): Promise<PhaseResult> {
+export async function reconcile(deps: ReconcileDeps, key: ReconcileKey): Promise<ReconcileResult> {
   const { kube, logger } = deps;
   const found = await kube.get<BlobCache>({ ...TYPES.BlobCache, ...key });
   if (found === null || found.metadata.deletionTimestamp !== undefined) {
     // Deleted: owner references let the garbage collector remove the children.
-    return {};
+    return { gone: true };
   }
   const blobCache = defaulted(found);
   const log = logger.child({ namespace: key.namespace, blobcache: key.name });

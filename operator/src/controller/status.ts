@@ -57,8 +57,10 @@ export function computeStatus(
     set(ConditionType.Ready, false, 'SecretMissing', message);
     set(ConditionType.Progressing, true, 'SecretMissing', message);
   } else {
-    const ready = replicasReady && operation === undefined;
-    set(ConditionType.Ready, ready, replicasReady ? 'AllReplicasReady' : 'ReplicasNotReady');
+    // The cache serves during an operation (a scale-in, say): Ready follows the pods, and
+    // Progressing tells what is under way.
+    const ready = replicasReady;
+    set(ConditionType.Ready, ready, ready ? 'AllReplicasReady' : 'ReplicasNotReady');
     if (operation !== undefined)
       set(ConditionType.Progressing, true, operation.type, operation.message ?? operation.step);
     else set(ConditionType.Progressing, !ready, ready ? 'Stable' : 'RollingOut');

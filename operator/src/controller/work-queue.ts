@@ -69,6 +69,14 @@ export class WorkQueue {
     return this.addAfter(key, delay);
   }
 
+  /** Forgets a key entirely (its object is gone): back-off and any timer. */
+  drop(key: string): void {
+    this.failures.delete(key);
+    const waiting = this.timers.get(key);
+    if (waiting !== undefined) clearTimeout(waiting.timer);
+    this.timers.delete(key);
+  }
+
   /** Clears a key's back-off after it succeeded. */
   forget(key: string): void {
     this.failures.delete(key);

@@ -44,8 +44,10 @@ export function makeRedisAdmin(options: { timeoutMs: number }): RedisAdmin {
       enableOfflineQueue: false,
       retryStrategy: () => null,
     });
-    // Errors surface through the commands; without a listener ioredis would print them.
-    client.on('error', () => undefined);
+    // Without a listener ioredis would print errors. The last one says more than the
+    // "Connection is closed" a failed connect() reports (e.g. WRONGPASS).
+    let lastError: unknown;
+    client.on('error', (error: unknown) => (lastError = error));
     client.on('end', () => {
       if (connections.get(key)?.client === client) connections.delete(key);
     });
@@ -54,7 +56,7 @@ export function makeRedisAdmin(options: { timeoutMs: number }): RedisAdmin {
       await client.connect();
     } catch (error) {
       drop(key);
-      throw error;
+      throw lastError ?? error;
     }
     return client;
   };
