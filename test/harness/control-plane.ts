@@ -54,10 +54,11 @@ function openssl(dir: string, ...args: string[]): void {
   if (result.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${result.stderr}`);
 }
 
-function signClient(dir: string, name: string, subject: string): void {
+/** A key and a certificate signed by the test CA: `<name>.key`, `<name>.crt`. */
+function sign(dir: string, name: string, subject: string, extensions: string): void {
   openssl(dir, 'ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
   openssl(dir, 'req', '-new', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`);
-  writeFileSync(join(dir, `${name}.ext`), 'extendedKeyUsage=clientAuth\n');
+  writeFileSync(join(dir, `${name}.ext`), extensions);
   openssl(
     dir,
     'x509',
@@ -94,35 +95,13 @@ function makeCertificates(dir: string): void {
     '-out',
     'ca.crt',
   );
-  const sign = (name: string, subject: string, extensions: string): void => {
-    openssl(dir, 'ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
-    openssl(dir, 'req', '-new', '-key', `${name}.key`, '-subj', subject, '-out', `${name}.csr`);
-    writeFileSync(join(dir, `${name}.ext`), extensions);
-    openssl(
-      dir,
-      'x509',
-      '-req',
-      '-in',
-      `${name}.csr`,
-      '-CA',
-      'ca.crt',
-      '-CAkey',
-      'ca.key',
-      '-CAcreateserial',
-      '-days',
-      '30',
-      '-extfile',
-      `${name}.ext`,
-      '-out',
-      `${name}.crt`,
-    );
-  };
   sign(
+    dir,
     'serving',
     '/CN=kube-apiserver',
     'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n',
   );
-  sign('admin', '/CN=admin/O=system:masters', 'extendedKeyUsage=clientAuth\n');
+  sign(dir, 'admin', '/CN=admin/O=system:masters', 'extendedKeyUsage=clientAuth\n');
   openssl(dir, 'ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', 'sa.key');
   openssl(dir, 'ec', '-in', 'sa.key', '-pubout', '-out', 'sa.pub');
 }
@@ -245,7 +224,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     clientCertificate(user, groups = []) {
       const name = `user-${++users}`;
       const subject = `/CN=${user}${groups.map((group) => `/O=${group}`).join('')}`;
-      signClient(dir, name, subject);
+      sign(dir, name, subject, 'extendedKeyUsage=clientAuth\n');
       return {
         certData: readFileSync(file(`${name}.crt`), 'utf8'),
         keyData: readFileSync(file(`${name}.key`), 'utf8'),

@@ -2,6 +2,7 @@ import {
   CoreV1Api,
   KubeConfig,
   KubernetesObjectApi,
+  PatchStrategy,
   type KubernetesObject,
 } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
@@ -102,11 +103,24 @@ export interface Testbed {
   stop(): Promise<void>;
 }
 
-export async function startTestbed(): Promise<Testbed> {
+/** A control plane with the BlobCache CRD installed, and an admin KubeConfig for it. */
+export async function startControlPlaneWithCrd(): Promise<{
+  plane: ControlPlane;
+  config: KubeConfig;
+}> {
   const plane = await startControlPlane();
   try {
-    const config = kubeConfigFor(plane);
     await installCrd(plane);
+    return { plane, config: kubeConfigFor(plane) };
+  } catch (error) {
+    await plane.stop();
+    throw error;
+  }
+}
+
+export async function startTestbed(): Promise<Testbed> {
+  const { plane, config } = await startControlPlaneWithCrd();
+  try {
     const proxy = await startApiProxy(plane);
     const watches = startWatches({
       config,
@@ -157,4 +171,58 @@ export async function cacheCaughtUp(
     }
     return true;
   });
+}
+
+/** A JSON merge patch of a BlobCache's spec, as `kubectl patch --type merge` sends it. */
+export function mergeSpec(
+  objects: KubernetesObjectApi,
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<KubernetesObject> {
+  return objects.patch(
+    {
+      apiVersion: 'blobcache.io/v1alpha1',
+      kind: 'BlobCache',
+      metadata: { name, namespace },
+      spec,
+    } as KubernetesObject,
+    undefined,
+    undefined,
+    undefined,
+    undefined,
+    PatchStrategy.MergePatch,
+  );
+}
+
+/** Creates a BlobCache with the given spec (a bucket `bkt` unless the spec names a store). */
+export function createBlobCache(
+  config: KubeConfig,
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown> = {},
+): Promise<KubernetesObject> {
+  return KubernetesObjectApi.makeApiClient(config).create({
+    apiVersion: 'blobcache.io/v1alpha1',
+    kind: 'BlobCache',
+    metadata: { name, namespace },
+    spec: { store: { s3: { bucket: 'bkt' } }, ...spec },
+  } as KubernetesObject);
+}
+
+/** Whether the object exists in the API server. */
+export function objectExists(
+  config: KubeConfig,
+  ref: { apiVersion: string; kind: string; name: string; namespace: string },
+): Promise<boolean> {
+  return KubernetesObjectApi.makeApiClient(config)
+    .read({
+      apiVersion: ref.apiVersion,
+      kind: ref.kind,
+      metadata: { name: ref.name, namespace: ref.namespace },
+    })
+    .then(
+      () => true,
+      () => false,
+    );
 }

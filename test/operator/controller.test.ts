@@ -7,7 +7,6 @@ import {
   RbacAuthorizationV1Api,
   setHeaderOptions,
   type KubeConfig,
-  type KubernetesObject,
 } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { Writable } from 'node:stream';
@@ -22,9 +21,17 @@ import { createLeaderElector } from '../../operator/src/controller/leader-electi
 import { rbacRules } from '../../operator/src/kube/access.ts';
 import { makeKubeClient } from '../../operator/src/kube/client.ts';
 import { OperatorMetrics } from '../../operator/src/metrics.ts';
-import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
+import type { ControlPlane } from '../harness/control-plane.ts';
 import { eventually } from '../harness/eventually.ts';
-import { cacheCaughtUp, freshNamespace, installCrd, kubeConfigFor } from '../harness/kube.ts';
+import {
+  cacheCaughtUp,
+  createBlobCache,
+  freshNamespace,
+  kubeConfigFor,
+  mergeSpec,
+  objectExists,
+  startControlPlaneWithCrd,
+} from '../harness/kube.ts';
 import { silentLogger as logger } from '../harness/logger.ts';
 import { noRedis } from './stub-redis.ts';
 
@@ -44,10 +51,8 @@ describe('operator controller against a real kube-apiserver', function () {
 
   before(async function () {
     this.timeout(600_000);
-    plane = await startControlPlane();
-    config = kubeConfigFor(plane);
+    ({ plane, config } = await startControlPlaneWithCrd());
     objects = KubernetesObjectApi.makeApiClient(config);
-    await installCrd(plane);
   });
   after(async () => {
     await plane?.stop();
@@ -73,17 +78,9 @@ describe('operator controller against a real kube-apiserver', function () {
     return controller;
   };
   const createCache = (name: string, spec: Record<string, unknown> = {}) =>
-    objects.create({
-      apiVersion: API_VERSION,
-      kind: KIND,
-      metadata: { name, namespace },
-      spec: { store: { s3: { bucket: 'bkt' } }, ...spec },
-    } as KubernetesObject);
+    createBlobCache(config, namespace, name, spec);
   const exists = (apiVersion: string, kind: string, name: string) =>
-    objects.read({ apiVersion, kind, metadata: { name, namespace } }).then(
-      () => true,
-      () => false,
-    );
+    objectExists(config, { apiVersion, kind, name, namespace });
   const readCache = (name: string) =>
     objects.read<BlobCache>({
       apiVersion: API_VERSION,
@@ -146,19 +143,7 @@ describe('operator controller against a real kube-apiserver', function () {
     await eventually('the queue to drain', () => Promise.resolve(ctl.pending() === 0));
     expect(await reconciles(metrics, 'terminal')).to.equal(1);
     expect(await reconciles(metrics, 'error')).to.equal(0);
-    await objects.patch(
-      {
-        apiVersion: API_VERSION,
-        kind: KIND,
-        metadata: { name: 'broken', namespace },
-        spec: { http: { resources: null } },
-      } as KubernetesObject,
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      PatchStrategy.MergePatch,
-    );
+    await mergeSpec(objects, namespace, 'broken', { http: { resources: null } });
     await eventually('the fixed spec to be reconciled', () =>
       exists('apps/v1', 'Deployment', 'broken-http'),
     );
@@ -285,19 +270,10 @@ describe('operator controller against a real kube-apiserver', function () {
         (await readCache('guarded')).status?.observedGeneration === 1 ? true : null,
       );
       // Pruning needs delete: scale in and turn the autoscaler off.
-      await objects.patch(
-        {
-          apiVersion: API_VERSION,
-          kind: KIND,
-          metadata: { name: 'guarded', namespace },
-          spec: { redis: { shards: 1 }, http: { autoscaling: null } },
-        } as KubernetesObject,
-        undefined,
-        undefined,
-        undefined,
-        undefined,
-        PatchStrategy.MergePatch,
-      );
+      await mergeSpec(objects, namespace, 'guarded', {
+        redis: { shards: 1 },
+        http: { autoscaling: null },
+      });
       await eventually(
         'the shard and the autoscaler to be pruned',
         async () =>

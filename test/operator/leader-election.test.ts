@@ -1,13 +1,6 @@
-import {
-  CoordinationV1Api,
-  KubernetesObjectApi,
-  V1MicroTime,
-  type KubeConfig,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import { CoordinationV1Api, V1MicroTime, type KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { API_VERSION, KIND } from '../../operator/src/api/v1alpha1/types.generated.ts';
 import { startController, type Controller } from '../../operator/src/controller/controller.ts';
 import {
   createLeaderElector,
@@ -16,9 +9,15 @@ import {
 import { makeKubeClient } from '../../operator/src/kube/client.ts';
 import { OperatorMetrics } from '../../operator/src/metrics.ts';
 import { startApiProxy, type ApiProxy } from '../harness/api-proxy.ts';
-import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
+import type { ControlPlane } from '../harness/control-plane.ts';
 import { eventually } from '../harness/eventually.ts';
-import { freshNamespace, installCrd, kubeConfigFor } from '../harness/kube.ts';
+import {
+  createBlobCache,
+  freshNamespace,
+  kubeConfigFor,
+  objectExists,
+  startControlPlaneWithCrd,
+} from '../harness/kube.ts';
 import { silentLogger as logger } from '../harness/logger.ts';
 import { noRedis } from './stub-redis.ts';
 
@@ -46,9 +45,7 @@ describe('leader election against a real kube-apiserver', function () {
 
   before(async function () {
     this.timeout(600_000);
-    plane = await startControlPlane();
-    config = kubeConfigFor(plane);
-    await installCrd(plane);
+    ({ plane, config } = await startControlPlaneWithCrd());
   });
   after(async () => {
     await plane?.stop();
@@ -121,21 +118,14 @@ describe('leader election against a real kube-apiserver', function () {
   const successes = async (metrics: OperatorMetrics) =>
     (await metrics.reconciles.get()).values.find((value) => value.labels.result === 'success')
       ?.value ?? 0;
-  const createCache = (name: string) =>
-    KubernetesObjectApi.makeApiClient(config).create({
-      apiVersion: API_VERSION,
-      kind: KIND,
-      metadata: { name, namespace },
-      spec: { store: { s3: { bucket: 'bkt' } } },
-    } as KubernetesObject);
+  const createCache = (name: string) => createBlobCache(config, namespace, name);
   const deploymentExists = (name: string) =>
-    KubernetesObjectApi.makeApiClient(config)
-      .read({
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name: `${name}-http`, namespace },
-      })
-      .then(() => true);
+    objectExists(config, {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: `${name}-http`,
+      namespace,
+    });
   const leaseWrites = (ok: boolean) =>
     proxy.calls.filter(
       (call) =>

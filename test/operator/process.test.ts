@@ -1,16 +1,15 @@
-import {
-  CoordinationV1Api,
-  KubernetesObjectApi,
-  type KubeConfig,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import { CoordinationV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { API_VERSION, KIND } from '../../operator/src/api/v1alpha1/types.generated.ts';
 import { eventually } from '../harness/eventually.ts';
-import { startControlPlane, type ControlPlane } from '../harness/control-plane.ts';
+import type { ControlPlane } from '../harness/control-plane.ts';
 import { REPO_ROOT } from '../harness/dataplane.ts';
-import { freshNamespace, installCrd, kubeConfigFor } from '../harness/kube.ts';
+import {
+  createBlobCache,
+  freshNamespace,
+  objectExists,
+  startControlPlaneWithCrd,
+} from '../harness/kube.ts';
 import { freePorts } from '../harness/services.ts';
 
 interface OperatorProcess {
@@ -28,9 +27,7 @@ describe('the operator as a process (npm run operator)', function () {
 
   before(async function () {
     this.timeout(600_000);
-    plane = await startControlPlane();
-    config = kubeConfigFor(plane);
-    await installCrd(plane);
+    ({ plane, config } = await startControlPlaneWithCrd());
     namespace = await freshNamespace(config, 'op');
   });
   after(async () => {
@@ -71,20 +68,13 @@ describe('the operator as a process (npm run operator)', function () {
         .readNamespacedLease({ name: 'blobcache-operator', namespace })
     ).spec?.holderIdentity;
   const deploymentExists = (name: string) =>
-    KubernetesObjectApi.makeApiClient(config)
-      .read({
-        apiVersion: 'apps/v1',
-        kind: 'Deployment',
-        metadata: { name: `${name}-http`, namespace },
-      })
-      .then(() => true);
-  const createCache = (name: string) =>
-    KubernetesObjectApi.makeApiClient(config).create({
-      apiVersion: API_VERSION,
-      kind: KIND,
-      metadata: { name, namespace },
-      spec: { store: { s3: { bucket: 'bkt' } } },
-    } as KubernetesObject);
+    objectExists(config, {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: `${name}-http`,
+      namespace,
+    });
+  const createCache = (name: string) => createBlobCache(config, namespace, name);
 
   it('refuses a bad setting at start, naming it', async () => {
     const child = spawn(process.execPath, ['operator/src/main.ts'], {

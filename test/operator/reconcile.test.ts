@@ -19,7 +19,13 @@ import {
 import { reconcile } from '../../operator/src/controller/reconcile.ts';
 import type { KubeClient } from '../../operator/src/kube/client.ts';
 import type { ControlPlane } from '../harness/control-plane.ts';
-import { freshNamespace, sample, startTestbed, type Testbed } from '../harness/kube.ts';
+import {
+  freshNamespace,
+  mergeSpec as patchSpec,
+  sample,
+  startTestbed,
+  type Testbed,
+} from '../harness/kube.ts';
 import { silentLogger as logger } from '../harness/logger.ts';
 import { noRedis } from './stub-redis.ts';
 
@@ -51,21 +57,8 @@ describe('operator reconcile against a real kube-apiserver', function () {
       metadata: { name, namespace },
       spec,
     } as KubernetesObject)) as BlobCache;
-  /** A JSON merge patch of a BlobCache's spec, as `kubectl patch --type merge` sends. */
   const mergeSpec = (name: string, spec: Record<string, unknown>) =>
-    objects.patch(
-      {
-        apiVersion: API_VERSION,
-        kind: KIND,
-        metadata: { name, namespace },
-        spec,
-      } as KubernetesObject,
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      PatchStrategy.MergePatch,
-    );
+    patchSpec(objects, namespace, name, spec);
   /** One reconcile, once the caches have seen everything (as a watch-triggered one would). */
   const run = async () => {
     await bed.caughtUp(namespace);

@@ -46,25 +46,12 @@ describe('the operator RedisAdmin against a real Redis Cluster', function () {
     expect(await admin.clusterNodes(endpoint(closed))).to.equal(null);
     // A node of its own with a password, as the operator's Redis pods have.
     const port = await freePorts(1, true);
+    const settings = { port, bind: '127.0.0.1', requirepass: 'secret', dir };
     const node = spawn(
       'redis-server',
       [
-        '--port',
-        String(port),
-        '--bind',
-        '127.0.0.1',
-        '--cluster-enabled',
-        'yes',
-        '--dir',
-        dir,
-        '--cluster-config-file',
-        `nodes-${port}.conf`,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--requirepass',
-        'secret',
+        ...Object.entries(settings).flatMap(([key, value]) => [`--${key}`, String(value)]),
+        ...['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`],
       ],
       { stdio: 'ignore' },
     );

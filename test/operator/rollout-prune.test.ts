@@ -15,7 +15,12 @@ import {
 import { TerminalError } from '../../operator/src/controller/errors.ts';
 import { reconcile } from '../../operator/src/controller/reconcile.ts';
 import type { ClusterNode, RedisAdmin } from '../../operator/src/redis/admin.ts';
-import { freshNamespace, startTestbed, type Testbed } from '../harness/kube.ts';
+import {
+  freshNamespace,
+  mergeSpec as patchSpec,
+  startTestbed,
+  type Testbed,
+} from '../harness/kube.ts';
 import { silentLogger as logger } from '../harness/logger.ts';
 import { clusterNode, noRedis, stubRedis } from './stub-redis.ts';
 
@@ -46,14 +51,7 @@ describe('operator rollouts, pruning and invalid specs against a real kube-apise
       spec,
     } as KubernetesObject);
   const mergeSpec = (spec: Record<string, unknown>) =>
-    bed.objects.patch(
-      { apiVersion: API_VERSION, kind: KIND, metadata: { name: 'cache', namespace }, spec },
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      PatchStrategy.MergePatch,
-    );
+    patchSpec(bed.objects, namespace, 'cache', spec);
   const run = async (redis: RedisAdmin = noRedis) => {
     await bed.caughtUp(namespace);
     return reconcile({ kube: bed.kube, redis, logger }, { namespace, name: 'cache' });
