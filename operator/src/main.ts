@@ -5,7 +5,7 @@
  * leadership is lost it stops reconciling and competes again. On SIGTERM it stops
  * reconciling, hands the Lease over and exits.
  */
-import { KubeConfig } from '@kubernetes/client-node';
+import { CoordinationV1Api, KubeConfig } from '@kubernetes/client-node';
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { ConfigError, loadConfig, type OperatorConfig } from './config.ts';
@@ -31,7 +31,11 @@ kubeConfig.loadFromDefault();
 const kube = makeKubeClient(kubeConfig);
 const redis = makeRedisAdmin({ timeoutMs: config.redisTimeoutMs });
 const metrics = new OperatorMetrics({ processMetrics: true });
-const elector = createLeaderElector({ config: kubeConfig, logger, ...config });
+const elector = createLeaderElector({
+  leases: kubeConfig.makeApiClient(CoordinationV1Api),
+  logger,
+  ...config,
+});
 let controller: Controller | undefined;
 let stopping = false;
 

@@ -238,7 +238,7 @@ describe('operator controller against a real kube-apiserver', function () {
       ],
     });
     const elector = createLeaderElector({
-      config: restricted,
+      leases: restricted.makeApiClient(CoordinationV1Api),
       namespace: home,
       leaseName: 'blobcache-operator',
       identity: 'restricted',

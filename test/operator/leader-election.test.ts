@@ -73,7 +73,7 @@ describe('leader election against a real kube-apiserver', function () {
         ? config
         : kubeConfigFor(plane, { server: options.through.server });
     const elector = createLeaderElector({
-      config: own,
+      leases: own.makeApiClient(CoordinationV1Api),
       namespace,
       leaseName: options.name ?? 'lead',
       identity,

@@ -1,7 +1,6 @@
 import {
-  CoordinationV1Api,
   V1MicroTime,
-  type KubeConfig,
+  type CoordinationV1Api,
   type V1Lease,
   type V1LeaseSpec,
 } from '@kubernetes/client-node';
@@ -9,7 +8,8 @@ import type { Logger } from 'winston';
 import { statusCode } from '../kube/client.ts';
 
 export interface LeaderElectionOptions {
-  config: KubeConfig;
+  /** The client for Leases (built in the composition root). */
+  leases: CoordinationV1Api;
   namespace: string;
   leaseName: string;
   identity: string;
@@ -54,7 +54,7 @@ export interface LeaderElector {
  * leaders); writes carry the resourceVersion, so two candidates cannot both win.
  */
 export function createLeaderElector(options: LeaderElectionOptions): LeaderElector {
-  const api = options.config.makeApiClient(CoordinationV1Api);
+  const api = options.leases;
   const { namespace, identity, logger, leaseName: name } = options;
   const now = options.now ?? (() => performance.now());
   let observed: { lease: V1Lease; at: number } | undefined;
