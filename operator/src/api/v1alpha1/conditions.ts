@@ -11,6 +11,11 @@ export const ConditionType = {
 
 export type Condition = NonNullable<BlobCacheStatus['conditions']>[number];
 
+/** A status timestamp as Kubernetes writes them (RFC 3339, whole seconds). */
+export function timestamp(time: Date): string {
+  return time.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
 /**
  * Sets a condition, keeping its lastTransitionTime when the status did not change, so that
  * an unchanged world writes an identical status (a second reconcile changes nothing).
@@ -26,7 +31,7 @@ export function setCondition(
     previous.status === next.status &&
     previous.lastTransitionTime !== undefined
       ? previous.lastTransitionTime
-      : now.toISOString().replace(/\.\d{3}Z$/, 'Z');
+      : timestamp(now);
   return [
     ...(existing ?? []).filter((condition) => condition.type !== next.type),
     { ...next, lastTransitionTime },

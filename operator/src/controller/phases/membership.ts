@@ -1,4 +1,5 @@
 import type { V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
+import { timestamp } from '../../api/v1alpha1/conditions.ts';
 import { TYPES } from '../../kube/access.ts';
 import type { RedisAdmin } from '../../redis/admin.ts';
 import { shardDrained, type NodeReport } from '../../redis/drain.ts';
@@ -87,12 +88,7 @@ export const membershipPhase: Phase = {
     status.operation = {
       type: 'ScaleIn',
       step: waiting.length > 0 ? 'WaitForDrain' : 'RemoveShards',
-      startedAt:
-        previous?.startedAt ??
-        ctx
-          .now()
-          .toISOString()
-          .replace(/\.\d{3}Z$/, 'Z'),
+      startedAt: previous?.startedAt ?? timestamp(ctx.now()),
       shards: leaving,
       message:
         waiting.length > 0
