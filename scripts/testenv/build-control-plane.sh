@@ -28,6 +28,9 @@ build_kubernetes() {
   local work="$testenv/k8s-$K8S_VERSION/module"
   mkdir -p "$work"
   cd "$work"
+  # build-nodes.sh adds the node components to this module: one go.mod editor at a time.
+  exec 9>"$testenv/k8s-$K8S_VERSION/module.lock"
+  flock 9
   [ -f go.mod ] || go mod init blobcache.local/testenv-k8s >&2
   # k8s.io/kubernetes maps its staging modules to v0.0.0 with local replaces; point each
   # at its published version instead.

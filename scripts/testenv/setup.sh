@@ -29,3 +29,4 @@ if [ ! -x "$testenv/bin/versitygw" ]; then
 fi
 
 echo "== control plane for the operator tests: $(bash scripts/testenv/build-control-plane.sh)"
+echo "== Nodes for the end-to-end tests: $(bash scripts/testenv/build-nodes.sh)"

@@ -1,0 +1,246 @@
+/**
+ * One end-to-end cluster per test run: bring-up, the handle scenarios use, and a teardown
+ * that proves the machine is left as found. One run at a time per machine (a lock file);
+ * a run that finds what a crashed run left cleans it up first, using that run's snapshot.
+ */
+import {
+  closeSync,
+  copyFileSync,
+  readdirSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { startDns, startKubeProxy, startS3, type Addon, type S3Endpoint } from './addons.ts';
+import { cleanUpMachine, removeRunDir } from './cleanup.ts';
+import { startControlPlane, type ControlPlane } from './control-plane.ts';
+import { importImages, NODE_IMAGES, PAUSE_IMAGE } from './images.ts';
+import type { Kubectl } from './kubectl.ts';
+import { HOST_ADDRESS, LOCK_FILE, LOGS_DIR, NODES, RUN_DIR, SNAPSHOT_FILE } from './layout.ts';
+import { setUpNetwork } from './network.ts';
+import { startNode, type KubeNode } from './node.ts';
+import { makePki, type Pki } from './pki.ts';
+import { differences, takeSnapshot, type MachineSnapshot } from './snapshot.ts';
+import { eventually } from '../../harness/eventually.ts';
+import { freePorts } from '../../harness/services.ts';
+
+export interface Cluster {
+  /** kubectl as the cluster admin. */
+  kubectl: Kubectl;
+  kubeconfig: string;
+  nodes: readonly KubeNode[];
+  /** The S3 endpoint Pods and tests use (versitygw on the host bridge). */
+  s3: S3Endpoint;
+}
+
+interface RunState {
+  snapshot: MachineSnapshot;
+  controlPlane?: ControlPlane;
+  addons: Addon[];
+  nodes: KubeNode[];
+  cluster?: Cluster;
+}
+
+let state: RunState | undefined;
+
+/** The running cluster; only valid between the root hooks (hooks.ts). */
+export function cluster(): Cluster {
+  if (state?.cluster === undefined) throw new Error('The end-to-end cluster is not up');
+  return state.cluster;
+}
+
+function log(message: string): void {
+  console.log(`    [e2e] ${message}`);
+}
+
+async function timed<T>(what: string, action: () => Promise<T> | T): Promise<T> {
+  const started = Date.now();
+  const result = await action();
+  log(`${what}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return result;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Takes the machine-wide lock, waiting while another live run holds it. */
+async function lock(): Promise<void> {
+  mkdirSync(RUN_DIR, { recursive: true });
+  const deadline = Date.now() + 30 * 60_000;
+  for (;;) {
+    try {
+      const fd = openSync(LOCK_FILE, 'wx');
+      writeFileSync(fd, String(process.pid));
+      closeSync(fd);
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const owner = Number(readFileSync(LOCK_FILE, 'utf8'));
+    if (!Number.isInteger(owner) || owner <= 0 || !alive(owner)) {
+      rmSync(LOCK_FILE, { force: true });
+      continue;
+    }
+    if (Date.now() > deadline)
+      throw new Error(`Another end-to-end run (pid ${owner}) holds the machine`);
+    log(`waiting for the end-to-end run of pid ${owner} to finish`);
+    await sleep(10_000);
+  }
+}
+
+/** Cleans up after a run that crashed, judged against the snapshot it saved. */
+async function recoverCrashedRun(): Promise<void> {
+  if (!existsSync(SNAPSHOT_FILE)) return;
+  const before = JSON.parse(readFileSync(SNAPSHOT_FILE, 'utf8')) as MachineSnapshot;
+  log('found the leftovers of an earlier run; cleaning up');
+  await cleanUpMachine(before);
+  const left = differences(before, takeSnapshot());
+  if (left.length > 0) {
+    throw new Error(`An earlier run left the machine changed:\n${left.join('\n')}`);
+  }
+  removeRunDir([LOCK_FILE]);
+}
+
+async function bringUpNodes(
+  run: RunState,
+  controlPlane: ControlPlane,
+  certificates: Pki,
+): Promise<void> {
+  const ports = await freePorts(NODES.length * 2);
+  const resolvConf = join(RUN_DIR, 'resolv.conf');
+  writeFileSync(resolvConf, `nameserver ${HOST_ADDRESS}\n`);
+  await Promise.all(
+    NODES.map(async (spec, index) => {
+      const node = await startNode({
+        spec,
+        pki: certificates,
+        apiServer: controlPlane.server,
+        sandboxImage: PAUSE_IMAGE.reference,
+        resolvConf,
+        kubeletPort: ports + index * 2,
+        healthzPort: ports + index * 2 + 1,
+      });
+      run.nodes.push(node);
+      await importImages(node, NODE_IMAGES);
+      node.startKubelet();
+    }),
+  );
+  await eventually(
+    'three Nodes to register',
+    async () =>
+      (await controlPlane.kubectl.run(['get', 'nodes', '-o', 'name'])).trim().split('\n').length ===
+      NODES.length,
+    { timeoutMs: 120_000, intervalMs: 500 },
+  );
+  await controlPlane.kubectl.run(
+    ['wait', '--for=condition=Ready', 'node', '--all', '--timeout=120s'],
+    { timeoutMs: 130_000 },
+  );
+}
+
+export async function bringUp(): Promise<Cluster> {
+  const started = Date.now();
+  await lock();
+  await timed('recovery check', recoverCrashedRun);
+  const snapshot = await timed('machine snapshot', takeSnapshot);
+  writeFileSync(SNAPSHOT_FILE, JSON.stringify(snapshot));
+  const run: RunState = { snapshot, addons: [], nodes: [] };
+  state = run;
+  setUpNetwork();
+  const certificates = await timed('certificates', () => makePki(join(RUN_DIR, 'pki')));
+  const dir = join(RUN_DIR, 'control-plane');
+  mkdirSync(dir, { recursive: true });
+  const port = await freePorts(11);
+  const controlPlane = await timed('etcd, kube-apiserver, controller-manager, scheduler', () =>
+    startControlPlane(dir, certificates, {
+      etcdClient: port,
+      etcdPeer: port + 1,
+      apiServer: port + 2,
+      controllerManager: port + 3,
+      scheduler: port + 4,
+    }),
+  );
+  run.controlPlane = controlPlane;
+  const [s3, dns] = await timed('S3 server and CoreDNS', () =>
+    Promise.all([
+      startS3(dir, port + 5),
+      startDns(dir, controlPlane, { health: port + 6, ready: port + 7 }),
+    ]),
+  );
+  run.addons.push(s3, dns);
+  await timed('three Nodes Ready (containerd, images, kubelet)', () =>
+    bringUpNodes(run, controlPlane, certificates),
+  );
+  run.addons.push(
+    await timed('kube-proxy', () =>
+      startKubeProxy(dir, controlPlane, { healthz: port + 8, metrics: port + 9 }),
+    ),
+  );
+  run.cluster = {
+    kubectl: controlPlane.kubectl,
+    kubeconfig: controlPlane.adminKubeconfig,
+    nodes: run.nodes,
+    s3,
+  };
+  log(`bring-up: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return run.cluster;
+}
+
+/** Copies every component's log (control plane, host services, Nodes) to LOGS_DIR. */
+function keepLogs(): void {
+  rmSync(LOGS_DIR, { recursive: true, force: true });
+  mkdirSync(LOGS_DIR, { recursive: true });
+  const copyLogs = (dir: string, prefix: string): void => {
+    if (!existsSync(dir)) return;
+    for (const file of readdirSync(dir).filter((name) => name.endsWith('.log'))) {
+      copyFileSync(join(dir, file), join(LOGS_DIR, `${prefix}${file}`));
+    }
+  };
+  copyLogs(join(RUN_DIR, 'control-plane'), '');
+  for (const node of NODES) copyLogs(node.dir, `${node.name}-`);
+}
+
+/**
+ * Stops everything, cleans the machine and compares it with the snapshot taken before the
+ * bring-up; throws, listing every difference, when they differ.
+ */
+export async function tearDown(): Promise<void> {
+  const run = state;
+  if (run === undefined) return;
+  state = undefined;
+  const started = Date.now();
+  await timed('Nodes stopped', () => Promise.allSettled(run.nodes.map((node) => node.stop())));
+  await timed('host services stopped', async () => {
+    for (const addon of run.addons.reverse()) await addon.stop().catch(() => undefined);
+    await run.controlPlane?.stop();
+  });
+  keepLogs();
+  const failed = await timed('machine cleaned', () => cleanUpMachine(run.snapshot)).then(
+    () => undefined,
+    (error: unknown) => (error instanceof Error ? error.message : String(error)),
+  );
+  const left = differences(run.snapshot, takeSnapshot());
+  if (failed !== undefined || left.length > 0) {
+    // The snapshot stays: the next run retries the cleanup against it.
+    rmSync(LOCK_FILE, { force: true });
+    throw new Error(
+      `The machine differs from before the run:\n${[String(failed ?? ''), ...left].join('\n')}`,
+    );
+  }
+  removeRunDir();
+  rmdirSync(RUN_DIR);
+  log(`teardown: ${((Date.now() - started) / 1000).toFixed(1)} s; the machine is as found`);
+  log(`component logs: ${LOGS_DIR}`);
+}

@@ -1,0 +1,27 @@
+/**
+ * The harness's network: a bridge for the host's services (API server, DNS, S3) and one per
+ * Node, each with its own address in HARNESS_CIDR; forwarding on (cross-Node Pod traffic);
+ * and the network rule, added before any Pod runs.
+ */
+import { writeFileSync } from 'node:fs';
+import { run } from './commands.ts';
+import { addNetworkRule } from './firewall.ts';
+import { HOST_ADDRESS, HOST_BRIDGE, NODES } from './layout.ts';
+
+function addBridge(name: string, address: string): void {
+  run('ip', ['link', 'add', name, 'type', 'bridge']);
+  run('ip', ['address', 'add', `${address}/24`, 'dev', name]);
+  run('ip', ['link', 'set', name, 'up']);
+}
+
+/**
+ * The Node bridges exist before their kubelets start, because a kubelet's --node-ip must be
+ * an address of the machine; the CNI bridge plugin then adopts them.
+ */
+export function setUpNetwork(): void {
+  addNetworkRule();
+  addBridge(HOST_BRIDGE, HOST_ADDRESS);
+  for (const node of NODES) addBridge(node.name, node.address);
+  // The previous value is in the snapshot; the teardown restores it.
+  writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+}

@@ -1,0 +1,102 @@
+/**
+ * What scenarios share: a namespace of their own, the client image's Pod shapes, and the
+ * questions users ask of the cluster (which zone runs this Pod, what did it print).
+ */
+import { cluster } from './cluster.ts';
+import { CLIENT_IMAGE } from './images.ts';
+import { eventually } from '../../harness/eventually.ts';
+
+export interface Namespace {
+  readonly name: string;
+}
+
+/** A fresh namespace for the enclosing `describe`, deleted (without waiting) after it. */
+export function useNamespace(suffix: string): Namespace {
+  const namespace = { name: `e2e-${suffix}` };
+  before(async function () {
+    this.timeout(120_000);
+    const { kubectl } = cluster();
+    await kubectl.run(['create', 'namespace', namespace.name]);
+    // Pods are refused until the controller-manager has made the default ServiceAccount.
+    await eventually(
+      `the default ServiceAccount of ${namespace.name}`,
+      async () => {
+        await kubectl.run(['get', 'serviceaccount', 'default', '-n', namespace.name]);
+        return true;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
+  });
+  after(async function () {
+    this.timeout(60_000);
+    await cluster().kubectl.run(['delete', 'namespace', namespace.name, '--wait=false']);
+  });
+  return namespace;
+}
+
+export const ZONE_LABEL = 'topology.kubernetes.io/zone';
+
+/** A container of the client image running `script` with /bin/sh. */
+export function clientContainer(name: string, script: string): Record<string, unknown> {
+  return {
+    name,
+    image: CLIENT_IMAGE.reference,
+    imagePullPolicy: 'Never',
+    command: ['/bin/sh', '-c', script],
+  };
+}
+
+/** A long-lived client Pod to `kubectl exec` commands in. */
+export function clientPod(namespace: string, name: string): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace },
+    spec: {
+      terminationGracePeriodSeconds: 1,
+      containers: [clientContainer('client', 'trap "exit 0" TERM; sleep 86400 & wait')],
+    },
+  };
+}
+
+/** Pod template spread one per zone (`DoNotSchedule`), as the operator spreads its tiers. */
+export function spreadOverZones(labels: Record<string, string>): Record<string, unknown> {
+  return {
+    topologySpreadConstraints: [
+      {
+        maxSkew: 1,
+        topologyKey: ZONE_LABEL,
+        whenUnsatisfiable: 'DoNotSchedule',
+        labelSelector: { matchLabels: labels },
+      },
+    ],
+  };
+}
+
+interface PodList {
+  items: { metadata: { name: string; uid: string }; spec: { nodeName?: string } }[];
+}
+
+interface NodeList {
+  items: { metadata: { name: string; labels?: Record<string, string> } }[];
+}
+
+/** The zone of the Node each selected Pod runs on, by Pod name. */
+export async function zonesOf(namespace: string, selector: string): Promise<Map<string, string>> {
+  const { kubectl } = cluster();
+  const nodes = await kubectl.json<NodeList>(['get', 'nodes']);
+  const zoneOfNode = new Map(
+    nodes.items.map((node) => [node.metadata.name, node.metadata.labels?.[ZONE_LABEL] ?? '']),
+  );
+  const pods = await kubectl.json<PodList>(['get', 'pods', '-n', namespace, '-l', selector]);
+  return new Map(
+    pods.items.map((pod) => [pod.metadata.name, zoneOfNode.get(pod.spec.nodeName ?? '') ?? '']),
+  );
+}
+
+export async function waitPodReady(namespace: string, pod: string): Promise<void> {
+  await cluster().kubectl.run(
+    ['wait', '--for=condition=Ready', `pod/${pod}`, '-n', namespace, '--timeout=120s'],
+    { timeoutMs: 130_000 },
+  );
+}
