@@ -9,7 +9,6 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
-  rmdirSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
@@ -17,7 +16,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { attempt, run } from './commands.ts';
 import { removeComponentChains, removeEmptyNftTables, removeNetworkRule } from './firewall.ts';
-import { CGROUP_ROOT, K8S_BIN, PREFIX, RUN_DIR } from './layout.ts';
+import { cgroupPids, harnessCgroups, removeCgroups } from './cgroups.ts';
+import { K8S_BIN, PREFIX, RUN_DIR } from './layout.ts';
 import { nfacctObjects, readSysctls, type MachineSnapshot } from './snapshot.ts';
 
 function pidsUnderRunDir(): number[] {
@@ -39,39 +39,6 @@ function kill(pid: number): void {
     process.kill(pid, 'SIGKILL');
   } catch {
     // Exited meanwhile.
-  }
-}
-
-/** The harness's cgroup folders in every controller, deepest first. */
-function harnessCgroups(): string[] {
-  const found: string[] = [];
-  const walk = (dir: string): void => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      if (entry.isDirectory()) {
-        walk(join(dir, entry.name));
-        found.push(join(dir, entry.name));
-      }
-    }
-  };
-  for (const controller of readdirSync(CGROUP_ROOT)) {
-    const dir = join(CGROUP_ROOT, controller);
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      if (!entry.isDirectory() || !entry.name.startsWith(`${PREFIX}-`)) continue;
-      walk(join(dir, entry.name));
-      found.push(join(dir, entry.name));
-    }
-  }
-  return found;
-}
-
-function cgroupPids(dir: string): number[] {
-  try {
-    return readFileSync(join(dir, 'cgroup.procs'), 'utf8')
-      .split('\n')
-      .filter((line) => line !== '')
-      .map(Number);
-  } catch {
-    return [];
   }
 }
 
@@ -109,22 +76,6 @@ async function unmountRunDir(): Promise<void> {
     await sleep(100);
   }
   throw new Error('Mounts under the run folder could not be unmounted');
-}
-
-async function removeCgroups(): Promise<void> {
-  for (let round = 0; round < 50; round++) {
-    const left = harnessCgroups();
-    if (left.length === 0) return;
-    for (const dir of left) {
-      try {
-        rmdirSync(dir);
-      } catch {
-        // Busy for a moment after its last task exited; next round.
-      }
-    }
-    await sleep(100);
-  }
-  throw new Error(`cgroups left: ${harnessCgroups().join(', ')}`);
 }
 
 /** Veths on the harness's bridges (the CNI DEL removes them; a crash may not), then the bridges. */
@@ -263,21 +214,5 @@ export async function cleanUpMachine(before: MachineSnapshot): Promise<void> {
   await step(() => removeWellKnownPaths(before));
   if (errors.length > 0) {
     throw new AggregateError(errors, `Cleanup failed: ${errors.map(String).join('; ')}`);
-  }
-}
-
-/**
- * Deletes the run folder, refusing while anything is mounted under it (a Pod's hostPath
- * bind mount would otherwise be emptied), and never crossing into another file system.
- */
-export function removeRunDir(keep: readonly string[] = []): void {
-  const mounted = readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .some((line) => (line.split(' ')[4] ?? '').startsWith(`${RUN_DIR}/`));
-  if (mounted) throw new Error('Refusing to delete the run folder: something is mounted under it');
-  if (!existsSync(RUN_DIR)) return;
-  for (const entry of readdirSync(RUN_DIR)) {
-    if (keep.includes(join(RUN_DIR, entry))) continue;
-    run('rm', ['-rf', '--one-file-system', join(RUN_DIR, entry)]);
   }
 }

@@ -3,27 +3,17 @@
  * that proves the machine is left as found. One run at a time per machine (a lock file);
  * a run that finds what a crashed run left cleans it up first, using that run's snapshot.
  */
-import {
-  closeSync,
-  copyFileSync,
-  readdirSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  rmdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startDns, startKubeProxy, startS3, type Addon, type S3Endpoint } from './addons.ts';
-import { cleanUpMachine, removeRunDir } from './cleanup.ts';
+import { cleanUpMachine } from './cleanup.ts';
 import { startControlPlane, type ControlPlane } from './control-plane.ts';
-import { importImages, NODE_IMAGES, PAUSE_IMAGE } from './images.ts';
+import { importImages, NODE_IMAGES, PAUSE_IMAGE, type ImageArchive } from './images.ts';
 import type { Kubectl } from './kubectl.ts';
 import { HOST_ADDRESS, LOCK_FILE, LOGS_DIR, NODES, RUN_DIR, SNAPSHOT_FILE } from './layout.ts';
 import { setUpNetwork } from './network.ts';
+import { log, timed } from './progress.ts';
+import { keepLogs, lock, removeRunDir } from './run-folder.ts';
 import { startNode, type KubeNode } from './node.ts';
 import { makePki, type Pki } from './pki.ts';
 import { differences, takeSnapshot, type MachineSnapshot } from './snapshot.ts';
@@ -37,6 +27,8 @@ export interface Cluster {
   nodes: readonly KubeNode[];
   /** The S3 endpoint Pods and tests use (versitygw on the host bridge). */
   s3: S3Endpoint;
+  /** Imports docker-archive images into every Node (there is no registry to pull from). */
+  importImages(images: readonly ImageArchive[]): Promise<void>;
 }
 
 interface RunState {
@@ -53,51 +45,6 @@ let state: RunState | undefined;
 export function cluster(): Cluster {
   if (state?.cluster === undefined) throw new Error('The end-to-end cluster is not up');
   return state.cluster;
-}
-
-function log(message: string): void {
-  console.log(`    [e2e] ${message}`);
-}
-
-async function timed<T>(what: string, action: () => Promise<T> | T): Promise<T> {
-  const started = Date.now();
-  const result = await action();
-  log(`${what}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  return result;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Takes the machine-wide lock, waiting while another live run holds it. */
-async function lock(): Promise<void> {
-  mkdirSync(RUN_DIR, { recursive: true });
-  const deadline = Date.now() + 30 * 60_000;
-  for (;;) {
-    try {
-      const fd = openSync(LOCK_FILE, 'wx');
-      writeFileSync(fd, String(process.pid));
-      closeSync(fd);
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
-    const owner = Number(readFileSync(LOCK_FILE, 'utf8'));
-    if (!Number.isInteger(owner) || owner <= 0 || !alive(owner)) {
-      rmSync(LOCK_FILE, { force: true });
-      continue;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`Another end-to-end run (pid ${owner}) holds the machine`);
-    log(`waiting for the end-to-end run of pid ${owner} to finish`);
-    await sleep(10_000);
-  }
 }
 
 /** Cleans up after a run that crashed, judged against the snapshot it saved. */
@@ -193,23 +140,12 @@ export async function bringUp(): Promise<Cluster> {
     kubeconfig: controlPlane.adminKubeconfig,
     nodes: run.nodes,
     s3,
+    async importImages(images) {
+      await Promise.all(run.nodes.map((node) => importImages(node, images)));
+    },
   };
   log(`bring-up: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return run.cluster;
-}
-
-/** Copies every component's log (control plane, host services, Nodes) to LOGS_DIR. */
-function keepLogs(): void {
-  rmSync(LOGS_DIR, { recursive: true, force: true });
-  mkdirSync(LOGS_DIR, { recursive: true });
-  const copyLogs = (dir: string, prefix: string): void => {
-    if (!existsSync(dir)) return;
-    for (const file of readdirSync(dir).filter((name) => name.endsWith('.log'))) {
-      copyFileSync(join(dir, file), join(LOGS_DIR, `${prefix}${file}`));
-    }
-  };
-  copyLogs(join(RUN_DIR, 'control-plane'), '');
-  for (const node of NODES) copyLogs(node.dir, `${node.name}-`);
 }
 
 /**

@@ -3,7 +3,7 @@
  * Node, each with its own address in HARNESS_CIDR; forwarding on (cross-Node Pod traffic);
  * and the network rule, added before any Pod runs.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { run } from './commands.ts';
 import { addNetworkRule } from './firewall.ts';
 import { HOST_ADDRESS, HOST_BRIDGE, NODES } from './layout.ts';
@@ -22,6 +22,12 @@ export function setUpNetwork(): void {
   addNetworkRule();
   addBridge(HOST_BRIDGE, HOST_ADDRESS);
   for (const node of NODES) addBridge(node.name, node.address);
-  // The previous value is in the snapshot; the teardown restores it.
+  // Previous values are in the snapshot; the teardown restores them.
   writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+  // Replies between two Pods of one bridge must pass kube-proxy's NAT (Kubernetes requires it).
+  const bridgeNetfilter = '/proc/sys/net/bridge/bridge-nf-call-iptables';
+  if (!existsSync(bridgeNetfilter)) {
+    throw new Error('br_netfilter is not loaded (needed by kube-proxy): modprobe br_netfilter');
+  }
+  writeFileSync(bridgeNetfilter, '1');
 }

@@ -4,17 +4,23 @@
  */
 import { cluster } from './cluster.ts';
 import { CLIENT_IMAGE } from './images.ts';
+import { log } from './progress.ts';
 import { eventually } from '../../harness/eventually.ts';
 
 export interface Namespace {
   readonly name: string;
 }
 
-/** A fresh namespace for the enclosing `describe`, deleted (without waiting) after it. */
+/**
+ * A fresh namespace for the enclosing `describe`, deleted (without waiting) after it; logs
+ * the scenario's wall time, its own setup included.
+ */
 export function useNamespace(suffix: string): Namespace {
   const namespace = { name: `e2e-${suffix}` };
+  let started = 0;
   before(async function () {
     this.timeout(120_000);
+    started = Date.now();
     const { kubectl } = cluster();
     await kubectl.run(['create', 'namespace', namespace.name]);
     // Pods are refused until the controller-manager has made the default ServiceAccount.
@@ -29,6 +35,7 @@ export function useNamespace(suffix: string): Namespace {
   });
   after(async function () {
     this.timeout(60_000);
+    log(`scenario ${namespace.name}: ${((Date.now() - started) / 1000).toFixed(1)} s`);
     await cluster().kubectl.run(['delete', 'namespace', namespace.name, '--wait=false']);
   });
   return namespace;
