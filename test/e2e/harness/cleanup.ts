@@ -20,7 +20,8 @@ import { cgroupPids, harnessCgroups, removeCgroups } from './cgroups.ts';
 import { K8S_BIN, PREFIX, RUN_DIR } from './layout.ts';
 import { nfacctObjects, readSysctls, type MachineSnapshot } from './snapshot.ts';
 
-function pidsUnderRunDir(): number[] {
+/** Processes whose command line names the run folder: the harness's daemons and shims. */
+export function pidsUnderRunDir(): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
