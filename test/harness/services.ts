@@ -262,17 +262,20 @@ export interface S3ServerHandle {
   start(): Promise<void>;
 }
 
-/** versitygw serving a directory over the S3 API on loopback. */
+/** versitygw serving a directory over the S3 API on loopback (or on `host`). */
 export async function startS3Server(options: {
   dir: string;
   port?: number;
+  /** @default '127.0.0.1' */
+  host?: string;
   detached?: boolean;
 }): Promise<S3ServerHandle> {
   const binary = versitygwBinary();
   const port = options.port ?? (await freePorts(1));
   await mkdir(join(options.dir, 'data'), { recursive: true });
   let child: ChildProcess | undefined;
-  const endpoint = `http://127.0.0.1:${port}`;
+  const host = options.host ?? '127.0.0.1';
+  const endpoint = `http://${host}:${port}`;
   const handle: S3ServerHandle = {
     endpoint,
     port,
@@ -282,7 +285,7 @@ export async function startS3Server(options: {
         binary,
         [
           '--port',
-          `127.0.0.1:${port}`,
+          `${host}:${port}`,
           '--access',
           S3_ACCESS_KEY,
           '--secret',

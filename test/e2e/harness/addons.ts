@@ -6,7 +6,7 @@
  * off the machine.
  */
 import { type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isRunning, startDaemon, stopDaemon } from './commands.ts';
 import type { ControlPlane } from './control-plane.ts';
@@ -17,10 +17,9 @@ import {
   HOST_ADDRESS,
   K8S_BIN,
   NODES,
-  VERSITYGW_BINARY,
 } from './layout.ts';
 import { eventually } from '../../harness/eventually.ts';
-import { S3_ACCESS_KEY, S3_SECRET_KEY } from '../../harness/services.ts';
+import { S3_ACCESS_KEY, S3_SECRET_KEY, startS3Server } from '../../harness/services.ts';
 
 export interface Addon {
   stop(): Promise<void>;
@@ -145,32 +144,11 @@ export interface S3Endpoint extends Addon {
 }
 
 export async function startS3(dir: string, port: number): Promise<S3Endpoint> {
-  const data = join(dir, 's3');
-  mkdirSync(data, { recursive: true });
-  const endpoint = `http://${HOST_ADDRESS}:${port}`;
-  const child = startDaemon(
-    VERSITYGW_BINARY,
-    [
-      '--port',
-      `${HOST_ADDRESS}:${port}`,
-      '--access',
-      S3_ACCESS_KEY,
-      '--secret',
-      S3_SECRET_KEY,
-      '--health',
-      '/health',
-      '--keep-alive',
-      '--quiet',
-      'posix',
-      data,
-    ],
-    join(dir, 'versitygw.log'),
-  );
-  await waitHealthy('versitygw', child, `${endpoint}/health`);
+  const server = await startS3Server({ dir, port, host: HOST_ADDRESS });
   return {
-    endpoint,
+    endpoint: server.endpoint,
     accessKeyId: S3_ACCESS_KEY,
     secretAccessKey: S3_SECRET_KEY,
-    stop: () => stopDaemon(child),
+    stop: () => server.stop(),
   };
 }

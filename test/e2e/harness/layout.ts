@@ -27,7 +27,6 @@ export const K8S_VERSION = 'v1.34.4';
 export const COREDNS_VERSION = 'v1.13.2';
 export const K8S_BIN = join(TESTENV_DIR, `k8s-${K8S_VERSION}`, 'bin');
 export const COREDNS_BINARY = join(TESTENV_DIR, `coredns-${COREDNS_VERSION}`, 'bin', 'coredns');
-export const VERSITYGW_BINARY = join(TESTENV_DIR, 'bin', 'versitygw');
 export const CNI_BIN_DIR = '/usr/lib/cni';
 
 /**
