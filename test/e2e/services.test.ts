@@ -7,6 +7,7 @@ import {
   clientPod,
   spreadOverZones,
   useNamespace,
+  waitRolledOut,
   waitPodReady,
 } from './harness/scenario.ts';
 
@@ -54,10 +55,7 @@ describe('Services, cluster DNS and the API server from inside a Pod', function 
       },
       clientPod(namespace.name, 'client'),
     );
-    await kubectl.run(
-      ['rollout', 'status', 'deployment/hello', '-n', namespace.name, '--timeout=180s'],
-      { timeoutMs: 190_000 },
-    );
+    await waitRolledOut(namespace.name, 'deployment/hello');
     await waitPodReady(namespace.name, 'client');
   });
 

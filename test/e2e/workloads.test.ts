@@ -1,6 +1,12 @@
 import { expect } from 'chai';
 import { cluster } from './harness/cluster.ts';
-import { clientContainer, spreadOverZones, useNamespace, zonesOf } from './harness/scenario.ts';
+import {
+  clientContainer,
+  spreadOverZones,
+  useNamespace,
+  waitRolledOut,
+  zonesOf,
+} from './harness/scenario.ts';
 
 /** A web server of the client image, Ready once it answers on :8080. */
 function webPodSpec(labels: Record<string, string>): Record<string, unknown> {
@@ -37,10 +43,7 @@ describe('Workloads over three zones', function () {
         template: { metadata: { labels }, spec: webPodSpec(labels) },
       },
     });
-    await kubectl.run(
-      ['rollout', 'status', 'deployment/web', '-n', namespace.name, '--timeout=180s'],
-      { timeoutMs: 190_000 },
-    );
+    await waitRolledOut(namespace.name, 'deployment/web');
     const deployment = await kubectl.json<{ status: { readyReplicas?: number } }>([
       'get',
       'deployment',
@@ -76,10 +79,7 @@ describe('Workloads over three zones', function () {
         },
       },
     );
-    await kubectl.run(
-      ['rollout', 'status', 'statefulset/store', '-n', namespace.name, '--timeout=180s'],
-      { timeoutMs: 190_000 },
-    );
+    await waitRolledOut(namespace.name, 'statefulset/store');
     const zones = await zonesOf(namespace.name, 'app=store');
     expect([...zones.keys()].sort()).to.deep.equal(['store-0', 'store-1', 'store-2']);
     expect([...zones.values()].sort()).to.deep.equal(['a', 'b', 'c']);

@@ -107,3 +107,10 @@ export async function waitPodReady(namespace: string, pod: string): Promise<void
     { timeoutMs: 130_000 },
   );
 }
+
+/** Waits for `kubectl rollout status` of a Deployment or StatefulSet (`kind/name`). */
+export async function waitRolledOut(namespace: string, resource: string): Promise<void> {
+  await cluster().kubectl.run(['rollout', 'status', resource, '-n', namespace, '--timeout=180s'], {
+    timeoutMs: 190_000,
+  });
+}
