@@ -63,6 +63,8 @@ export interface DataPlaneConfig {
   cachedTtlMs: number;
   /** How long to wait for a Redis replica to confirm a write. Env `BLOBCACHE_REPLICA_WAIT_MS`. @default 2000 */
   replicaWaitMs: number;
+  /** Connections served at once; more are answered 503 and closed (minimum 1). Env `BLOBCACHE_MAX_CONNECTIONS`. @default 1024 */
+  maxConnections: number;
   /** With Redis, how long a blob stays in the per-process hot tier (a bound on serving a blob deleted elsewhere if an invalidation is missed). Env `BLOBCACHE_HOT_TTL_MS`. @default 30000 */
   hotTtlMs: number;
 }
@@ -94,6 +96,7 @@ export const DEFAULT_CONFIG: DataPlaneConfig = {
   cachedTtlMs: 7 * 24 * 3600 * 1000,
   replicaWaitMs: 2_000,
   hotTtlMs: 30_000,
+  maxConnections: 1024,
 };
 
 /** A configuration error; the message always names the offending key. */
@@ -105,7 +108,16 @@ export class ConfigError extends Error {
 }
 
 type Kind =
-  'port' | 'bytes' | 'ms' | 'string' | 'level' | 'count' | 'bool' | 'nodes' | 'durability';
+  | 'port'
+  | 'bytes'
+  | 'ms'
+  | 'string'
+  | 'level'
+  | 'count'
+  | 'connections'
+  | 'bool'
+  | 'nodes'
+  | 'durability';
 
 interface Setting {
   key: keyof DataPlaneConfig;
@@ -145,6 +157,7 @@ const SETTINGS: readonly Setting[] = [
   { key: 'cachedTtlMs', env: 'BLOBCACHE_CACHED_TTL_MS', kind: 'ms' },
   { key: 'replicaWaitMs', env: 'BLOBCACHE_REPLICA_WAIT_MS', kind: 'ms' },
   { key: 'hotTtlMs', env: 'BLOBCACHE_HOT_TTL_MS', kind: 'ms' },
+  { key: 'maxConnections', env: 'BLOBCACHE_MAX_CONNECTIONS', kind: 'connections' },
 ];
 
 const DURABILITIES = ['WriteBehind', 'Sync'];
@@ -190,6 +203,13 @@ function parseValue(raw: unknown, kind: Kind, name: string): string | number | b
       const count = Number(value);
       if (!Number.isInteger(count) || count < 1 || count > 1024) {
         throw new ConfigError(`${name} must be a whole number from 1 to 1024; got '${value}'`);
+      }
+      return count;
+    }
+    case 'connections': {
+      const count = Number(value);
+      if (!Number.isInteger(count) || count < 1 || count > 1_000_000) {
+        throw new ConfigError(`${name} must be a whole number from 1 to 1000000; got '${value}'`);
       }
       return count;
     }

@@ -235,7 +235,7 @@ async function main(): Promise<void> {
     maxBlobBytes: config.maxBlobBytes,
     isDraining: () => draining,
   });
-  const running = await startServer(app, { ...config, logger });
+  const running = await startServer(app, { ...config, logger, metrics });
   tiers.start();
   logger.info('Started the data plane', {
     url: `http://${running.address.address}:${running.address.port}`,

@@ -83,6 +83,29 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly clientErrors = new Counter({
+    name: 'blobcache_client_errors_total',
+    help: 'Requests that failed on the client side (reset mid-upload, unparseable HTTP), by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly quarantined = new Counter({
+    name: 'blobcache_quarantined_total',
+    help: 'Stored copies found damaged (not hashing to their key) and removed, by tier.',
+    labelNames: ['tier'] as const,
+    registers: [this.registry],
+  });
+  readonly connectionsRefused = new Counter({
+    name: 'blobcache_connections_refused_total',
+    help: 'Connections answered 503 because the server already had its maximum open.',
+    registers: [this.registry],
+  });
+  readonly openConnections = new Gauge({
+    name: 'blobcache_open_connections',
+    help: 'HTTP connections open now.',
+    registers: [this.registry],
+  });
+
   constructor(options: MetricsOptions = {}) {
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry });
   }

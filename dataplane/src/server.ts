@@ -2,6 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { RequestListener } from 'node:http';
 import type { Logger } from 'winston';
+import { guardConnections } from './http/connections.ts';
+import type { Metrics } from './metrics.ts';
 
 export interface ServerOptions {
   port: number;
@@ -10,7 +12,10 @@ export interface ServerOptions {
   headersTimeoutMs: number;
   requestTimeoutMs: number;
   shutdownGraceMs: number;
+  /** Connections served at once; more are answered 503 and closed. */
+  maxConnections: number;
   logger: Logger;
+  metrics: Metrics;
 }
 
 export interface RunningServer {
@@ -23,18 +28,28 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Listens with the timeouts that protect the process from slow and stuck clients. */
+/**
+ * Listens with the timeouts and guards that protect the process from slow, stuck and
+ * hostile clients (see http/connections.ts).
+ */
 export async function startServer(
   handler: RequestListener,
   options: ServerOptions,
 ): Promise<RunningServer> {
-  const server = createServer(
-    {
-      headersTimeout: options.headersTimeoutMs,
-      requestTimeout: options.requestTimeoutMs,
-      keepAliveTimeout: 5_000,
-    },
-    handler,
+  const server = createServer({
+    headersTimeout: options.headersTimeoutMs,
+    requestTimeout: options.requestTimeoutMs,
+    keepAliveTimeout: 5_000,
+    // Checked by the guard, which answers with problem+json instead of an empty 400.
+    requireHostHeader: false,
+  });
+  server.on(
+    'request',
+    guardConnections(server, handler, {
+      logger: options.logger,
+      metrics: options.metrics,
+      maxConnections: options.maxConnections,
+    }),
   );
   // Socket inactivity, in both directions: a client that stops reading or sending is cut.
   server.setTimeout(options.idleTimeoutMs);

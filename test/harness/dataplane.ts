@@ -59,7 +59,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     headersTimeoutMs: 5_000,
     requestTimeoutMs: 60_000,
     shutdownGraceMs: 2_000,
+    maxConnections: 1024,
     logger,
+    metrics,
   });
   return {
     url: `http://127.0.0.1:${running.address.port}`,

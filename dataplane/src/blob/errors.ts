@@ -42,6 +42,8 @@ export class InvalidHeaderError extends define('invalid-header', 400, 'Invalid r
 export class InvalidBodyError extends define('invalid-body', 400, 'Invalid request body') {}
 export class UnauthorizedError extends define('unauthorized', 401, 'Authentication required') {}
 export class ForbiddenError extends define('forbidden', 403, 'Insufficient scope') {}
+/** The request could not be parsed as HTTP (reported by Node's parser). */
+export class BadRequestError extends define('bad-request', 400, 'Bad request') {}
 export class BlobNotFoundError extends define('blob-not-found', 404, 'Blob not found') {}
 export class RouteNotFoundError extends define('route-not-found', 404, 'Route not found') {}
 export class MethodNotAllowedError extends define(
@@ -54,7 +56,14 @@ export class DigestConflictError extends define(
   409,
   'Stored blob has a different SHA-256',
 ) {}
+export class PreconditionFailedError extends define(
+  'precondition-failed',
+  412,
+  'Precondition failed',
+) {}
 export class BlobTooLargeError extends define('blob-too-large', 413, 'Blob too large') {}
+/** A request body other than a blob (the key list of /missing) over its limit. */
+export class BodyTooLargeError extends define('body-too-large', 413, 'Request body too large') {}
 export class UnsupportedMediaTypeError extends define(
   'unsupported-media-type',
   415,
@@ -65,10 +74,32 @@ export class RangeNotSatisfiableError extends define(
   416,
   'Range not satisfiable',
 ) {}
+export class ExpectationFailedError extends define(
+  'expectation-failed',
+  417,
+  'Expectation failed',
+) {}
+export class HeadersTooLargeError extends define(
+  'headers-too-large',
+  431,
+  'Request header fields too large',
+) {}
+export class RequestTimeoutError extends define('request-timeout', 408, 'Request timeout') {}
 export class ServiceUnavailableError extends define(
   'service-unavailable',
   503,
   'Service unavailable',
 ) {}
+/** The durable tier's disk is full (ENOSPC, EDQUOT): nothing was stored. */
+export class InsufficientStorageError extends define(
+  'insufficient-storage',
+  507,
+  'Insufficient storage',
+) {}
+/**
+ * A stored copy does not hash to its key: it was damaged after it was verified. The tier
+ * that finds it quarantines it (removes it) before raising this.
+ */
+export class DamagedBlobError extends define('damaged-blob', 500, 'Stored blob damaged') {}
 /** The client went away mid-request; nothing can be answered, nothing was stored. */
 export class ClientAbortedError extends define('client-aborted', 499, 'Client closed request') {}

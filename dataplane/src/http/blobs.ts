@@ -12,6 +12,7 @@ import {
   InvalidBodyError,
   InvalidHeaderError,
   MethodNotAllowedError,
+  PreconditionFailedError,
   RangeNotSatisfiableError,
   UnsupportedMediaTypeError,
 } from '../blob/errors.ts';
@@ -57,6 +58,7 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
   const router = express.Router();
   const read = requireScope('read', auth);
   const write = requireScope('write', auth);
+  const readsProtected = auth.readToken !== undefined;
 
   const uploadOptions = (req: Request, key: string | undefined): UploadOptions => {
     const contentMd5 = req.get('content-md5');
@@ -75,8 +77,19 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
     };
   };
 
+  /** `If-None-Match: *` (or the blob's ETag) on an upload: only if it is not stored yet. */
+  const refuseIfStored = async (req: Request, key: string | undefined): Promise<void> => {
+    const header = req.get('if-none-match');
+    if (header === undefined || key === undefined) return;
+    if (!ifNoneMatchHits(header, etagOf(key))) return;
+    if ((await blobs.head(key)) !== null) {
+      throw new PreconditionFailedError(`Blob ${key} is already stored (If-None-Match: ${header})`);
+    }
+  };
+
   const upload = async (req: Request, res: Response, key: string | undefined): Promise<void> => {
     const options = uploadOptions(req, key);
+    await refuseIfStored(req, options.key);
     const result = await blobs.put(uploadBody(req, metrics), options);
     if (!req.complete) {
       // Answered without reading the body (the blob was already stored): drain the rest so
@@ -84,7 +97,7 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
       req.unpipe();
       req.resume();
     }
-    setBlobHeaders(res, result.info);
+    setBlobHeaders(res, result.info, readsProtected);
     res.setHeader('Location', `/v1/blobs/${result.info.key}`);
     res.status(result.created ? 201 : 200).json(blobJson(result.info, result.created));
   };
@@ -105,7 +118,7 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
     res: Response,
     info: BlobInfo,
   ): { range?: ByteRange } | null => {
-    setBlobHeaders(res, info);
+    setBlobHeaders(res, info, readsProtected);
     if (ifNoneMatchHits(req.get('if-none-match'), etagOf(info.key))) {
       res.status(304).end();
       return null;
@@ -158,7 +171,7 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
     }
     const served = await blobs.open(key, range);
     if (served === null) throw new BlobNotFoundError(`No blob is stored under ${key}`);
-    setBlobHeaders(res, served.info);
+    setBlobHeaders(res, served.info, readsProtected);
     setBodyHeaders(res, served.info, range);
     res.setHeader('X-Cache', served.cache);
     if (served.chunks !== undefined) {

@@ -28,6 +28,7 @@ export function fastReads(options: {
   const requests = metrics.httpRequests.labels(labels);
   const duration = metrics.httpDuration.labels(labels);
   const { bytesSent } = metrics;
+  const readsProtected = auth.readToken !== undefined;
   return (req: IncomingMessage, res: ServerResponse) => {
     const key = req.method === 'GET' ? PLAIN_BLOB_GET.exec(req.url ?? '')?.[1] : undefined;
     const headers = req.headers;
@@ -57,7 +58,7 @@ export function fastReads(options: {
     res.writeHead(200, [
       'X-Request-Id',
       typeof offered === 'string' && SAFE_REQUEST_ID.test(offered) ? offered : randomUUID(),
-      ...blobHeaderList(served.info),
+      ...blobHeaderList(served.info, readsProtected),
       'Content-Type',
       'application/octet-stream',
       'Content-Length',

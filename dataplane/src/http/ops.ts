@@ -1,6 +1,6 @@
 import express, { type Router } from 'express';
 import type { BlobService } from '../blob/service.ts';
-import { ServiceUnavailableError } from '../blob/errors.ts';
+import { MethodNotAllowedError, ServiceUnavailableError } from '../blob/errors.ts';
 import type { Metrics } from '../metrics.ts';
 import { labelRoute } from './request-context.ts';
 
@@ -31,6 +31,12 @@ export function opsRoutes(options: OpsRoutesOptions): Router {
   router.get('/metrics', async (_req, res) => {
     labelRoute(res, '/metrics');
     res.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics());
+  });
+  // HEAD is served by the GET routes; any other method is the client's mistake, not a 404.
+  router.all(['/healthz', '/readyz', '/metrics'], (req, res) => {
+    labelRoute(res, req.path);
+    res.setHeader('Allow', 'GET, HEAD');
+    throw new MethodNotAllowedError(`${req.method} is not allowed here; use GET or HEAD`);
   });
   return router;
 }

@@ -2,40 +2,80 @@ import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { isS3Unavailable } from '../backends/s3-errors.ts';
 import {
   BlobcacheError,
+  BodyTooLargeError,
+  InsufficientStorageError,
   InvalidBodyError,
+  InvalidKeyError,
   RouteNotFoundError,
   ServiceUnavailableError,
+  UnsupportedMediaTypeError,
 } from '../blob/errors.ts';
 import { isRetryableRedisError } from '../redis/errors.ts';
+import { answerEarly } from './early-answer.ts';
+import { problemBody } from './problem-body.ts';
 import { requestContext } from './request-context.ts';
 
-export const PROBLEM_TYPE_BASE = 'https://blobcache.io/problems/';
+export { PROBLEM_TYPE_BASE, problemBody, type ProblemDetails } from './problem-body.ts';
 
-export interface ProblemDetails {
-  type: string;
-  title: string;
-  status: number;
-  detail: string;
-  code: string;
-  instance?: string;
-  requestId?: string;
+const NO_SPACE_CODES = new Set(['ENOSPC', 'EDQUOT']);
+
+/** True for a failed write because the disk (or the user's quota) is full. */
+export function isNoSpace(error: unknown): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if (NO_SPACE_CODES.has((cause as NodeJS.ErrnoException).code ?? '')) return true;
+  }
+  return false;
+}
+
+/**
+ * Errors that express and body-parser raise for the request itself carry a 4xx `status`
+ * (and body-parser a `type`): a path that does not decode, a body over the limit, a body
+ * that does not inflate or parse. They are the client's fault, never a 500.
+ */
+function requestError(error: unknown): BlobcacheError | undefined {
+  const status = (error as { status?: unknown } | null)?.status;
+  if (typeof status !== 'number' || status < 400 || status >= 500) return undefined;
+  const message = error instanceof Error ? error.message : String(error);
+  if (status === 413) {
+    return new BodyTooLargeError(`The request body is over its limit: ${message}`, {
+      cause: error,
+    });
+  }
+  if (status === 415) {
+    return new UnsupportedMediaTypeError(`The request body cannot be read: ${message}`, {
+      cause: error,
+    });
+  }
+  if (error instanceof URIError) {
+    // express's router: a path parameter that is not valid percent-encoding.
+    return new InvalidKeyError(`The request path could not be decoded: ${message}`, {
+      cause: error,
+    });
+  }
+  return new InvalidBodyError(`The request body could not be read: ${message}`, {
+    cause: error,
+  });
 }
 
 /** Maps anything thrown into a `BlobcacheError`; unknown errors become a 500 that hides internals. */
 export function toBlobcacheError(error: unknown): BlobcacheError {
   if (error instanceof BlobcacheError) return error;
+  if (isNoSpace(error)) {
+    return new InsufficientStorageError('The data directory is full; nothing was stored', {
+      cause: error,
+    });
+  }
   if (isRetryableRedisError(error) || isS3Unavailable(error)) {
     // A tier failing over or briefly unreachable: tell the client to come back.
     return new ServiceUnavailableError('A storage tier is briefly unavailable; retry shortly', {
       cause: error,
     });
   }
-  const status = (error as { status?: unknown } | null)?.status;
-  const type = (error as { type?: unknown } | null)?.type;
-  // body-parser (express.json) marks its own failures with a 4xx status and a type.
-  if (typeof status === 'number' && status >= 400 && status < 500 && typeof type === 'string') {
-    const message = error instanceof Error ? error.message : String(error);
-    return new InvalidBodyError(`The request body could not be read: ${message}`, { cause: error });
+  const fromRequest = requestError(error);
+  if (fromRequest !== undefined) return fromRequest;
+  if (error instanceof RangeError && /call stack/i.test(error.message)) {
+    // A JSON body nested deeper than the parser's stack.
+    return new InvalidBodyError('The request body is nested too deeply', { cause: error });
   }
   return new BlobcacheError('The server failed to handle the request; see its logs', {
     code: 'internal',
@@ -45,30 +85,15 @@ export function toBlobcacheError(error: unknown): BlobcacheError {
   });
 }
 
-export function problemBody(
-  error: BlobcacheError,
-  instance?: string,
-  requestId?: string,
-): ProblemDetails {
-  return {
-    type: `${PROBLEM_TYPE_BASE}${error.code}`,
-    title: error.title,
-    status: error.status,
-    detail: error.message,
-    code: error.code,
-    ...(instance === undefined ? {} : { instance }),
-    ...(requestId === undefined ? {} : { requestId }),
-  };
-}
-
 function sendProblem(res: Response, error: BlobcacheError): void {
   const { requestId } = requestContext(res);
   res.status(error.status);
   if (error.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="blobcache"');
-  if (error.status === 503) res.setHeader('Retry-After', '1');
+  if (error.status === 503 || error.status === 507) res.setHeader('Retry-After', '1');
   // An unread upload body would otherwise be drained to the end first; closing the
-  // connection answers at once and keeps a client from streaming gigabytes for nothing.
-  if (!res.req.complete) res.setHeader('Connection', 'close');
+  // connection (after letting the client finish writing, so it sees the answer) keeps it
+  // from streaming gigabytes for nothing.
+  if (!res.req.complete) answerEarly(res);
   res
     .type('application/problem+json')
     .send(JSON.stringify(problemBody(error, res.req.originalUrl, requestId)));

@@ -3,7 +3,8 @@ import type { ByteRange } from '../blob/store.ts';
 export type RangeDecision =
   { kind: 'whole' } | { kind: 'partial'; range: ByteRange } | { kind: 'unsatisfiable' };
 
-const SINGLE_RANGE = /^bytes=(\d*)-(\d*)$/;
+// The range unit is case-insensitive (RFC 9110 §14.1).
+const SINGLE_RANGE = /^bytes=(\d*)-(\d*)$/i;
 
 /**
  * Decides how to answer a `Range` header for a blob of `size` bytes (RFC 9110 §14.2).
@@ -32,7 +33,10 @@ function entityTags(header: string): string[] {
   return header.split(',').map((tag) => tag.trim().replace(/^W\//, ''));
 }
 
-/** `If-None-Match` uses weak comparison: `W/"x"` matches `"x"`; `*` matches anything stored. */
+/**
+ * `If-None-Match` uses weak comparison: `W/"x"` matches `"x"`; `*` matches anything stored.
+ * True when the tag list names `etag` (the caller checks that the blob is stored).
+ */
 export function ifNoneMatchHits(header: string | undefined, etag: string): boolean {
   if (header === undefined) return false;
   if (header.trim() === '*') return true;

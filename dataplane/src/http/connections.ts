@@ -1,0 +1,182 @@
+import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Logger } from 'winston';
+import type {
+  BlobcacheError} from '../blob/errors.ts';
+import {
+  BadRequestError,
+  BlobTooLargeError,
+  ExpectationFailedError,
+  HeadersTooLargeError,
+  MethodNotAllowedError,
+  RequestTimeoutError,
+  ServiceUnavailableError,
+} from '../blob/errors.ts';
+import type { Metrics } from '../metrics.ts';
+import { answerEarly, isLingering, lingerClose, rawProblemResponse } from './early-answer.ts';
+import { problemBody } from './problem-body.ts';
+
+export interface ConnectionGuardOptions {
+  logger: Logger;
+  metrics: Metrics;
+  /** Connections served at once; the next ones are answered 503 and closed. */
+  maxConnections: number;
+}
+
+/** What Node's HTTP parser reported, as the problem to answer with. */
+export function parserProblem(error: NodeJS.ErrnoException): BlobcacheError {
+  const reason = error.message.replace(/^Parse Error:\s*/, '');
+  switch (error.code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return new HeadersTooLargeError('The request headers are too large');
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return new BlobTooLargeError('The chunk extensions of the request are too large');
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+    case 'HPE_TIMEOUT':
+      return new RequestTimeoutError('The request was not received in time');
+    default:
+      return new BadRequestError(`The request is not valid HTTP/1.1: ${reason}`);
+  }
+}
+
+/** The response of `socket` already under way, if any (Node keeps it on the socket). */
+function responseInProgress(socket: Socket): ServerResponse | undefined {
+  return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
+}
+
+/** Writes a problem outside any `ServerResponse`, then closes (lingering). */
+function answerRaw(
+  socket: Socket,
+  error: BlobcacheError,
+  extraHeaders: readonly [string, string][] = [],
+): void {
+  if (socket.writable) socket.write(rawProblemResponse(error, extraHeaders));
+  lingerClose(socket);
+}
+
+/**
+ * Hardens a server against hostile and broken clients (see docs/decisions/0016):
+ * - the parser's errors (bad request line, Content-Length, chunks, CL+TE, oversized
+ *   headers) are answered with problem+json through the `clientError` hook;
+ * - `CONNECT` and unsupported `Expect` get a problem+json answer, not silence;
+ * - an HTTP/1.1 request without `Host` gets a problem+json 400;
+ * - connections beyond `maxConnections` are answered 503 and closed;
+ * - a client that half-closes after sending a whole request still gets its answer;
+ * - pipelined requests run one after another, so each sees the effect of the one before.
+ * Returns the request listener to serve, wrapped for the last two.
+ */
+export function guardConnections(
+  server: Server,
+  handler: RequestListener,
+  options: ConnectionGuardOptions,
+): RequestListener {
+  const { logger, metrics } = options;
+  let open = 0;
+  const overCap = new WeakSet<Socket>();
+  const answered = new WeakSet<Socket>();
+
+  // Keep our side open when the client half-closes: Node would otherwise end the
+  // connection at once, dropping the answer to a request it has read completely.
+  (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+
+  server.on('connection', (socket: Socket) => {
+    open += 1;
+    metrics.openConnections.set(open);
+    if (open > options.maxConnections) overCap.add(socket);
+    socket.once('close', () => {
+      open -= 1;
+      metrics.openConnections.set(open);
+    });
+  });
+
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (answered.has(socket) || isLingering(socket)) return;
+    answered.add(socket);
+    if (error.code === 'ECONNRESET' || !socket.writable) {
+      metrics.clientErrors.inc({ reason: 'reset' });
+      socket.destroy();
+      return;
+    }
+    metrics.clientErrors.inc({ reason: 'unparseable' });
+    logger.info('Rejected a request Node could not parse', {
+      code: error.code,
+      error: error.message,
+    });
+    const inProgress = responseInProgress(socket);
+    if (inProgress?.headersSent === true) {
+      // Part of an answer is out already: only cutting the connection is honest now.
+      socket.destroy();
+      return;
+    }
+    answerRaw(socket, parserProblem(error));
+  });
+
+  server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    metrics.clientErrors.inc({ reason: 'connect' });
+    answerRaw(socket, new MethodNotAllowedError('CONNECT is not supported: this is not a proxy'), [
+      ['Allow', 'GET, HEAD, PUT, POST, DELETE'],
+    ]);
+    logger.info('Refused a CONNECT request', { target: req.url });
+  });
+
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    sendProblem(
+      res,
+      new ExpectationFailedError(
+        `Only Expect: 100-continue is supported, got '${String(req.headers.expect).slice(0, 80)}'`,
+      ),
+    );
+  });
+
+  // Each socket's requests run in order: a pipelined GET after a PUT must see the blob.
+  const previous = new WeakMap<Socket, Promise<void>>();
+  return (req, res) => {
+    const socket = req.socket;
+    if (isLingering(socket)) {
+      // The connection is closing after an early answer; what follows is not served.
+      return;
+    }
+    const done = new Promise<void>((resolve) => res.once('close', resolve));
+    const before = previous.get(socket);
+    previous.set(socket, done);
+    const serve = (): void => {
+      if (overCap.has(socket)) {
+        metrics.connectionsRefused.inc();
+        sendProblem(
+          res,
+          new ServiceUnavailableError(
+            `The server has its maximum of ${options.maxConnections} connections open; retry shortly`,
+          ),
+          [['Retry-After', '1']],
+        );
+        return;
+      }
+      if (req.httpVersion === '1.1' && req.headers.host === undefined) {
+        sendProblem(res, new BadRequestError('An HTTP/1.1 request needs a Host header'));
+        return;
+      }
+      handler(req, res);
+    };
+    if (before === undefined) serve();
+    else void before.then(serve);
+  };
+}
+
+/** Answers with a problem outside express (no routing, no request context). */
+function sendProblem(
+  res: ServerResponse,
+  error: BlobcacheError,
+  extraHeaders: readonly [string, string][] = [],
+): void {
+  const body = JSON.stringify(problemBody(error, res.req.url));
+  if (!res.req.complete) answerEarly(res);
+  else res.setHeader('Connection', 'close');
+  res.writeHead(error.status, [
+    'Content-Type',
+    'application/problem+json',
+    'Content-Length',
+    String(Buffer.byteLength(body)),
+    ...extraHeaders.flat(),
+  ]);
+  res.end(body);
+}
