@@ -15,8 +15,10 @@ import type { BlobService } from './blob/service.ts';
 import type { BlobStore } from './blob/store.ts';
 import { Uploader } from './blob/uploader.ts';
 import { WriteBehindTiers } from './blob/write-behind.ts';
+import { cleanSpool } from './blob/spool.ts';
 import { WriteThroughTiers } from './blob/write-through.ts';
 import { ConfigError, loadConfig, type DataPlaneConfig } from './config.ts';
+import { lockDataDir } from './data-dir-lock.ts';
 import { createLogger } from './logging.ts';
 import { Metrics } from './metrics.ts';
 import { RedisFastTier } from './redis/fast-tier.ts';
@@ -46,8 +48,22 @@ interface Tiers {
   close(): Promise<void>;
 }
 
-async function durableStore(config: DataPlaneConfig, logger: Logger): Promise<BlobStore> {
-  if (config.s3Bucket === undefined) return FileSystemStore.open(config.dataDir);
+async function durableStore(
+  config: DataPlaneConfig,
+  logger: Logger,
+  metrics: Metrics,
+): Promise<BlobStore> {
+  if (config.s3Bucket === undefined) {
+    return FileSystemStore.open(config.dataDir, {
+      onQuarantine: (key, detail) => {
+        metrics.quarantined.inc({ tier: 'durable' });
+        logger.error('Quarantined a damaged blob: removed the copy that does not hash to its key', {
+          key,
+          detail,
+        });
+      },
+    });
+  }
   // Loaded only when used: the AWS SDK alone adds ~35 MiB to the resident set, which the
   // embedded default should not pay for.
   const { S3Client } = await import('@aws-sdk/client-s3');
@@ -81,7 +97,7 @@ async function buildTiers(
   metrics: Metrics,
   logger: Logger,
 ): Promise<Tiers> {
-  const store = await durableStore(config, logger);
+  const store = await durableStore(config, logger, metrics);
   const durable =
     config.s3Bucket === undefined
       ? `directory ${config.dataDir}`
@@ -225,6 +241,10 @@ async function main(): Promise<void> {
   const config = readConfig();
   const logger = createLogger({ level: config.logLevel });
   const metrics = new Metrics({ processMetrics: true });
+  // Before anything touches the directory: a second process would empty tmp/ and spool/
+  // under the first one's uploads.
+  const lock = await lockDataDir(config.dataDir);
+  await cleanSpool(join(config.dataDir, 'spool'));
   const tiers = await buildTiers(config, metrics, logger);
   let draining = false;
   const app = createHandler({
@@ -237,11 +257,7 @@ async function main(): Promise<void> {
   });
   const running = await startServer(app, { ...config, logger, metrics });
   tiers.start();
-  logger.info('Started the data plane', {
-    url: `http://${running.address.address}:${running.address.port}`,
-    tiers: tiers.description,
-    auth: { read: config.readToken !== undefined, write: config.writeToken !== undefined },
-  });
+  // Handlers first: a signal right after the start line must drain, not kill.
   const shutdown = (signal: string): void => {
     if (draining) return;
     draining = true;
@@ -249,6 +265,7 @@ async function main(): Promise<void> {
     running
       .close()
       .then(() => tiers.close())
+      .then(() => lock.release())
       .then(
         () => {
           logger.info('Stopped the data plane');
@@ -263,6 +280,11 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  logger.info('Started the data plane', {
+    url: `http://${running.address.address}:${running.address.port}`,
+    tiers: tiers.description,
+    auth: { read: config.readToken !== undefined, write: config.writeToken !== undefined },
+  });
 }
 
 main().catch((error: unknown) => {

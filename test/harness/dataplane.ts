@@ -42,7 +42,9 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     maxBytes: options.memoryCacheBytes ?? 16 * 1024 * 1024,
     maxEntryBytes: options.memoryCacheMaxEntryBytes ?? 4 * 1024 * 1024,
   });
-  const store = await FileSystemStore.open(dataDir);
+  const store = await FileSystemStore.open(dataDir, {
+    onQuarantine: () => metrics.quarantined.inc({ tier: 'durable' }),
+  });
   const blobs = new WriteThroughTiers({ cache, store, metrics, logger });
   const app = createHandler({
     blobs,

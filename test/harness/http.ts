@@ -78,3 +78,40 @@ export function uploadInTwoParts(
     });
   });
 }
+
+export interface FramedRead {
+  status: number;
+  /** The Content-Length the server announced. */
+  declared: number;
+  /** The body bytes received before the response ended or was cut. */
+  body: Buffer;
+  /** True only when the response ended cleanly with every announced byte. */
+  complete: boolean;
+}
+
+/**
+ * GETs `url` and reports whether the body arrived whole, as a client framing by
+ * Content-Length sees it: a server that finds damage mid-stream must cut the transfer,
+ * never end it cleanly.
+ */
+export function framedGet(url: string, headers: Record<string, string> = {}): Promise<FramedRead> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', () => undefined);
+      res.on('close', () => {
+        const body = Buffer.concat(chunks);
+        const declared = Number(res.headers['content-length'] ?? -1);
+        resolve({
+          status: res.statusCode ?? 0,
+          declared,
+          body,
+          complete: res.complete && body.length === declared,
+        });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}

@@ -72,7 +72,9 @@ export async function startProductionStack(
     dir,
     env,
     async spawn(overrides, options) {
-      const plane = await spawnDataPlane(env(overrides), options);
+      // Each process its own data directory (its spool): a directory serves one process.
+      const own = { BLOBCACHE_DATA_DIR: join(dir, `plane-${planes.length}`), ...overrides };
+      const plane = await spawnDataPlane(env(own), options);
       planes.push(plane);
       return plane;
     },

@@ -12,7 +12,8 @@ import { problemOf, rawRequest, uploadInTwoParts } from '../harness/http.ts';
 async function storedFiles(server: TestServer): Promise<{ tmp: string[]; blobs: string[] }> {
   const blobs: string[] = [];
   for (const prefix of await readdir(join(server.dataDir, 'blobs'))) {
-    blobs.push(...(await readdir(join(server.dataDir, 'blobs', prefix))));
+    const names = await readdir(join(server.dataDir, 'blobs', prefix));
+    blobs.push(...names.filter((name) => !name.endsWith('.meta.json')));
   }
   return { tmp: await readdir(join(server.dataDir, 'tmp')), blobs };
 }

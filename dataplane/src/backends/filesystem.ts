@@ -1,20 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import {
-  link,
-  mkdir,
-  open,
-  readFile,
-  readdir,
-  rm,
-  stat,
-  unlink,
-  writeFile,
-} from 'node:fs/promises';
+import { createReadStream, createWriteStream, type BigIntStats } from 'node:fs';
+import { link, mkdir, open, readdir, rm, stat, statfs, unlink } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { pipeline as pipelineCallback, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { DigestConflictError } from '../blob/errors.ts';
+import { DigestConflictError, InsufficientStorageError, isNoSpace } from '../blob/errors.ts';
 import {
   blobInfo,
   type BlobInfo,
@@ -25,9 +16,20 @@ import {
   type PutResult,
 } from '../blob/store.ts';
 import { DigestVerifier } from '../blob/verifier.ts';
+import {
+  digestOfFile,
+  readMeta,
+  stampMatches,
+  stampOf,
+  writeMeta,
+  type BlobMeta,
+  type VerifiedStamp,
+} from './blob-meta.ts';
+import { KeyedQueue } from './keyed-queue.ts';
 
-interface BlobMeta {
-  sha256?: string;
+export interface FileSystemStoreOptions {
+  /** Told about every stored copy found damaged and removed (for metrics and logs). */
+  onQuarantine?: (key: string, detail: string) => void;
 }
 
 function isNotFound(error: unknown): boolean {
@@ -38,24 +40,44 @@ function isAlreadyExists(error: unknown): boolean {
   return (error as NodeJS.ErrnoException | undefined)?.code === 'EEXIST';
 }
 
+/** Free space counts as grown back once this much more is available than after a failure. */
+const SPACE_REGAINED_BYTES = 1024 * 1024;
+
 /**
- * The durable tier on a local directory: `blobs/<md5[0:2]>/<md5>` plus an optional
- * `<md5>.meta.json` (the verified SHA-256). Uploads go to `tmp/`, are fsynced and verified,
- * then hard-linked into place: `link` fails when the name exists, so publishing is atomic
- * and never replaces a blob, and a concurrent second upload learns it was not first.
+ * The durable tier on a local directory: `blobs/<md5[0:2]>/<md5>` plus `<md5>.meta.json`
+ * (the SHA-256 when known, and the stamp of the file when it was last verified). Uploads go
+ * to `tmp/`, are fsynced and verified, then hard-linked into place: `link` fails when the
+ * name exists, so publishing is atomic and never replaces an intact blob.
+ *
+ * Integrity (docs/decisions/0015): whole reads are verified while they stream (the last
+ * chunk is held back until the digest matched); a range is served only from a file whose
+ * stamp still matches, else the whole file is verified first. A damaged copy is removed
+ * (quarantined), so a re-upload stores the right bytes again.
  */
 export class FileSystemStore implements BlobStore {
+  private readonly root: string;
   private readonly blobsDir: string;
   private readonly tmpDir: string;
+  private readonly options: FileSystemStoreOptions;
+  /** Publishing one key is serialized: the meta file and the link must agree. */
+  private readonly publishing = new KeyedQueue();
+  /** Free bytes measured after the last ENOSPC; set while the disk counts as full. */
+  private fullAt: number | undefined;
 
-  private constructor(root: string) {
+  private constructor(root: string, options: FileSystemStoreOptions) {
+    this.root = root;
     this.blobsDir = join(root, 'blobs');
     this.tmpDir = join(root, 'tmp');
+    this.options = options;
   }
 
-  /** Opens (creating if needed) a store under `root` and removes temp files of past crashes. */
-  static async open(root: string): Promise<FileSystemStore> {
-    const store = new FileSystemStore(root);
+  /**
+   * Opens (creating if needed) a store under `root` and removes temp files of past crashes.
+   * The caller must hold the data directory's lock (see data-dir-lock.ts): another process
+   * using the directory would lose its uploads under way.
+   */
+  static async open(root: string, options: FileSystemStoreOptions = {}): Promise<FileSystemStore> {
+    const store = new FileSystemStore(root, options);
     await rm(store.tmpDir, { recursive: true, force: true });
     await mkdir(store.tmpDir, { recursive: true });
     await mkdir(store.blobsDir, { recursive: true });
@@ -70,31 +92,33 @@ export class FileSystemStore implements BlobStore {
     return `${this.blobPath(key)}.meta.json`;
   }
 
-  private async readMeta(key: string): Promise<BlobMeta> {
+  private async statOf(key: string): Promise<BigIntStats | null> {
     try {
-      return JSON.parse(await readFile(this.metaPath(key), 'utf8')) as BlobMeta;
-    } catch (error) {
-      if (isNotFound(error)) return {};
-      throw error;
-    }
-  }
-
-  private infoOf(key: string, size: number, meta: BlobMeta): BlobInfo {
-    return blobInfo(key, size, meta.sha256);
-  }
-
-  async head(key: string): Promise<BlobInfo | null> {
-    try {
-      const stats = await stat(this.blobPath(key));
-      return this.infoOf(key, stats.size, await this.readMeta(key));
+      return await stat(this.blobPath(key), { bigint: true });
     } catch (error) {
       if (isNotFound(error)) return null;
       throw error;
     }
   }
 
+  async head(key: string): Promise<BlobInfo | null> {
+    const stats = await this.statOf(key);
+    if (stats === null) return null;
+    return blobInfo(key, Number(stats.size), (await readMeta(this.metaPath(key))).sha256);
+  }
+
+  /** Like `head`, but null unless the file is unchanged since it was last verified. */
+  async headIntact(key: string): Promise<BlobInfo | null> {
+    const stats = await this.statOf(key);
+    if (stats === null) return null;
+    const meta = await readMeta(this.metaPath(key));
+    return stampMatches(meta.verified, stats)
+      ? blobInfo(key, Number(stats.size), meta.sha256)
+      : null;
+  }
+
   async get(key: string, range?: ByteRange): Promise<BlobRead | null> {
-    let handle;
+    let handle: FileHandle;
     try {
       // Opening first pins the inode: a concurrent delete cannot cut the read short.
       handle = await open(this.blobPath(key), 'r');
@@ -103,17 +127,82 @@ export class FileSystemStore implements BlobStore {
       throw error;
     }
     try {
-      const { size } = await handle.stat();
-      const meta = await this.readMeta(key);
+      const stats = await handle.stat({ bigint: true });
+      const meta = await readMeta(this.metaPath(key));
+      const info = blobInfo(key, Number(stats.size), meta.sha256);
+      if (range === undefined) return { info, stream: this.verifiedStream(key, handle, stats) };
+      // A range cannot be checked on its own: serve it only from a file verified and
+      // unchanged since, or verify the whole file first.
+      if (!stampMatches(meta.verified, stats) && !(await this.verifyInPlace(key, handle, stats))) {
+        await handle.close();
+        return null;
+      }
       const stream = createReadStream('', {
         fd: handle,
         autoClose: true,
-        ...(range === undefined ? {} : { start: range.start, end: range.end }),
+        start: range.start,
+        end: range.end,
       });
-      return { info: this.infoOf(key, size, meta), stream };
+      return { info, stream };
     } catch (error) {
-      await handle.close();
+      await handle.close().catch(() => undefined);
       throw error;
+    }
+  }
+
+  /** The whole file through a verifier; a mismatch quarantines it, then fails the stream. */
+  private verifiedStream(key: string, handle: FileHandle, stats: BigIntStats): Readable {
+    const verifier = new DigestVerifier(
+      { md5: key, size: Number(stats.size) },
+      { onMismatch: (error) => this.quarantine(key, stats, error.message) },
+    );
+    return pipelineCallback(
+      createReadStream('', { fd: handle, autoClose: true }),
+      verifier,
+      (error) => {
+        if (error === null || error === undefined) void this.restamp(key, stats);
+      },
+    );
+  }
+
+  /** Records that `stats` was just verified, unless the stamp says so already. */
+  private async restamp(key: string, stats: BigIntStats): Promise<void> {
+    await this.publishing
+      .run(key, async () => {
+        const meta = await readMeta(this.metaPath(key));
+        if (stampMatches(meta.verified, stats)) return;
+        const current = await this.statOf(key);
+        if (current === null || current.ino !== stats.ino) return;
+        await writeMeta(this.metaPath(key), { ...meta, verified: stampOf(stats) }, this.tmpDir);
+      })
+      .catch(() => undefined);
+  }
+
+  /** Hashes the whole open file; stamps it if intact, quarantines it if not. */
+  private async verifyInPlace(
+    key: string,
+    handle: FileHandle,
+    stats: BigIntStats,
+  ): Promise<boolean> {
+    const digest = await digestOfFile(handle);
+    if (digest.md5 !== key || digest.size !== Number(stats.size)) {
+      await this.quarantine(key, stats, `its MD5 is ${digest.md5} (${digest.size} bytes)`);
+      return false;
+    }
+    await this.restamp(key, stats);
+    return true;
+  }
+
+  /** Removes a damaged copy, if the file at the key is still that one. */
+  private async quarantine(key: string, damaged: BigIntStats, detail: string): Promise<void> {
+    try {
+      const current = await this.statOf(key);
+      if (current === null || current.ino !== damaged.ino) return;
+      await unlink(this.blobPath(key));
+      await rm(this.metaPath(key), { force: true });
+      this.options.onQuarantine?.(key, detail);
+    } catch {
+      // Left in place: the next read finds it damaged again and retries.
     }
   }
 
@@ -131,48 +220,88 @@ export class FileSystemStore implements BlobStore {
       });
       const digest = verifier.result;
       if (digest === undefined) throw new Error('The verifier finished without a result');
-      return await this.publish(tmp, { key: digest.md5, size: digest.size, ...pick(digest) });
+      const stamp = stampOf(await stat(tmp, { bigint: true }));
+      const info = blobInfo(digest.md5, digest.size, digest.sha256);
+      const result = await this.publishing.run(info.key, () => this.publish(tmp, info, stamp));
+      this.fullAt = undefined;
+      return result;
+    } catch (error) {
+      if (!isNoSpace(error)) throw error;
+      await rm(tmp, { force: true });
+      this.fullAt = await this.freeBytes().catch(() => 0);
+      throw new InsufficientStorageError('The data directory is full; nothing was stored', {
+        cause: error,
+      });
     } finally {
       await rm(tmp, { force: true });
     }
   }
 
-  private async publish(tmp: string, info: BlobInfo): Promise<PutResult> {
-    const target = this.blobPath(info.key);
-    await mkdir(join(this.blobsDir, info.key.slice(0, 2)), { recursive: true });
-    const stored = await this.readMeta(info.key);
-    if (info.sha256 !== undefined && stored.sha256 !== undefined && stored.sha256 !== info.sha256) {
-      throw new DigestConflictError(
-        `Blob ${info.key} is stored with SHA-256 ${stored.sha256}; this upload has ${info.sha256} (an MD5 collision)`,
-      );
-    }
-    if (info.sha256 !== undefined && stored.sha256 === undefined) {
-      // The meta file lands before the blob is visible, so a reader never sees a blob whose
-      // verified SHA-256 is missing.
-      await writeFile(this.metaPath(info.key), JSON.stringify({ sha256: info.sha256 }), {
-        flush: true,
-      });
-    }
+  private async publish(tmp: string, info: BlobInfo, stamp: VerifiedStamp): Promise<PutResult> {
+    const existing = await this.settleExisting(info);
+    if (existing !== null) return existing;
+    const prefixDir = join(this.blobsDir, info.key.slice(0, 2));
+    await mkdir(prefixDir, { recursive: true });
+    // The meta file lands before the blob is visible, so a reader never sees a blob whose
+    // verified SHA-256 is missing. Publishing a key is serialized, so it cannot overwrite
+    // the meta file of a blob that another upload is linking.
+    const meta: BlobMeta = { ...pick(info), verified: stamp };
+    await writeMeta(this.metaPath(info.key), meta, this.tmpDir);
     try {
-      await link(tmp, target);
+      await link(tmp, this.blobPath(info.key));
     } catch (error) {
-      if (!isAlreadyExists(error)) throw error;
-      return { info: { ...info, ...pick(stored) }, created: false };
+      if (isAlreadyExists(error)) throw new Error(`Blob ${info.key} appeared while publishing`);
+      throw error;
     }
-    await syncDirectory(join(this.blobsDir, info.key.slice(0, 2)));
+    await syncDirectory(prefixDir);
     return { info, created: true };
   }
 
-  async delete(key: string): Promise<boolean> {
-    let removed = true;
-    try {
-      await unlink(this.blobPath(key));
-    } catch (error) {
-      if (!isNotFound(error)) throw error;
-      removed = false;
+  /**
+   * What an upload of `info` finds when the key is stored already: null when nothing (or
+   * only a damaged copy, now removed) is there. Applies the collision rule of
+   * docs/decisions/0017: one key holds the first content stored; an upload whose SHA-256
+   * differs from it is a conflict, identical bytes never are.
+   */
+  private async settleExisting(info: BlobInfo): Promise<PutResult | null> {
+    const stats = await this.statOf(info.key);
+    if (stats === null) return null;
+    let meta = await readMeta(this.metaPath(info.key));
+    const intact = stampMatches(meta.verified, stats);
+    if (!intact || (info.sha256 !== undefined && meta.sha256 === undefined)) {
+      const handle = await open(this.blobPath(info.key), 'r');
+      try {
+        const digest = await digestOfFile(handle);
+        if (digest.md5 !== info.key || digest.size !== Number(stats.size)) {
+          await this.quarantine(info.key, stats, `its MD5 is ${digest.md5} (${digest.size} bytes)`);
+          return null;
+        }
+        meta = { sha256: digest.sha256, verified: stampOf(stats) };
+        await writeMeta(this.metaPath(info.key), meta, this.tmpDir);
+      } finally {
+        await handle.close();
+      }
     }
-    await rm(this.metaPath(key), { force: true });
-    return removed;
+    if (info.sha256 !== undefined && meta.sha256 !== undefined && meta.sha256 !== info.sha256) {
+      throw new DigestConflictError(
+        `Blob ${info.key} is stored with SHA-256 ${meta.sha256}; this upload has ${info.sha256} (an MD5 collision)`,
+      );
+    }
+    return { info: blobInfo(info.key, Number(stats.size), meta.sha256), created: false };
+  }
+
+  async delete(key: string): Promise<boolean> {
+    return this.publishing.run(key, async () => {
+      let removed = true;
+      try {
+        await unlink(this.blobPath(key));
+      } catch (error) {
+        if (!isNotFound(error)) throw error;
+        removed = false;
+      }
+      await rm(this.metaPath(key), { force: true });
+      return removed;
+    });
   }
 
   async *list(): AsyncIterable<BlobInfo> {
@@ -185,8 +314,23 @@ export class FileSystemStore implements BlobStore {
     }
   }
 
+  private async freeBytes(): Promise<number> {
+    const stats = await statfs(this.root);
+    return stats.bavail * stats.bsize;
+  }
+
+  /** Fails while the disk counts as full: after an ENOSPC, until space was freed. */
   async check(): Promise<void> {
     await stat(this.tmpDir);
+    if (this.fullAt === undefined) return;
+    const free = await this.freeBytes();
+    if (free >= this.fullAt + SPACE_REGAINED_BYTES) {
+      this.fullAt = undefined;
+      return;
+    }
+    throw new InsufficientStorageError(
+      `The data directory is full (${free} bytes free); uploads fail until space is freed`,
+    );
   }
 }
 

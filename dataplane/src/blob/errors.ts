@@ -103,3 +103,13 @@ export class InsufficientStorageError extends define(
 export class DamagedBlobError extends define('damaged-blob', 500, 'Stored blob damaged') {}
 /** The client went away mid-request; nothing can be answered, nothing was stored. */
 export class ClientAbortedError extends define('client-aborted', 499, 'Client closed request') {}
+
+const NO_SPACE_CODES = new Set(['ENOSPC', 'EDQUOT']);
+
+/** True for a write that failed because the disk (or the user's quota) is full. */
+export function isNoSpace(error: unknown): boolean {
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if (NO_SPACE_CODES.has((cause as NodeJS.ErrnoException).code ?? '')) return true;
+  }
+  return false;
+}

@@ -14,6 +14,15 @@ export interface SpooledBlob extends VerifiedDigest {
 }
 
 /**
+ * Empties the spool directory: what is there was left by a process that crashed (the
+ * caller holds the data directory's lock, so no other process is spooling into it).
+ */
+export async function cleanSpool(directory: string): Promise<void> {
+  await rm(directory, { recursive: true, force: true });
+  await mkdir(directory, { recursive: true });
+}
+
+/**
  * Writes an upload whose key is not known yet to a local file while hashing it, so that it
  * can then be stored under its MD5 (a Redis key needs its hash tag before the first byte).
  */

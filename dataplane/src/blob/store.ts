@@ -66,6 +66,12 @@ export interface BlobStore {
   /** Metadata of a stored blob, or null. */
   head(key: string): Promise<BlobInfo | null>;
   /**
+   * Like `head`, but null unless the stored copy is known intact (verified when stored and
+   * unchanged since), so that an upload may be answered without reading its body. Stores
+   * that cannot tell leave it out.
+   */
+  headIntact?(key: string): Promise<BlobInfo | null>;
+  /**
    * Opens a blob for reading, or null when it is not stored. The stream fails (rather than
    * ending early) if the blob disappears or is found damaged while being read.
    */

@@ -13,6 +13,14 @@ export interface VerifierExpectations {
   maxBytes?: number;
 }
 
+export interface VerifierHooks {
+  /**
+   * Runs when the bytes turn out not to match, before the stream fails: whatever it does
+   * (remove the damaged copy) is done by the time any consumer sees the failure.
+   */
+  onMismatch?: (error: Error) => Promise<void>;
+}
+
 export interface VerifiedDigest {
   md5: string;
   size: number;
@@ -36,10 +44,12 @@ export class DigestVerifier extends Transform {
   private bytes = 0;
   private verified: VerifiedDigest | undefined;
   private held: Buffer | undefined;
+  private readonly hooks: VerifierHooks;
 
-  constructor(expected: VerifierExpectations) {
+  constructor(expected: VerifierExpectations, hooks: VerifierHooks = {}) {
     super();
     this.expected = expected;
+    this.hooks = hooks;
     this.sha256 = expected.sha256 === undefined ? undefined : createHash('sha256');
   }
 
@@ -56,7 +66,10 @@ export class DigestVerifier extends Transform {
       return;
     }
     if (size !== undefined && this.bytes > size) {
-      callback(new SizeMismatchError(`The body is longer than the declared ${size} bytes`));
+      this.fail(
+        new SizeMismatchError(`The body is longer than the declared ${size} bytes`),
+        callback,
+      );
       return;
     }
     this.md5.update(chunk);
@@ -69,24 +82,41 @@ export class DigestVerifier extends Transform {
   override _flush(callback: TransformCallback): void {
     const { md5: expectedMd5, size, sha256: expectedSha256 } = this.expected;
     if (size !== undefined && this.bytes !== size) {
-      callback(new SizeMismatchError(`Received ${this.bytes} bytes, expected ${size}`));
+      this.fail(new SizeMismatchError(`Received ${this.bytes} bytes, expected ${size}`), callback);
       return;
     }
     const md5 = this.md5.digest('hex');
     if (expectedMd5 !== undefined && md5 !== expectedMd5) {
-      callback(new DigestMismatchError(`The content's MD5 is ${md5}, not the key ${expectedMd5}`));
+      this.fail(
+        new DigestMismatchError(`The content's MD5 is ${md5}, not the key ${expectedMd5}`),
+        callback,
+      );
       return;
     }
     const sha256 = this.sha256?.digest('base64');
     if (expectedSha256 !== undefined && sha256 !== expectedSha256) {
-      callback(
+      this.fail(
         new DigestMismatchError(
           `The content's SHA-256 is ${sha256}, not the Repr-Digest ${expectedSha256}`,
         ),
+        callback,
       );
       return;
     }
     this.verified = { md5, size: this.bytes, ...(sha256 === undefined ? {} : { sha256 }) };
     callback(null, this.held);
+  }
+
+  private fail(error: Error, callback: TransformCallback): void {
+    this.held = undefined;
+    const { onMismatch } = this.hooks;
+    if (onMismatch === undefined) {
+      callback(error);
+      return;
+    }
+    onMismatch(error).then(
+      () => callback(error),
+      () => callback(error),
+    );
   }
 }

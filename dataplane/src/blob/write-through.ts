@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream';
 import type { Logger } from 'winston';
 import type { MemoryLruStore } from '../backends/memory-lru.ts';
 import type { Metrics } from '../metrics.ts';
-import { DigestMismatchError, SizeMismatchError } from './errors.ts';
+import { DigestConflictError, DigestMismatchError, SizeMismatchError } from './errors.ts';
 import { findMissing } from './missing.ts';
 import { KeyGuards, type KeyGuard } from './key-guards.ts';
 import {
@@ -14,7 +14,6 @@ import {
 } from './service.ts';
 import type { BlobInfo, BlobStore, ByteRange, PutOptions, PutResult } from './store.ts';
 import { Tee } from './tee.ts';
-import { DigestVerifier } from './verifier.ts';
 
 export interface WriteThroughOptions {
   /** The fast tier: a read cache that may drop anything at any time. */
@@ -75,19 +74,20 @@ export class WriteThroughTiers implements BlobService {
   }
 
   /**
-   * Verifies the durable bytes against their key while they stream to the client and into
-   * the fast tier. Damaged bytes fail the stream (the client sees a broken transfer, not a
-   * clean end) and are never cached.
+   * Copies the durable bytes into the fast tier while they stream to the client. The store
+   * verifies them on the way (holding back the last chunk until the digest matched):
+   * damaged bytes fail the stream, so the client sees a broken transfer, not a clean end,
+   * and the cache never keeps them.
    */
   private fillWhileStreaming(info: BlobInfo, source: Readable): Readable {
     const guard = this.guards.enter(info.key);
-    const verifier = new DigestVerifier({ md5: info.key, size: info.size });
-    const tee = new Tee((branch) => this.cache.put(branch, { key: info.key, size: info.size }), {
-      commitOnEnd: true,
-    });
+    const tee = new Tee(
+      (branch) => this.cache.put(branch, { key: info.key, size: info.size, sha256: info.sha256 }),
+      { commitOnEnd: true },
+    );
     // The callback fires once every byte went through the tee (or on the first error,
     // including the reader going away), which is when the side copy is settled.
-    return pipeline(source, verifier, tee.transform, (error) => {
+    return pipeline(source, tee.transform, (error) => {
       this.settleFill(info.key, tee, guard, error ?? undefined).catch((failure: unknown) =>
         this.logger.error('Failed to settle a fill', { key: info.key, error: String(failure) }),
       );
@@ -128,13 +128,16 @@ export class WriteThroughTiers implements BlobService {
 
   async put(source: Readable, options: PutOptions): Promise<PutResult> {
     if (options.key !== undefined) {
-      const existing = await this.store.head(options.key);
-      if (
-        existing !== null &&
-        (options.sha256 === undefined || existing.sha256 === options.sha256)
-      ) {
-        // Already stored and immutable: no need to read the body at all.
-        return { info: existing, created: false };
+      // Only a copy known intact lets us skip the body: a damaged one must be replaced by
+      // these bytes (the store verifies and repairs it while publishing).
+      const existing = await (this.store.headIntact?.(options.key) ?? this.store.head(options.key));
+      if (existing !== null) {
+        this.settleWithoutBody(existing, options);
+        if (options.sha256 === undefined || existing.sha256 === options.sha256) {
+          // Already stored and immutable: no need to read the body at all.
+          return { info: existing, created: false };
+        }
+        // The stored copy's SHA-256 is not known yet: read the body, the store compares.
       }
     }
     const guard = options.key === undefined ? undefined : this.guards.enter(options.key);
@@ -152,11 +155,24 @@ export class WriteThroughTiers implements BlobService {
         await tee.abort(error instanceof Error ? error : new Error(String(error)));
         throw error;
       }
-      await tee.commit();
+      // Only bytes that are what the store holds may be cached: an upload answered
+      // "already stored" may carry other bytes with the same MD5 (see decision 0017).
+      if (result.created) await tee.commit();
+      else await tee.abort(new Error('Already stored; the stored copy is the one to cache'));
       if (guard?.deleted === true) await this.removeEverywhere(result.info.key);
       return result;
     } finally {
       guard?.leave();
+    }
+  }
+
+  /** Refuses at once an upload claiming a SHA-256 other than the stored copy's. */
+  private settleWithoutBody(existing: BlobInfo, options: PutOptions): void {
+    const claimed = options.sha256;
+    if (claimed !== undefined && existing.sha256 !== undefined && existing.sha256 !== claimed) {
+      throw new DigestConflictError(
+        `Blob ${existing.key} is stored with SHA-256 ${existing.sha256}; this upload has ${claimed} (an MD5 collision)`,
+      );
     }
   }
 

@@ -1,8 +1,7 @@
 import type { IncomingMessage, RequestListener, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'winston';
-import type {
-  BlobcacheError} from '../blob/errors.ts';
+import type { BlobcacheError } from '../blob/errors.ts';
 import {
   BadRequestError,
   BlobTooLargeError,

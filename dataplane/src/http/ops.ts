@@ -24,7 +24,10 @@ export function opsRoutes(options: OpsRoutesOptions): Router {
     try {
       await options.blobs.check();
     } catch (error) {
-      throw new ServiceUnavailableError('A storage tier is unreachable', { cause: error });
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new ServiceUnavailableError(`A storage tier is not ready: ${reason}`, {
+        cause: error,
+      });
     }
     res.json({ status: 'ready' });
   });

@@ -6,6 +6,7 @@ import {
   InsufficientStorageError,
   InvalidBodyError,
   InvalidKeyError,
+  isNoSpace,
   RouteNotFoundError,
   ServiceUnavailableError,
   UnsupportedMediaTypeError,
@@ -16,16 +17,6 @@ import { problemBody } from './problem-body.ts';
 import { requestContext } from './request-context.ts';
 
 export { PROBLEM_TYPE_BASE, problemBody, type ProblemDetails } from './problem-body.ts';
-
-const NO_SPACE_CODES = new Set(['ENOSPC', 'EDQUOT']);
-
-/** True for a failed write because the disk (or the user's quota) is full. */
-export function isNoSpace(error: unknown): boolean {
-  for (let cause = error; cause instanceof Error; cause = cause.cause) {
-    if (NO_SPACE_CODES.has((cause as NodeJS.ErrnoException).code ?? '')) return true;
-  }
-  return false;
-}
 
 /**
  * Errors that express and body-parser raise for the request itself carry a 4xx `status`

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -24,8 +24,9 @@ describe('FileSystemStore', () => {
   it('publishes under blobs/<md5[0:2]>/<md5> and names an unkeyed blob by its MD5', async () => {
     const result = await store.put(source('hello'), {});
     expect(result).to.deep.equal({ info: { key: md5('hello'), size: 5 }, created: true });
-    expect(await readdir(join(root, 'blobs', md5('hello').slice(0, 2)))).to.deep.equal([
+    expect(await readdir(join(root, 'blobs', md5('hello').slice(0, 2)))).to.have.members([
       md5('hello'),
+      `${md5('hello')}.meta.json`,
     ]);
     expect(await text((await store.get(md5('hello')))!.stream)).to.equal('hello');
     expect(await text((await store.get(md5('hello'), { start: 1, end: 3 }))!.stream)).to.equal(
@@ -72,11 +73,11 @@ describe('FileSystemStore', () => {
     const sha256 = sha256Base64('abc');
     await store.put(source('abc'), { sha256 });
     expect(await store.head(md5('abc'))).to.deep.equal({ key: md5('abc'), size: 3, sha256 });
-    // Simulate a colliding earlier blob by recording a different SHA-256 for the same MD5.
-    await writeFile(
-      join(root, 'blobs', md5('abc').slice(0, 2), `${md5('abc')}.meta.json`),
-      '{"sha256":"AAAA"}',
-    );
+    // Simulate a colliding earlier blob by recording a different SHA-256 for the same MD5
+    // (keeping the stamp that says the file was verified).
+    const metaPath = join(root, 'blobs', md5('abc').slice(0, 2), `${md5('abc')}.meta.json`);
+    const meta = JSON.parse(await readFile(metaPath, 'utf8')) as Record<string, unknown>;
+    await writeFile(metaPath, JSON.stringify({ ...meta, sha256: 'AAAA' }));
     const error = await store.put(source('abc'), { sha256 }).catch((e: unknown) => e);
     expect(error).to.be.instanceOf(DigestConflictError);
   });

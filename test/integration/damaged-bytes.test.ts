@@ -1,0 +1,204 @@
+import { expect } from 'chai';
+import { mkdtemp, open, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { blobOf, md5, sha256Base64 } from '../harness/blobs.ts';
+import { spawnDataPlane, type SpawnedDataPlane } from '../harness/dataplane.ts';
+import { expectAlive } from '../harness/hostile-clients.ts';
+import { framedGet, problemOf } from '../harness/http.ts';
+import { COLLIDING_MD5, COLLIDING_PAIR } from '../harness/md5-collision.ts';
+import { metricSum } from '../harness/production-helpers.ts';
+
+const KiB = 1024;
+
+/** Flips one byte of a stored blob file, as a failing disk or a stray write would. */
+async function damage(path: string, offset: number, keepMtime = false): Promise<void> {
+  const before = await stat(path);
+  const handle = await open(path, 'r+');
+  try {
+    const byte = Buffer.alloc(1);
+    await handle.read(byte, 0, 1, offset);
+    byte[0] = byte[0]! ^ 0xff;
+    await handle.write(byte, 0, 1, offset);
+  } finally {
+    await handle.close();
+  }
+  if (keepMtime) await utimes(path, before.atime, before.mtime);
+}
+
+/** Issue 9, items 2 and 3 on the embedded tier, against the real process. */
+describe('damaged bytes and MD5 collisions on the embedded tier (real process)', function () {
+  this.timeout(60_000);
+  let dataDir: string;
+  let plane: SpawnedDataPlane;
+  const blobPath = (key: string) => join(dataDir, 'blobs', key.slice(0, 2), key);
+  const blobUrl = (key: string) => `${plane.url}/v1/blobs/${key}`;
+  const put = (body: Buffer, headers: Record<string, string> = {}, key = md5(body)) =>
+    fetch(blobUrl(key), { method: 'PUT', body, headers });
+  const quarantined = () => metricSum(plane.url, 'blobcache_quarantined_total', 'tier="durable"');
+  const start = () =>
+    spawnDataPlane({
+      BLOBCACHE_DATA_DIR: dataDir,
+      // Blobs over 64 KiB are served from disk, never from memory.
+      BLOBCACHE_MEMORY_CACHE_MAX_ENTRY_BYTES: '64Ki',
+    });
+
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'blobcache-damage-'));
+    plane = await start();
+  });
+  afterEach(async () => {
+    expect(plane.child.exitCode).to.equal(null);
+    await expectAlive(plane.url);
+  });
+  after(async () => {
+    await plane.stop('SIGKILL');
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  describe('item 2: a blob file damaged on disk', () => {
+    it('is never served complete to a whole GET: the transfer is cut, the copy quarantined', async () => {
+      const blob = blobOf(600 * KiB, 101);
+      const key = md5(blob);
+      expect((await put(blob)).status).to.equal(201);
+      const before = await quarantined();
+      await damage(blobPath(key), 300 * KiB);
+      const read = await framedGet(blobUrl(key));
+      expect(read.status).to.equal(200);
+      expect(read.declared).to.equal(blob.length);
+      expect(read.complete).to.be.false;
+      expect(read.body.length).to.be.below(blob.length);
+      expect(await quarantined()).to.equal(before + 1);
+      expect(plane.logs.some((line) => line.level === 'error' && line.key === key)).to.be.true;
+      expect((await fetch(blobUrl(key))).status).to.equal(404);
+      // The next upload of the right bytes stores it again.
+      expect((await put(blob)).status).to.equal(201);
+      const again = await framedGet(blobUrl(key));
+      expect(again.complete).to.be.true;
+      expect(again.body.equals(blob)).to.be.true;
+    });
+
+    it('is caught by a whole GET even when the damage kept the modification time', async () => {
+      const blob = blobOf(200 * KiB, 102);
+      const key = md5(blob);
+      expect((await put(blob)).status).to.equal(201);
+      await damage(blobPath(key), blob.length - 1, true);
+      const read = await framedGet(blobUrl(key));
+      expect(read.complete).to.be.false;
+      expect((await fetch(blobUrl(key), { method: 'HEAD' })).status).to.equal(404);
+    });
+
+    it('is never served to any Range read: every range answers 404 once found damaged', async () => {
+      const blob = blobOf(500 * KiB, 103);
+      const key = md5(blob);
+      expect((await put(blob)).status).to.equal(201);
+      const before = await quarantined();
+      // Damage at the end; the ranges asked for lie elsewhere and still must not be served.
+      await damage(blobPath(key), blob.length - 10);
+      for (const range of ['bytes=0-99', 'bytes=1000-', 'bytes=-5']) {
+        const response = await fetch(blobUrl(key), { headers: { Range: range } });
+        expect(response.status, range).to.equal(404);
+        await response.arrayBuffer();
+      }
+      expect(await quarantined()).to.equal(before + 1);
+    });
+
+    it('serves ranges of an intact blob, across a restart, without re-reading it all', async () => {
+      const blob = blobOf(300 * KiB, 104);
+      const key = md5(blob);
+      expect((await put(blob)).status).to.equal(201);
+      await plane.stop();
+      plane = await start();
+      const response = await fetch(blobUrl(key), { headers: { Range: 'bytes=100-199' } });
+      expect(response.status).to.equal(206);
+      expect(Buffer.from(await response.arrayBuffer()).equals(blob.subarray(100, 200))).to.be.true;
+    });
+
+    it('is repaired by a re-PUT of the right bytes (201, not "already stored")', async () => {
+      const blob = blobOf(400 * KiB, 105);
+      const key = md5(blob);
+      expect((await put(blob)).status).to.equal(201);
+      const before = await quarantined();
+      await damage(blobPath(key), 12_345);
+      const repaired = await put(blob);
+      expect(repaired.status).to.equal(201);
+      expect(await repaired.json()).to.include({ key, created: true });
+      expect(await quarantined()).to.equal(before + 1);
+      expect((await readFile(blobPath(key))).equals(blob)).to.be.true;
+      const read = await framedGet(blobUrl(key));
+      expect(read.complete).to.be.true;
+      expect(read.body.equals(blob)).to.be.true;
+    });
+
+    it('is repaired by a re-PUT of a blob small enough for memory too', async () => {
+      const blob = blobOf(10 * KiB, 106);
+      const key = md5(blob);
+      expect((await put(blob)).status).to.equal(201);
+      await damage(blobPath(key), 5);
+      expect((await put(blob)).status).to.equal(201);
+      expect((await readFile(blobPath(key))).equals(blob)).to.be.true;
+    });
+  });
+
+  describe('item 3: two contents with one MD5 (Wang and Yu’s colliding pair)', () => {
+    const [first, second] = COLLIDING_PAIR;
+    const digest = (block: Buffer) => ({ 'Repr-Digest': `sha-256=:${sha256Base64(block)}:` });
+
+    afterEach(async () => {
+      await fetch(blobUrl(COLLIDING_MD5), { method: 'DELETE' });
+    });
+
+    it('uses a real collision: two different blocks, one MD5', () => {
+      expect(first.equals(second)).to.be.false;
+      expect(md5(first)).to.equal(COLLIDING_MD5);
+      expect(md5(second)).to.equal(COLLIDING_MD5);
+    });
+
+    it('keeps the first content; the other one with its Repr-Digest is a 409', async () => {
+      expect((await put(first, digest(first))).status).to.equal(201);
+      const clash = await put(second, digest(second));
+      expect(clash.status).to.equal(409);
+      expect((await problemOf(clash)).code).to.equal('digest-conflict');
+      const read = await fetch(blobUrl(COLLIDING_MD5));
+      expect(Buffer.from(await read.arrayBuffer()).equals(first)).to.be.true;
+      expect(read.headers.get('repr-digest')).to.equal(digest(first)['Repr-Digest']);
+    });
+
+    it('compares against a first content stored without a digest, and remembers it', async () => {
+      expect((await put(first)).status).to.equal(201);
+      const clash = await put(second, digest(second));
+      expect(clash.status).to.equal(409);
+      // The stored content's own SHA-256 is known now, and survives a restart.
+      await plane.stop();
+      plane = await start();
+      const read = await fetch(blobUrl(COLLIDING_MD5));
+      expect(Buffer.from(await read.arrayBuffer()).equals(first)).to.be.true;
+      expect(read.headers.get('repr-digest')).to.equal(digest(first)['Repr-Digest']);
+    });
+
+    it('never calls identical bytes a conflict, with or without a digest', async () => {
+      expect((await put(first)).status).to.equal(201);
+      const same = await put(first, digest(first));
+      expect(same.status).to.equal(200);
+      expect(await same.json()).to.include({ created: false, sha256: sha256Base64(first) });
+      expect((await put(first)).status).to.equal(200);
+      expect((await put(first, digest(first))).status).to.equal(200);
+    });
+
+    it('answers an upload without a digest by the key alone, and serves only the first', async () => {
+      expect((await put(first, digest(first))).status).to.equal(201);
+      const other = await put(second);
+      expect(other.status).to.equal(200);
+      expect(await other.json()).to.include({ created: false, sha256: sha256Base64(first) });
+      for (let i = 0; i < 3; i++) {
+        const read = await fetch(blobUrl(COLLIDING_MD5));
+        expect(Buffer.from(await read.arrayBuffer()).equals(first)).to.be.true;
+      }
+      await plane.stop();
+      plane = await start();
+      const read = await fetch(blobUrl(COLLIDING_MD5));
+      expect(Buffer.from(await read.arrayBuffer()).equals(first)).to.be.true;
+      expect(read.headers.get('repr-digest')).to.equal(digest(first)['Repr-Digest']);
+    });
+  });
+});
