@@ -49,6 +49,7 @@ export async function startServer(
       logger: options.logger,
       metrics: options.metrics,
       maxConnections: options.maxConnections,
+      idleTimeoutMs: options.idleTimeoutMs,
     }),
   );
   // Socket inactivity, in both directions: a client that stops reading or sending is cut.

@@ -10,6 +10,14 @@ import type {
 } from '../blob/store.ts';
 import { DigestVerifier } from '../blob/verifier.ts';
 
+/** No room: the budget is held by reads under way; the blob is just not cached. */
+export class CacheFullError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CacheFullError';
+  }
+}
+
 export interface MemoryLruOptions {
   /** Total bytes held; least recently used blobs are evicted past it. */
   maxBytes: number;
@@ -23,6 +31,10 @@ interface Entry {
   info: BlobInfo;
   chunks: Buffer[];
   storedAt: number;
+  /** Reads under way that hold the chunks (a response still writing them). */
+  readers: number;
+  /** Evicted or deleted while read: its bytes stay counted until the last reader is done. */
+  gone: boolean;
 }
 
 /**
@@ -30,10 +42,17 @@ interface Entry {
  * per-pod hot tier. Blobs are kept as the chunks they arrived in (no concatenation, no copy)
  * and only after their MD5 was verified. Capacity is bounded in bytes, so the process's
  * memory stays bounded however large the blobs passing through are.
+ *
+ * Reads are served by reference (docs/decisions/0018): a read pins its entry until it calls
+ * `release()`, and an entry evicted while pinned keeps counting against the budget until
+ * then. Puts reserve their bytes as they arrive. So readers that stop reading (their
+ * sockets holding our buffers) can never take memory past `maxBytes`: with the budget
+ * pinned, new blobs are simply not cached.
  */
 export class MemoryLruStore implements BlobStore {
   private readonly entries = new Map<string, Entry>();
   private readonly options: MemoryLruOptions;
+  /** Bytes of entries in the map, of pinned entries gone from it, and of puts under way. */
   private bytes = 0;
   private evictions = 0;
 
@@ -64,7 +83,28 @@ export class MemoryLruStore implements BlobStore {
 
   private remove(key: string, entry: Entry): void {
     this.entries.delete(key);
-    this.bytes -= entry.info.size;
+    entry.gone = true;
+    if (entry.readers === 0) this.bytes -= entry.info.size;
+  }
+
+  /** Makes room for `size` more bytes by evicting, or says there is none. */
+  private reserve(size: number): boolean {
+    this.bytes += size;
+    this.evict();
+    if (this.bytes <= this.options.maxBytes) return true;
+    this.bytes -= size;
+    return false;
+  }
+
+  private pin(entry: Entry): () => void {
+    entry.readers += 1;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      entry.readers -= 1;
+      if (entry.readers === 0 && entry.gone) this.bytes -= entry.info.size;
+    };
   }
 
   private touch(key: string): Entry | undefined {
@@ -85,19 +125,27 @@ export class MemoryLruStore implements BlobStore {
     return Promise.resolve(this.peek(key, range));
   }
 
-  /** `get` without the promise: the bytes are in memory already. */
+  /**
+   * `get` without the promise: the bytes are in memory already. The read pins the entry:
+   * call `release()` once its chunks are no longer referenced (the stream, if used,
+   * releases when it closes).
+   */
   peek(key: string, range?: ByteRange): BlobRead | null {
     const entry = this.touch(key);
     if (entry === undefined) return null;
     const start = range?.start ?? 0;
     const end = range?.end ?? entry.info.size - 1;
     const chunks = [...slices(entry.chunks, start, end)];
+    const release = this.pin(entry);
     return {
       info: entry.info,
       chunks,
+      release,
       // Made on first use: the HTTP layer writes `chunks` directly and never asks.
       get stream() {
-        return Readable.from(chunks, { objectMode: false });
+        const stream = Readable.from(chunks, { objectMode: false });
+        stream.once('close', release);
+        return stream;
       },
     };
   }
@@ -111,28 +159,47 @@ export class MemoryLruStore implements BlobStore {
       maxBytes,
     });
     const chunks: Buffer[] = [];
+    let reserved = 0;
+    const reserve = (size: number): boolean => {
+      if (!this.reserve(size)) return false;
+      reserved += size;
+      return true;
+    };
     const collect = new Writable({
       write(chunk: Buffer, _encoding, callback) {
+        if (!reserve(chunk.length)) {
+          callback(new CacheFullError('The memory tier is full of blobs being read'));
+          return;
+        }
         chunks.push(chunk);
         callback();
       },
     });
-    await pipeline(source, verifier, collect, { signal: options.signal });
+    try {
+      await pipeline(source, verifier, collect, { signal: options.signal });
+    } catch (error) {
+      this.bytes -= reserved;
+      throw error;
+    }
     const digest = verifier.result;
     if (digest === undefined) throw new Error('The verifier finished without a result');
     const existing = this.touch(digest.md5);
-    if (existing !== undefined) return { info: existing.info, created: false };
+    if (existing !== undefined) {
+      this.bytes -= reserved;
+      return { info: existing.info, created: false };
+    }
     const info: BlobInfo = { key: digest.md5, size: digest.size };
     if (digest.sha256 !== undefined) info.sha256 = digest.sha256;
-    this.entries.set(info.key, { info, chunks, storedAt: Date.now() });
-    this.bytes += info.size;
-    this.evict();
+    // The bytes were reserved as they came: they now belong to the entry.
+    this.entries.set(info.key, { info, chunks, storedAt: Date.now(), readers: 0, gone: false });
     return { info, created: true };
   }
 
   private evict(): void {
     for (const [key, entry] of this.entries) {
       if (this.bytes <= this.options.maxBytes) return;
+      // Evicting a blob being read frees nothing (its reader holds the bytes): keep it.
+      if (entry.readers > 0) continue;
       this.remove(key, entry);
       this.evictions += 1;
     }

@@ -54,6 +54,7 @@ export function servedFromMemory(read: BlobRead): ServedBlob {
   return {
     info: read.info,
     chunks: read.chunks,
+    ...(read.release === undefined ? {} : { release: read.release }),
     cache: 'hit',
     get stream() {
       return read.stream;

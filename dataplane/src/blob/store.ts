@@ -28,6 +28,12 @@ export interface BlobRead {
    * then writes them out directly instead of through a stream. `stream` is unused then.
    */
   chunks?: readonly Buffer[];
+  /**
+   * For reads served by reference from memory: call once `chunks` are no longer in use (a
+   * response finished or was cut), so their bytes stop counting against the tier's budget.
+   * Safe to call more than once.
+   */
+  release?: () => void;
 }
 
 export interface PutOptions {

@@ -176,7 +176,8 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
     res.setHeader('X-Cache', served.cache);
     if (served.chunks !== undefined) {
       // Already in memory: write it out directly, without stream machinery (the hot path
-      // for small blobs). The socket holds references, not copies.
+      // for small blobs). The socket holds references, not copies, until it is done.
+      if (served.release !== undefined) res.once('close', served.release);
       let bytes = 0;
       for (const chunk of served.chunks) {
         bytes += chunk.length;

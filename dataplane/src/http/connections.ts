@@ -20,6 +20,8 @@ export interface ConnectionGuardOptions {
   metrics: Metrics;
   /** Connections served at once; the next ones are answered 503 and closed. */
   maxConnections: number;
+  /** A connection on which no byte moved either way for this long is cut. */
+  idleTimeoutMs: number;
 }
 
 /** What Node's HTTP parser reported, as the problem to answer with. */
@@ -43,6 +45,53 @@ function responseInProgress(socket: Socket): ServerResponse | undefined {
   return (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage ?? undefined;
 }
 
+interface StreamHandle {
+  writeQueueSize?: number;
+}
+
+/**
+ * Bytes that really moved on a connection: read from it, or taken by the kernel (written
+ * and no longer queued). A reader that stopped reading moves neither.
+ */
+function progressOf(socket: Socket): number {
+  const queued = (socket as Socket & { _handle?: StreamHandle | null })._handle?.writeQueueSize;
+  return socket.bytesRead + socket.bytesWritten - socket.writableLength - (queued ?? 0);
+}
+
+/**
+ * Cuts connections on which nothing moved for `idleTimeoutMs`. Node's own socket timeout
+ * (kept as a backstop) lets a write in progress that made any progress in one period start
+ * another period, so a stalled reader was cut only after about twice the timeout.
+ */
+function cutIdleConnections(server: Server, options: ConnectionGuardOptions): void {
+  const { idleTimeoutMs, metrics, logger } = options;
+  const watched = new Map<Socket, { progress: number; since: number }>();
+  server.on('connection', (socket: Socket) => {
+    watched.set(socket, { progress: progressOf(socket), since: Date.now() });
+    socket.once('close', () => watched.delete(socket));
+  });
+  const sweep = setInterval(
+    () => {
+      const now = Date.now();
+      for (const [socket, seen] of watched) {
+        const progress = progressOf(socket);
+        if (progress !== seen.progress) {
+          seen.progress = progress;
+          seen.since = now;
+        } else if (now - seen.since >= idleTimeoutMs) {
+          watched.delete(socket);
+          metrics.clientErrors.inc({ reason: 'idle' });
+          logger.info('Cut a connection idle too long', { idleMs: now - seen.since });
+          socket.destroy();
+        }
+      }
+    },
+    Math.max(50, Math.min(1000, idleTimeoutMs / 4)),
+  );
+  sweep.unref();
+  server.once('close', () => clearInterval(sweep));
+}
+
 /** Writes a problem outside any `ServerResponse`, then closes (lingering). */
 function answerRaw(
   socket: Socket,
@@ -60,6 +109,8 @@ function answerRaw(
  * - `CONNECT` and unsupported `Expect` get a problem+json answer, not silence;
  * - an HTTP/1.1 request without `Host` gets a problem+json 400;
  * - connections beyond `maxConnections` are answered 503 and closed;
+ * - connections on which nothing moves for `idleTimeoutMs` are cut (readers that stopped
+ *   reading, clients that stopped sending);
  * - a client that half-closes after sending a whole request still gets its answer;
  * - pipelined requests run one after another, so each sees the effect of the one before.
  * Returns the request listener to serve, wrapped for the last two.
@@ -77,6 +128,7 @@ export function guardConnections(
   // Keep our side open when the client half-closes: Node would otherwise end the
   // connection at once, dropping the answer to a request it has read completely.
   (server as Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
+  cutIdleConnections(server, options);
 
   server.on('connection', (socket: Socket) => {
     open += 1;

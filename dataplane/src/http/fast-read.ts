@@ -67,6 +67,8 @@ export function fastReads(options: {
       'hit',
     ]);
     const { chunks } = served;
+    // The socket holds our chunks (no copies) until it has written them.
+    if (served.release !== undefined) res.once('close', served.release);
     if (chunks.length === 1) {
       // Headers and body leave in one write.
       res.end(chunks[0]);

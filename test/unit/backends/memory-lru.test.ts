@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { MemoryLruStore } from '../../../dataplane/src/backends/memory-lru.ts';
+import { CacheFullError, MemoryLruStore } from '../../../dataplane/src/backends/memory-lru.ts';
 import { BlobTooLargeError, DigestMismatchError } from '../../../dataplane/src/blob/errors.ts';
 import { md5 } from '../../harness/blobs.ts';
 
@@ -28,7 +28,7 @@ describe('MemoryLruStore', () => {
     const store = new MemoryLruStore({ maxBytes: 20, maxEntryBytes: 10 });
     await put(store, 'aaaaaaaaaa');
     await put(store, 'bbbbbbbbbb');
-    await store.get(md5('aaaaaaaaaa'));
+    (await store.get(md5('aaaaaaaaaa')))!.release!();
     await put(store, 'cccccccccc');
     expect(await store.head(md5('bbbbbbbbbb'))).to.equal(null);
     expect(await store.head(md5('aaaaaaaaaa'))).to.not.equal(null);
@@ -53,6 +53,39 @@ describe('MemoryLruStore', () => {
     await put(store, 'xy');
     expect(await store.delete(md5('xy'))).to.be.true;
     expect(await store.delete(md5('xy'))).to.be.false;
+    expect(store.stats().bytes).to.equal(0);
+  });
+
+  it('keeps counting an evicted blob while a reader holds it, and caches nothing past the budget', async () => {
+    const store = new MemoryLruStore({ maxBytes: 20, maxEntryBytes: 10 });
+    await put(store, 'aaaaaaaaaa');
+    await put(store, 'bbbbbbbbbb');
+    const readA = store.peek(md5('aaaaaaaaaa'))!;
+    const readB = store.peek(md5('bbbbbbbbbb'))!;
+    // Both pinned: a third blob finds no room and is not cached; nothing was evicted.
+    const error = await put(store, 'cccccccccc').catch((e: unknown) => e as Error);
+    expect(error).to.be.instanceOf(CacheFullError);
+    expect(store.stats()).to.deep.include({ bytes: 20, blobs: 2 });
+    // Deleted while read: gone from the map, still counted until released.
+    await store.delete(md5('aaaaaaaaaa'));
+    expect(store.stats()).to.deep.include({ bytes: 20, blobs: 1 });
+    expect(Buffer.concat(readA.chunks!).toString()).to.equal('aaaaaaaaaa');
+    readA.release!();
+    readA.release!();
+    expect(store.stats()).to.deep.include({ bytes: 10, blobs: 1 });
+    expect((await put(store, 'cccccccccc')).created).to.be.true;
+    readB.release!();
+    expect(store.stats().bytes).to.equal(20);
+  });
+
+  it('releases a read served as a stream when the stream closes', async () => {
+    const store = new MemoryLruStore({ maxBytes: 10, maxEntryBytes: 10 });
+    await put(store, 'aaaaaaaaaa');
+    const read = store.peek(md5('aaaaaaaaaa'))!;
+    await store.delete(md5('aaaaaaaaaa'));
+    expect(store.stats().bytes).to.equal(10);
+    expect(await text(read.stream)).to.equal('aaaaaaaaaa');
+    await new Promise((resolve) => setImmediate(resolve));
     expect(store.stats().bytes).to.equal(0);
   });
 });

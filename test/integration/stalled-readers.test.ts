@@ -1,0 +1,124 @@
+import { expect } from 'chai';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import type { Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GeneratedBlob } from '../harness/blobs.ts';
+import { spawnDataPlane, type SpawnedDataPlane } from '../harness/dataplane.ts';
+import { eventually } from '../harness/eventually.ts';
+import { expectAlive } from '../harness/hostile-clients.ts';
+import { openSocket, parseResponses, rawExchange } from '../harness/raw-socket.ts';
+import { metricSum } from '../harness/production-helpers.ts';
+import {
+  mib,
+  openConnections,
+  rss,
+  stalledGet,
+  waitUntilStalled,
+} from '../harness/stalled-readers.ts';
+
+const MiB = 1024 * 1024;
+const IDLE_MS = 4000;
+
+function upload(url: string, blob: GeneratedBlob, key: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${url}/v1/blobs/${key}`,
+      { method: 'PUT', headers: { 'Content-Length': String(blob.size) } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    blob.stream().pipe(req);
+  });
+}
+
+/** Issue 9, item 4 on the embedded tier: readers that stop reading, against the real process. */
+describe('readers that stop reading (embedded, real process)', function () {
+  this.timeout(180_000);
+  let dataDir: string;
+  let plane: SpawnedDataPlane | undefined;
+  beforeEach(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'blobcache-stalled-'));
+  });
+  afterEach(async () => {
+    await plane?.stop('SIGKILL');
+    plane = undefined;
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('keeps 40 stalled readers of distinct 8 MiB blobs within the memory budget, and cuts them after idleTimeoutMs', async () => {
+    plane = await spawnDataPlane({
+      BLOBCACHE_DATA_DIR: dataDir,
+      BLOBCACHE_MEMORY_CACHE_BYTES: '64Mi',
+      BLOBCACHE_MEMORY_CACHE_MAX_ENTRY_BYTES: '8Mi',
+      BLOBCACHE_IDLE_TIMEOUT_MS: String(IDLE_MS),
+    });
+    const pid = plane.child.pid!;
+    const keys: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      const blob = new GeneratedBlob(8 * MiB, 200 + i);
+      const key = blob.key();
+      keys.push(key);
+      expect(await upload(plane.url, blob, key)).to.equal(201);
+    }
+    const idleCuts = () => metricSum(plane!.url, 'blobcache_client_errors_total', 'reason="idle"');
+    const cutsBefore = await idleCuts();
+    const connectionsBefore = await openConnections(plane.url);
+    const before = await rss(pid);
+    const readers: Socket[] = [];
+    for (const key of keys) readers.push(await stalledGet(plane.url, key));
+    const stalledAt = await waitUntilStalled(plane.url);
+    const during = await rss(pid);
+    const growth = during - before;
+    console.log(
+      `      40 stalled readers of 8 MiB blobs, 64 MiB memory tier: RSS ${mib(before)} -> ${mib(during)} (+${mib(growth)})`,
+    );
+    // The memory tier was full before the readers came: what they hold is bounded by it,
+    // plus a stream's buffers per connection, not by the blobs they asked for (40 x 8 MiB).
+    expect(growth).to.be.below(64 * MiB);
+    expect(await openConnections(plane.url)).to.be.at.least(connectionsBefore + 40);
+
+    await eventually(
+      'the stalled readers to be cut',
+      async () => (await idleCuts()) >= cutsBefore + 40,
+      {
+        timeoutMs: 4 * IDLE_MS,
+        intervalMs: 100,
+      },
+    );
+    const cutAfter = Date.now() - stalledAt;
+    console.log(
+      `      stalled readers cut ${cutAfter} ms after they stalled (idleTimeoutMs ${IDLE_MS})`,
+    );
+    // Once the timeout, not twice (the sweep runs every idleTimeoutMs / 4; loaded machines lag).
+    expect(cutAfter).to.be.below(1.5 * IDLE_MS + 1000);
+    expect(cutAfter).to.be.above(IDLE_MS - 1500);
+    for (const reader of readers) reader.destroy();
+    await expectAlive(plane.url);
+  });
+
+  it('answers connections beyond the cap with 503 problem+json, and serves again once they close', async () => {
+    plane = await spawnDataPlane({ BLOBCACHE_DATA_DIR: dataDir, BLOBCACHE_MAX_CONNECTIONS: '5' });
+    const held = await Promise.all(Array.from({ length: 4 }, () => openSocket(plane!.url)));
+    // The fifth connection (this request) is still within the cap.
+    await expectAlive(plane.url);
+    held.push(await openSocket(plane.url));
+    // A new connection (fetch would reuse its pooled one).
+    const exchange = await rawExchange(plane.url, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    const [refused] = parseResponses(exchange.text);
+    expect(refused?.status).to.equal(503);
+    expect(refused?.headers['retry-after']).to.equal('1');
+    expect(refused?.headers['content-type']).to.equal('application/problem+json');
+    expect(JSON.parse(refused!.body).detail).to.contain('maximum of 5 connections');
+    for (const socket of held) socket.destroy();
+    await eventually(
+      'the held connections to close',
+      async () => (await fetch(`${plane!.url}/healthz`)).status === 200,
+    );
+    await expectAlive(plane.url);
+  });
+});
