@@ -113,7 +113,9 @@ describe('readers that stop reading (embedded, real process)', function () {
     expect(refused?.status).to.equal(503);
     expect(refused?.headers['retry-after']).to.equal('1');
     expect(refused?.headers['content-type']).to.equal('application/problem+json');
-    expect(JSON.parse(refused!.body).detail).to.contain('maximum of 5 connections');
+    expect((JSON.parse(refused!.body) as { detail: string }).detail).to.contain(
+      'maximum of 5 connections',
+    );
     for (const socket of held) socket.destroy();
     await eventually(
       'the held connections to close',
