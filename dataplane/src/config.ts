@@ -63,6 +63,8 @@ export interface DataPlaneConfig {
   cachedTtlMs: number;
   /** How long to wait for a Redis replica to confirm a write. Env `BLOBCACHE_REPLICA_WAIT_MS`. @default 2000 */
   replicaWaitMs: number;
+  /** With Redis, bytes of chunks all reads together may fetch ahead of their clients; past it reads fetch nothing ahead and read chunks in 64 KiB pieces (minimum 1 MiB). Env `BLOBCACHE_READ_AHEAD_BYTES`. @default 64 MiB */
+  readAheadBytes: number;
   /** Connections served at once; more are answered 503 and closed (minimum 1). Env `BLOBCACHE_MAX_CONNECTIONS`. @default 1024 */
   maxConnections: number;
   /** With Redis, how long a blob stays in the per-process hot tier (a bound on serving a blob deleted elsewhere if an invalidation is missed). Env `BLOBCACHE_HOT_TTL_MS`. @default 30000 */
@@ -97,6 +99,7 @@ export const DEFAULT_CONFIG: DataPlaneConfig = {
   replicaWaitMs: 2_000,
   hotTtlMs: 30_000,
   maxConnections: 1024,
+  readAheadBytes: 64 * MiB,
 };
 
 /** A configuration error; the message always names the offending key. */
@@ -158,6 +161,7 @@ const SETTINGS: readonly Setting[] = [
   { key: 'replicaWaitMs', env: 'BLOBCACHE_REPLICA_WAIT_MS', kind: 'ms' },
   { key: 'hotTtlMs', env: 'BLOBCACHE_HOT_TTL_MS', kind: 'ms' },
   { key: 'maxConnections', env: 'BLOBCACHE_MAX_CONNECTIONS', kind: 'connections' },
+  { key: 'readAheadBytes', env: 'BLOBCACHE_READ_AHEAD_BYTES', kind: 'bytes' },
 ];
 
 const DURABILITIES = ['WriteBehind', 'Sync'];
@@ -283,6 +287,11 @@ export function loadConfig(sources: ConfigSources): DataPlaneConfig {
   if (result.chunkBytes > 256 * MiB) {
     throw new ConfigError(
       `BLOBCACHE_CHUNK_BYTES must be at most 256Mi (Redis values are limited to 512 MiB); got ${result.chunkBytes}`,
+    );
+  }
+  if (result.readAheadBytes < MiB) {
+    throw new ConfigError(
+      `BLOBCACHE_READ_AHEAD_BYTES must be at least 1Mi; got ${result.readAheadBytes}`,
     );
   }
   if (result.memoryCacheMaxEntryBytes > result.memoryCacheBytes) {

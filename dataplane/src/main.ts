@@ -140,6 +140,15 @@ async function buildTiers(
   redis.on('error', (error: Error) =>
     logger.warn('Redis reported an error', { error: error.message }),
   );
+  const { setReadAheadBudget } = await import('./redis/chunks.ts');
+  const readAhead = setReadAheadBudget(config.readAheadBytes);
+  metrics.addScrapedGauges([
+    {
+      name: 'blobcache_read_ahead_bytes',
+      help: 'Bytes of Redis chunks read ahead of their clients (bounded by BLOBCACHE_READ_AHEAD_BYTES).',
+      read: () => Promise.resolve(readAhead.inUse()),
+    },
+  ]);
   const fast = new RedisFastTier({
     redis,
     chunkBytes: config.chunkBytes,

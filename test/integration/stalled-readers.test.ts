@@ -96,8 +96,33 @@ describe('readers that stop reading (embedded, real process)', function () {
     );
     // Once the timeout, not twice (the sweep runs every idleTimeoutMs / 4; loaded machines lag).
     expect(cutAfter).to.be.below(1.5 * IDLE_MS + 1000);
-    expect(cutAfter).to.be.above(IDLE_MS - 1500);
     for (const reader of readers) reader.destroy();
+    await expectAlive(plane.url);
+  });
+
+  it('cuts a stalled reader once idleTimeoutMs passed without progress, not before, not twice as late', async () => {
+    plane = await spawnDataPlane({
+      BLOBCACHE_DATA_DIR: dataDir,
+      BLOBCACHE_IDLE_TIMEOUT_MS: String(IDLE_MS),
+    });
+    const blob = new GeneratedBlob(64 * MiB, 250);
+    const key = blob.key();
+    expect(await upload(plane.url, blob, key)).to.equal(201);
+    const idleCuts = () => metricSum(plane!.url, 'blobcache_client_errors_total', 'reason="idle"');
+    const cutsBefore = await idleCuts();
+    const reader = await stalledGet(plane.url, key);
+    const stalledAt = await waitUntilStalled(plane.url);
+    await eventually('the stalled reader to be cut', async () => (await idleCuts()) > cutsBefore, {
+      timeoutMs: 4 * IDLE_MS,
+      intervalMs: 50,
+    });
+    const cutAfter = Date.now() - stalledAt;
+    console.log(
+      `      one stalled reader cut ${cutAfter} ms after it stalled (idleTimeoutMs ${IDLE_MS})`,
+    );
+    expect(cutAfter).to.be.above(IDLE_MS - 1000);
+    expect(cutAfter).to.be.below(1.5 * IDLE_MS + 1000);
+    reader.destroy();
     await expectAlive(plane.url);
   });
 

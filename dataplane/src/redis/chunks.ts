@@ -60,8 +60,62 @@ export function chunkWriter(options: {
 }
 
 /**
- * Streams bytes `start..end` (inclusive) of a chunked blob, fetching up to `readAhead`
- * chunks ahead. A missing chunk fails the stream with `ChunkMissingError`.
+ * Bytes of whole chunks that readers hold ahead of their clients, shared by every read in
+ * the process (docs/decisions/0018). A stream takes a chunk's bytes before fetching it and
+ * gives them back once its consumer asked for more (the chunk left for the socket); with
+ * the budget spent, streams fetch no chunk ahead and read the one they need in pieces.
+ */
+export class ReadAheadBudget {
+  private used = 0;
+  private readonly maxBytes: number;
+
+  constructor(maxBytes: number) {
+    this.maxBytes = maxBytes;
+  }
+
+  /** Takes `bytes` if they fit. */
+  tryTake(bytes: number): boolean {
+    if (this.used + bytes > this.maxBytes) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.used -= bytes;
+  }
+
+  /** Bytes taken now (for metrics). */
+  inUse(): number {
+    return this.used;
+  }
+}
+
+/** The process's budget; main.ts sizes it from the configuration. */
+let sharedBudget = new ReadAheadBudget(64 * 1024 * 1024);
+
+export function setReadAheadBudget(maxBytes: number): ReadAheadBudget {
+  sharedBudget = new ReadAheadBudget(maxBytes);
+  return sharedBudget;
+}
+
+/** Under pressure a chunk is read (GETRANGE) and handed on in pieces of this size. */
+export const PIECE_BYTES = 64 * 1024;
+
+interface Fetch {
+  index: number;
+  data: Promise<Buffer | null>;
+  /** Budget bytes this fetch holds. */
+  taken: number;
+}
+
+/**
+ * Streams bytes `start..end` (inclusive) of a chunked blob. A missing chunk fails the
+ * stream with `ChunkMissingError`.
+ *
+ * Memory per stream is bounded whatever its client does: chunks are fetched only when the
+ * consumer asks (highWaterMark 0), at most `readAhead` at once and only while the shared
+ * budget has room; without room the needed chunk is read in 64 KiB pieces. A reader that
+ * stops reading therefore holds at most one piece plus what the budget granted it.
  */
 export function chunkReader(options: {
   redis: Cluster;
@@ -70,30 +124,67 @@ export function chunkReader(options: {
   start: number;
   end: number;
   readAhead: number;
+  /** @default the process's shared budget */
+  budget?: ReadAheadBudget;
 }): Readable {
   const { redis, chunkBytes, keyOf, start, end, readAhead } = options;
+  const budget = options.budget ?? sharedBudget;
   const first = Math.floor(start / chunkBytes);
   const last = Math.floor(end / chunkBytes);
+  /** The part of chunk `index` inside the range, as offsets within the chunk. */
+  const within = (index: number): { from: number; to: number } => ({
+    from: Math.max(0, start - index * chunkBytes),
+    to: Math.min(chunkBytes - 1, end - index * chunkBytes),
+  });
+
   async function* chunks(): AsyncGenerator<Buffer> {
-    const inflight: Promise<Buffer | null>[] = [];
+    const ahead: Fetch[] = [];
     let next = first;
     const launch = (): void => {
-      while (inflight.length < readAhead && next <= last) {
-        const read = redis.getBuffer(keyOf(next++));
+      while (ahead.length < readAhead && next <= last && budget.tryTake(chunkBytes)) {
+        const data = redis.getBuffer(keyOf(next));
         // Reads left behind when the consumer stops early must not become unhandled rejections.
-        read.catch(() => undefined);
-        inflight.push(read);
+        data.catch(() => undefined);
+        ahead.push({ index: next++, data, taken: chunkBytes });
       }
     };
-    for (let index = first; index <= last; index++) {
-      launch();
-      const data = await inflight.shift()!;
-      if (data === null) throw new ChunkMissingError(`Chunk ${index} (${keyOf(index)}) is gone`);
-      const chunkStart = index * chunkBytes;
-      const from = Math.max(0, start - chunkStart);
-      const to = Math.min(data.length, end - chunkStart + 1);
-      yield from === 0 && to === data.length ? data : data.subarray(from, to);
+    try {
+      for (let index = first; index <= last; index++) {
+        launch();
+        const fetched = ahead[0]?.index === index ? ahead.shift() : undefined;
+        if (fetched === undefined) {
+          // No room to hold the chunk whole: read it in pieces (only `next` moves on).
+          next = Math.max(next, index + 1);
+          yield* pieces(index);
+          continue;
+        }
+        try {
+          const data = await fetched.data;
+          if (data === null)
+            throw new ChunkMissingError(`Chunk ${index} (${keyOf(index)}) is gone`);
+          const { from, to } = within(index);
+          yield from === 0 && to === data.length - 1 ? data : data.subarray(from, to + 1);
+        } finally {
+          // The consumer asked for more: the chunk went on to the socket.
+          budget.give(fetched.taken);
+        }
+      }
+    } finally {
+      for (const fetch of ahead) budget.give(fetch.taken);
     }
   }
-  return Readable.from(chunks(), { objectMode: false });
+
+  async function* pieces(index: number): AsyncGenerator<Buffer> {
+    const { from, to } = within(index);
+    for (let offset = from; offset <= to; offset += PIECE_BYTES) {
+      const pieceEnd = Math.min(to, offset + PIECE_BYTES - 1);
+      const piece = await redis.getrangeBuffer(keyOf(index), offset, pieceEnd);
+      if (piece.length !== pieceEnd - offset + 1) {
+        throw new ChunkMissingError(`Chunk ${index} (${keyOf(index)}) is gone or short`);
+      }
+      yield piece;
+    }
+  }
+
+  return Readable.from(chunks(), { objectMode: false, highWaterMark: 0 });
 }

@@ -1,0 +1,131 @@
+import { expect } from 'chai';
+import type { Socket } from 'node:net';
+import { request } from 'node:http';
+import { GeneratedBlob, blobOf, digestOf, md5 } from '../../harness/blobs.ts';
+import type { SpawnedDataPlane } from '../../harness/dataplane.ts';
+import { eventually } from '../../harness/eventually.ts';
+import {
+  KILLER_UPLOADS,
+  expectAlive,
+  pythonPut,
+  runKillerUploads,
+} from '../../harness/hostile-clients.ts';
+import { metricSum, metricValue } from '../../harness/production-helpers.ts';
+import { startProductionStack, type ProductionStack } from '../../harness/production.ts';
+import { parseResponses, rawExchange } from '../../harness/raw-socket.ts';
+import { mib, rss, stalledGet, waitUntilStalled } from '../../harness/stalled-readers.ts';
+
+const MiB = 1024 * 1024;
+const IDLE_MS = 5000;
+
+/** Issue 9 on the production tiers (real Redis Cluster + S3), against the real process. */
+describe('hostile clients against the production tiers (real process, Redis + S3)', function () {
+  this.timeout(300_000);
+  let stack: ProductionStack;
+  let plane: SpawnedDataPlane;
+  const stored = blobOf(300_000, 301);
+  const storedKey = md5(stored);
+
+  before(async () => {
+    stack = await startProductionStack();
+    plane = await stack.spawn({
+      BLOBCACHE_MAX_BLOB_BYTES: '64Mi',
+      BLOBCACHE_IDLE_TIMEOUT_MS: String(IDLE_MS),
+    });
+    const put = await fetch(`${plane.url}/v1/blobs/${storedKey}`, { method: 'PUT', body: stored });
+    expect(put.status).to.equal(201);
+  });
+  afterEach(async () => {
+    expect(plane.child.exitCode).to.equal(null);
+    await expectAlive(plane.url);
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  describe('item 1: no request kills the process', () => {
+    for (const [name, build] of Object.entries(KILLER_UPLOADS)) {
+      it(`answers ${name} with a 400 problem, keyed and unkeyed`, async () => {
+        const requests = [build('b'.repeat(32)), build(storedKey)].map((text) => text);
+        // The unkeyed upload goes through the spool first.
+        requests.push(build('x').replace('PUT /v1/blobs/x', 'POST /v1/blobs'));
+        for (const text of requests) {
+          const [answer] = parseResponses((await rawExchange(plane.url, text)).text);
+          expect(answer?.status).to.equal(400);
+          expect(answer?.headers['content-type']).to.equal('application/problem+json');
+        }
+      });
+    }
+
+    it('survives resets after the headers and short bodies, for new and stored keys, many times', async () => {
+      for (let round = 0; round < 3; round++) await runKillerUploads(plane.url, storedKey);
+      expect(await metricSum(plane.url, 'blobcache_client_errors_total')).to.be.above(0);
+      const read = await fetch(`${plane.url}/v1/blobs/${storedKey}`);
+      expect(Buffer.from(await read.arrayBuffer()).equals(stored)).to.be.true;
+    });
+  });
+
+  describe('item 6: early answers', () => {
+    it('delivers a 413 to Python http.client writing its whole body first', async () => {
+      for (let i = 0; i < 3; i++) {
+        const answer = await pythonPut(`${plane.url}/v1/blobs/${'d'.repeat(32)}`, 80 * MiB);
+        expect(answer.status).to.equal(413);
+        expect(JSON.parse(answer.body)).to.include({ code: 'blob-too-large' });
+      }
+    });
+  });
+
+  describe('item 4: readers that stop reading', () => {
+    it('keeps 100 stalled readers of a 32 MiB blob in Redis within the read-ahead budget, then cuts them', async () => {
+      const blob = new GeneratedBlob(32 * MiB, 302);
+      const key = blob.key();
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          `${plane.url}/v1/blobs/${key}`,
+          { method: 'PUT', headers: { 'Content-Length': String(blob.size) } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', reject);
+        blob.stream().pipe(req);
+      });
+      expect(status).to.equal(201);
+      const pid = plane.child.pid!;
+      const idleCuts = () => metricSum(plane.url, 'blobcache_client_errors_total', 'reason="idle"');
+      const cutsBefore = await idleCuts();
+      const before = await rss(pid);
+      const readers: Socket[] = [];
+      for (let i = 0; i < 100; i++) readers.push(await stalledGet(plane.url, key));
+      const stalledAt = await waitUntilStalled(plane.url);
+      const during = await rss(pid);
+      const readAhead = await metricValue(plane.url, 'blobcache_read_ahead_bytes');
+      console.log(
+        `      100 stalled readers of a 32 MiB blob: RSS ${mib(before)} -> ${mib(during)} (+${mib(during - before)}), read-ahead held ${mib(readAhead)}`,
+      );
+      expect(readAhead).to.be.at.most(64 * MiB);
+      // The 64 MiB read-ahead budget plus pieces and socket buffers, not 100 x 4.9 MiB.
+      expect(during - before).to.be.below(128 * MiB);
+      await eventually(
+        'the stalled readers to be cut',
+        async () => (await idleCuts()) >= cutsBefore + 100,
+        {
+          timeoutMs: 4 * IDLE_MS,
+          intervalMs: 100,
+        },
+      );
+      const cutAfter = Date.now() - stalledAt;
+      console.log(`      cut ${cutAfter} ms after they stalled (idleTimeoutMs ${IDLE_MS})`);
+      expect(cutAfter).to.be.below(1.5 * IDLE_MS + 1000);
+      for (const reader of readers) reader.destroy();
+      await eventually(
+        'the read-ahead budget to be given back',
+        async () => (await metricValue(plane.url, 'blobcache_read_ahead_bytes')) === 0,
+      );
+      // And a reader that does read still gets every byte.
+      const whole = await fetch(`${plane.url}/v1/blobs/${key}`);
+      expect(await digestOf(whole.body!)).to.deep.equal({ md5: key, size: blob.size });
+    });
+  });
+});
