@@ -10,6 +10,9 @@ need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v openssl >/dev/null || need+=(openssl)
+command -v python3 >/dev/null || need+=(python3)
+# The schemathesis tier runs in a venv; Debian ships venv support separately.
+python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   echo "== installing ${need[*]} (apt)"
   if [ "$(id -u)" -ne 0 ]; then
@@ -26,6 +29,15 @@ if [ ! -x "$testenv/bin/versitygw" ]; then
   echo "== building versitygw (the S3-compatible test server) from the Go module proxy"
   # Same version as VERSITYGW_VERSION in test/harness/services.ts.
   GOBIN="$testenv/bin" GOFLAGS=-trimpath go install github.com/versity/versitygw/cmd/versitygw@v1.7.0
+fi
+
+# Same major version as test/schemathesis/api.test.ts expects (its CLI and config format).
+schemathesis="$testenv/schemathesis-4"
+if [ ! -x "$schemathesis/bin/st" ]; then
+  echo "== installing schemathesis (API tests from docs/openapi.yaml) from PyPI"
+  rm -rf "$schemathesis"
+  python3 -m venv "$schemathesis"
+  "$schemathesis/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4.32,<5'
 fi
 
 echo "== control plane for the operator tests: $(bash scripts/testenv/build-control-plane.sh)"

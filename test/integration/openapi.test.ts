@@ -3,7 +3,8 @@ import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { blobOf, contentMd5, md5 } from '../harness/blobs.ts';
+import { blobOf, contentMd5, md5, sha256Base64 } from '../harness/blobs.ts';
+import { COLLIDING_MD5, COLLIDING_PAIR } from '../harness/md5-collision.ts';
 import { REPO_ROOT, startTestServer, type TestServer } from '../harness/dataplane.ts';
 
 interface MediaType {
@@ -34,6 +35,25 @@ const auth = (scope: 'read' | 'write') => ({ Authorization: `Bearer ${token[scop
 const json = { 'Content-Type': 'application/json' };
 
 type Scenario = { status: number; init: (base: string) => [string, RequestInit] };
+
+const [collidingFirst, collidingSecond] = COLLIDING_PAIR;
+const reprDigest = (block: Buffer) => ({ 'Repr-Digest': `sha-256=:${sha256Base64(block)}:` });
+/** An upload of the other half of a stored MD5 collision, with its SHA-256: a 409. */
+const collision = (base: string, method: string, path = `/v1/blobs/${COLLIDING_MD5}`) =>
+  [
+    `${base}${path}`,
+    {
+      method,
+      body: collidingSecond,
+      headers: { ...auth('write'), ...reprDigest(collidingSecond) },
+    },
+  ] as [string, RequestInit];
+/** If-None-Match: * on a key already stored: a 412 before the body is read. */
+const stale = (base: string, method: string) =>
+  [
+    `${base}/v1/blobs/${storedKey}`,
+    { method, body: stored, headers: { ...auth('write'), 'If-None-Match': '*' } },
+  ] as [string, RequestInit];
 
 /** A request for every documented (operation, status) pair that can be produced here. */
 const SCENARIOS: Record<string, Scenario[]> = {
@@ -106,6 +126,8 @@ const SCENARIOS: Record<string, Scenario[]> = {
         { method: 'PUT', body: stored, headers: auth('read') },
       ],
     },
+    { status: 409, init: (b) => collision(b, 'PUT') },
+    { status: 412, init: (b) => stale(b, 'PUT') },
     {
       status: 413,
       init: (b) => {
@@ -144,6 +166,8 @@ const SCENARIOS: Record<string, Scenario[]> = {
         { method: 'POST', body: stored, headers: auth('read') },
       ],
     },
+    { status: 409, init: (b) => collision(b, 'POST') },
+    { status: 412, init: (b) => stale(b, 'POST') },
     {
       status: 413,
       init: (b) => {
@@ -189,6 +213,7 @@ const SCENARIOS: Record<string, Scenario[]> = {
       status: 403,
       init: (b) => [`${b}/v1/blobs`, { method: 'POST', body: stored, headers: auth('read') }],
     },
+    { status: 409, init: (b) => collision(b, 'POST', '/v1/blobs') },
     {
       status: 413,
       init: (b) => [
@@ -221,6 +246,17 @@ const SCENARIOS: Record<string, Scenario[]> = {
       init: (b) => [`${b}/v1/blobs/missing`, { method: 'POST', body: '[]', headers: json }],
     },
     {
+      status: 413,
+      init: (b) => [
+        `${b}/v1/blobs/missing`,
+        {
+          method: 'POST',
+          body: JSON.stringify(Array.from({ length: 70_000 }, () => absentKey)),
+          headers: { ...auth('read'), ...json },
+        },
+      ],
+    },
+    {
       status: 415,
       init: (b) => [`${b}/v1/blobs/missing`, { method: 'POST', body: '[]', headers: auth('read') }],
     },
@@ -237,7 +273,11 @@ const NOT_PROVOKED: Record<string, string> = {
   'findMissingBlobs 403': 'the write token also grants reads, so no token lacks the read scope',
   'getBlob 503': 'needs a tier outage (production tiers)',
   'putBlob 503': 'needs a full cache (production tiers)',
-  'putBlob 409': 'needs an MD5 collision with differing SHA-256',
+  'postBlobWithKey 503': 'needs a full cache (production tiers)',
+  'postBlob 503': 'needs a full cache (production tiers)',
+  'putBlob 507': 'needs a full disk: disk-and-directory.test.ts mounts one',
+  'postBlobWithKey 507': 'needs a full disk: disk-and-directory.test.ts mounts one',
+  'postBlob 507': 'needs a full disk: disk-and-directory.test.ts mounts one',
   'readiness 503': 'provoked while draining in blobs-api.test.ts',
 };
 
@@ -259,6 +299,12 @@ describe('docs/openapi.yaml against the running app', () => {
       headers: auth('write'),
     });
     expect(put.status).to.equal(201);
+    const first = await fetch(`${server.url}/v1/blobs/${COLLIDING_MD5}`, {
+      method: 'PUT',
+      body: collidingFirst,
+      headers: { ...auth('write'), ...reprDigest(collidingFirst) },
+    });
+    expect(first.status).to.equal(201);
   });
   after(async () => {
     await server.stop();

@@ -96,11 +96,6 @@ export class InsufficientStorageError extends define(
   507,
   'Insufficient storage',
 ) {}
-/**
- * A stored copy does not hash to its key: it was damaged after it was verified. The tier
- * that finds it quarantines it (removes it) before raising this.
- */
-export class DamagedBlobError extends define('damaged-blob', 500, 'Stored blob damaged') {}
 /** The client went away mid-request; nothing can be answered, nothing was stored. */
 export class ClientAbortedError extends define('client-aborted', 499, 'Client closed request') {}
 
