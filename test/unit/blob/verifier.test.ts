@@ -81,4 +81,26 @@ describe('DigestVerifier', () => {
       expect(verifier.result).to.equal(undefined);
     });
   }
+
+  it('runs onMismatch to completion before any consumer sees the failure', async () => {
+    const events: string[] = [];
+    const verifier = new DigestVerifier(
+      { md5: md5('something else') },
+      {
+        onMismatch: async (error) => {
+          events.push(`hook ${error.constructor.name}`);
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          events.push('hook done');
+        },
+      },
+    );
+    const outcome = await pipeline(
+      Readable.from([Buffer.from('hello')], { objectMode: false }),
+      verifier,
+      new Writable({ write: (_chunk, _e, cb) => cb() }),
+    ).catch((error: unknown) => error);
+    events.push('failed');
+    expect(outcome).to.be.instanceOf(DigestMismatchError);
+    expect(events).to.deep.equal(['hook DigestMismatchError', 'hook done', 'failed']);
+  });
 });
