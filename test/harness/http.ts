@@ -115,3 +115,22 @@ export function framedGet(url: string, headers: Record<string, string> = {}): Pr
     req.end();
   });
 }
+
+/** PUTs a generated blob (streamed, never held whole) with its Content-Length; the status. */
+export function uploadGenerated(
+  url: string,
+  blob: { size: number; stream(): Readable },
+): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: 'PUT', headers: { 'Content-Length': String(blob.size) } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', reject);
+    blob.stream().pipe(req);
+  });
+}

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { residentSet } from './dataplane.ts';
-import { metricValue } from './production-helpers.ts';
+import { eventually } from './eventually.ts';
+import { metricSum, metricValue } from './production-helpers.ts';
 import { openSocket } from './raw-socket.ts';
 
 const MiB = 1024 * 1024;
@@ -53,4 +54,25 @@ export function mib(bytes: number): string {
 /** Current RSS of a process, in bytes. */
 export async function rss(pid: number): Promise<number> {
   return (await residentSet(pid)).currentBytes;
+}
+
+/** Connections the server cut for being idle, so far. */
+export function idleCuts(url: string): Promise<number> {
+  return metricSum(url, 'blobcache_client_errors_total', 'reason="idle"');
+}
+
+/**
+ * Waits until the server cut `count` more idle connections than `before`; returns the
+ * milliseconds from `since` until then.
+ */
+export async function waitForIdleCuts(
+  url: string,
+  options: { before: number; count: number; since: number; idleMs: number },
+): Promise<number> {
+  await eventually(
+    'the stalled readers to be cut',
+    async () => (await idleCuts(url)) >= options.before + options.count,
+    { timeoutMs: 4 * options.idleMs, intervalMs: 50 },
+  );
+  return Date.now() - options.since;
 }

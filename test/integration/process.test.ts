@@ -1,12 +1,11 @@
 import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GeneratedBlob, blobOf, digestOf, md5 } from '../harness/blobs.ts';
 import { residentSet, spawnDataPlane, type SpawnedDataPlane } from '../harness/dataplane.ts';
-import { uploadInTwoParts } from '../harness/http.ts';
+import { uploadGenerated, uploadInTwoParts } from '../harness/http.ts';
 
 const MiB = 1024 * 1024;
 
@@ -78,18 +77,7 @@ describe('the data plane as a process (npm start)', () => {
     const pid = plane.child.pid!;
     const url = `${plane.url}/v1/blobs/${key}`;
 
-    const uploaded = await new Promise<number>((resolve, reject) => {
-      const req = request(
-        url,
-        { method: 'PUT', headers: { 'Content-Length': String(blob.size) } },
-        (res) => {
-          res.resume();
-          resolve(res.statusCode ?? 0);
-        },
-      );
-      req.on('error', reject);
-      blob.stream().pipe(req);
-    });
+    const uploaded = await uploadGenerated(url, blob);
     expect(uploaded).to.equal(201);
     const afterUpload = await residentSet(pid);
 

@@ -1,40 +1,26 @@
 import { expect } from 'chai';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request } from 'node:http';
 import type { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GeneratedBlob } from '../harness/blobs.ts';
 import { spawnDataPlane, type SpawnedDataPlane } from '../harness/dataplane.ts';
 import { eventually } from '../harness/eventually.ts';
+import { uploadGenerated } from '../harness/http.ts';
 import { expectAlive } from '../harness/hostile-clients.ts';
 import { openSocket, parseResponses, rawExchange } from '../harness/raw-socket.ts';
-import { metricSum } from '../harness/production-helpers.ts';
 import {
+  idleCuts,
   mib,
   openConnections,
   rss,
   stalledGet,
+  waitForIdleCuts,
   waitUntilStalled,
 } from '../harness/stalled-readers.ts';
 
 const MiB = 1024 * 1024;
 const IDLE_MS = 4000;
-
-function upload(url: string, blob: GeneratedBlob, key: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${url}/v1/blobs/${key}`,
-      { method: 'PUT', headers: { 'Content-Length': String(blob.size) } },
-      (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      },
-    );
-    req.on('error', reject);
-    blob.stream().pipe(req);
-  });
-}
 
 /** Issue 9, item 4 on the embedded tier: readers that stop reading, against the real process. */
 describe('readers that stop reading (embedded, real process)', function () {
@@ -63,10 +49,9 @@ describe('readers that stop reading (embedded, real process)', function () {
       const blob = new GeneratedBlob(8 * MiB, 200 + i);
       const key = blob.key();
       keys.push(key);
-      expect(await upload(plane.url, blob, key)).to.equal(201);
+      expect(await uploadGenerated(`${plane.url}/v1/blobs/${key}`, blob)).to.equal(201);
     }
-    const idleCuts = () => metricSum(plane!.url, 'blobcache_client_errors_total', 'reason="idle"');
-    const cutsBefore = await idleCuts();
+    const cutsBefore = await idleCuts(plane.url);
     const connectionsBefore = await openConnections(plane.url);
     const before = await rss(pid);
     const readers: Socket[] = [];
@@ -82,15 +67,12 @@ describe('readers that stop reading (embedded, real process)', function () {
     expect(growth).to.be.below(64 * MiB);
     expect(await openConnections(plane.url)).to.be.at.least(connectionsBefore + 40);
 
-    await eventually(
-      'the stalled readers to be cut',
-      async () => (await idleCuts()) >= cutsBefore + 40,
-      {
-        timeoutMs: 4 * IDLE_MS,
-        intervalMs: 100,
-      },
-    );
-    const cutAfter = Date.now() - stalledAt;
+    const cutAfter = await waitForIdleCuts(plane.url, {
+      before: cutsBefore,
+      count: 40,
+      since: stalledAt,
+      idleMs: IDLE_MS,
+    });
     console.log(
       `      stalled readers cut ${cutAfter} ms after they stalled (idleTimeoutMs ${IDLE_MS})`,
     );
@@ -107,16 +89,16 @@ describe('readers that stop reading (embedded, real process)', function () {
     });
     const blob = new GeneratedBlob(64 * MiB, 250);
     const key = blob.key();
-    expect(await upload(plane.url, blob, key)).to.equal(201);
-    const idleCuts = () => metricSum(plane!.url, 'blobcache_client_errors_total', 'reason="idle"');
-    const cutsBefore = await idleCuts();
+    expect(await uploadGenerated(`${plane.url}/v1/blobs/${key}`, blob)).to.equal(201);
+    const cutsBefore = await idleCuts(plane.url);
     const reader = await stalledGet(plane.url, key);
     const stalledAt = await waitUntilStalled(plane.url);
-    await eventually('the stalled reader to be cut', async () => (await idleCuts()) > cutsBefore, {
-      timeoutMs: 4 * IDLE_MS,
-      intervalMs: 50,
+    const cutAfter = await waitForIdleCuts(plane.url, {
+      before: cutsBefore,
+      count: 1,
+      since: stalledAt,
+      idleMs: IDLE_MS,
     });
-    const cutAfter = Date.now() - stalledAt;
     console.log(
       `      one stalled reader cut ${cutAfter} ms after it stalled (idleTimeoutMs ${IDLE_MS})`,
     );

@@ -1,6 +1,5 @@
 import { expect } from 'chai';
 import type { Socket } from 'node:net';
-import { request } from 'node:http';
 import { GeneratedBlob, blobOf, digestOf, md5 } from '../../harness/blobs.ts';
 import type { SpawnedDataPlane } from '../../harness/dataplane.ts';
 import { eventually } from '../../harness/eventually.ts';
@@ -13,7 +12,15 @@ import {
 import { metricSum, metricValue } from '../../harness/production-helpers.ts';
 import { startProductionStack, type ProductionStack } from '../../harness/production.ts';
 import { parseResponses, rawExchange } from '../../harness/raw-socket.ts';
-import { mib, rss, stalledGet, waitUntilStalled } from '../../harness/stalled-readers.ts';
+import {
+  idleCuts,
+  mib,
+  rss,
+  stalledGet,
+  waitForIdleCuts,
+  waitUntilStalled,
+} from '../../harness/stalled-readers.ts';
+import { uploadGenerated } from '../../harness/http.ts';
 
 const MiB = 1024 * 1024;
 const IDLE_MS = 5000;
@@ -79,22 +86,9 @@ describe('hostile clients against the production tiers (real process, Redis + S3
     it('keeps 100 stalled readers of a 32 MiB blob in Redis within the read-ahead budget, then cuts them', async () => {
       const blob = new GeneratedBlob(32 * MiB, 302);
       const key = blob.key();
-      const status = await new Promise<number>((resolve, reject) => {
-        const req = request(
-          `${plane.url}/v1/blobs/${key}`,
-          { method: 'PUT', headers: { 'Content-Length': String(blob.size) } },
-          (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          },
-        );
-        req.on('error', reject);
-        blob.stream().pipe(req);
-      });
-      expect(status).to.equal(201);
+      expect(await uploadGenerated(`${plane.url}/v1/blobs/${key}`, blob)).to.equal(201);
       const pid = plane.child.pid!;
-      const idleCuts = () => metricSum(plane.url, 'blobcache_client_errors_total', 'reason="idle"');
-      const cutsBefore = await idleCuts();
+      const cutsBefore = await idleCuts(plane.url);
       const before = await rss(pid);
       const readers: Socket[] = [];
       for (let i = 0; i < 100; i++) readers.push(await stalledGet(plane.url, key));
@@ -107,15 +101,12 @@ describe('hostile clients against the production tiers (real process, Redis + S3
       expect(readAhead).to.be.at.most(64 * MiB);
       // The 64 MiB read-ahead budget plus pieces and socket buffers, not 100 x 4.9 MiB.
       expect(during - before).to.be.below(128 * MiB);
-      await eventually(
-        'the stalled readers to be cut',
-        async () => (await idleCuts()) >= cutsBefore + 100,
-        {
-          timeoutMs: 4 * IDLE_MS,
-          intervalMs: 100,
-        },
-      );
-      const cutAfter = Date.now() - stalledAt;
+      const cutAfter = await waitForIdleCuts(plane.url, {
+        before: cutsBefore,
+        count: 100,
+        since: stalledAt,
+        idleMs: IDLE_MS,
+      });
       console.log(`      cut ${cutAfter} ms after they stalled (idleTimeoutMs ${IDLE_MS})`);
       expect(cutAfter).to.be.below(1.5 * IDLE_MS + 1000);
       for (const reader of readers) reader.destroy();

@@ -30,6 +30,23 @@ function blobChunks(size: number): { blob: Buffer; chunks: Map<string, Buffer> }
   return { blob, chunks };
 }
 
+/** A reader of the whole of `blob`'s chunks from `start`. */
+function readerOf(
+  chunks: Map<string, Buffer>,
+  size: number,
+  options: { calls?: string[]; budget: ReadAheadBudget; readAhead: number; start?: number },
+) {
+  return chunkReader({
+    redis: fakeRedis(chunks, options.calls ?? []),
+    chunkBytes: CHUNK,
+    keyOf: (i) => `c${i}`,
+    start: options.start ?? 0,
+    end: size - 1,
+    readAhead: options.readAhead,
+    budget: options.budget,
+  });
+}
+
 async function readAll(stream: NodeJS.ReadableStream): Promise<Buffer> {
   const out: Buffer[] = [];
   await pipeline(
@@ -49,15 +66,7 @@ describe('chunkReader', () => {
     const { blob, chunks } = blobChunks(5 * CHUNK + 100);
     const calls: string[] = [];
     const budget = new ReadAheadBudget(64 * CHUNK);
-    const stream = chunkReader({
-      redis: fakeRedis(chunks, calls),
-      chunkBytes: CHUNK,
-      keyOf: (i) => `c${i}`,
-      start: 10,
-      end: blob.length - 1,
-      readAhead: 4,
-      budget,
-    });
+    const stream = readerOf(chunks, blob.length, { calls, budget, readAhead: 4, start: 10 });
     expect((await readAll(stream)).equals(blob.subarray(10))).to.be.true;
     expect(calls.every((call) => call.startsWith('GET '))).to.be.true;
     expect(budget.inUse()).to.equal(0);
@@ -68,15 +77,7 @@ describe('chunkReader', () => {
     const calls: string[] = [];
     const budget = new ReadAheadBudget(CHUNK);
     expect(budget.tryTake(CHUNK)).to.be.true;
-    const stream = chunkReader({
-      redis: fakeRedis(chunks, calls),
-      chunkBytes: CHUNK,
-      keyOf: (i) => `c${i}`,
-      start: 0,
-      end: blob.length - 1,
-      readAhead: 4,
-      budget,
-    });
+    const stream = readerOf(chunks, blob.length, { calls, budget, readAhead: 4 });
     expect((await readAll(stream)).equals(blob)).to.be.true;
     expect(calls).to.have.length((2 * CHUNK) / PIECE_BYTES);
     expect(calls.every((call) => call.startsWith('GETRANGE '))).to.be.true;
@@ -87,15 +88,7 @@ describe('chunkReader', () => {
     const { blob, chunks } = blobChunks(8 * CHUNK);
     const calls: string[] = [];
     const budget = new ReadAheadBudget(64 * CHUNK);
-    const stream = chunkReader({
-      redis: fakeRedis(chunks, calls),
-      chunkBytes: CHUNK,
-      keyOf: (i) => `c${i}`,
-      start: 0,
-      end: blob.length - 1,
-      readAhead: 3,
-      budget,
-    });
+    const stream = readerOf(chunks, blob.length, { calls, budget, readAhead: 3 });
     await new Promise((resolve) => setTimeout(resolve, 10));
     expect(calls).to.deep.equal([]);
     await new Promise<void>((resolve) => {
@@ -115,15 +108,7 @@ describe('chunkReader', () => {
       const { blob, chunks } = blobChunks(3 * CHUNK);
       chunks.delete('c1');
       const budget = new ReadAheadBudget(Math.max(room, 1));
-      const stream = chunkReader({
-        redis: fakeRedis(chunks, []),
-        chunkBytes: CHUNK,
-        keyOf: (i) => `c${i}`,
-        start: 0,
-        end: blob.length - 1,
-        readAhead: 2,
-        budget,
-      });
+      const stream = readerOf(chunks, blob.length, { budget, readAhead: 2 });
       const error = await readAll(stream).catch((e: unknown) => e);
       expect(error, `budget ${room}`).to.be.instanceOf(ChunkMissingError);
       expect(budget.inUse()).to.equal(0);
