@@ -53,6 +53,7 @@ export async function startProductionStack(
   await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   const proxy = await startCountingProxy(s3.endpoint);
   const planes: SpawnedDataPlane[] = [];
+  let spawned = 0;
   const env = (overrides: Record<string, string> = {}): Record<string, string> => ({
     BLOBCACHE_REDIS_NODES: redis.nodeList,
     BLOBCACHE_S3_BUCKET: BUCKET,
@@ -73,7 +74,7 @@ export async function startProductionStack(
     env,
     async spawn(overrides, options) {
       // Each process its own data directory (its spool): a directory serves one process.
-      const own = { BLOBCACHE_DATA_DIR: join(dir, `plane-${planes.length}`), ...overrides };
+      const own = { BLOBCACHE_DATA_DIR: join(dir, `plane-${spawned++}`), ...overrides };
       const plane = await spawnDataPlane(env(own), options);
       planes.push(plane);
       return plane;
