@@ -101,6 +101,12 @@ export function setReadAheadBudget(maxBytes: number): ReadAheadBudget {
 /** Under pressure a chunk is read (GETRANGE) and handed on in pieces of this size. */
 export const PIECE_BYTES = 64 * 1024;
 
+/**
+ * Chunks handed on that still count against the budget: one in the stream reading from
+ * this one (the tiers wrap it to fall back to S3) and one in the socket's buffer.
+ */
+const HELD_DOWNSTREAM = 2;
+
 interface Fetch {
   index: number;
   data: Promise<Buffer | null>;
@@ -114,8 +120,9 @@ interface Fetch {
  *
  * Memory per stream is bounded whatever its client does: chunks are fetched only when the
  * consumer asks (highWaterMark 0), at most `readAhead` at once and only while the shared
- * budget has room; without room the needed chunk is read in 64 KiB pieces. A reader that
- * stops reading therefore holds at most one piece plus what the budget granted it.
+ * budget has room, and count until they are `HELD_DOWNSTREAM` chunks behind; without room
+ * the needed chunk is read in 64 KiB pieces. A reader that stops reading therefore holds
+ * a few pieces plus what the budget granted it.
  */
 export function chunkReader(options: {
   redis: Cluster;
@@ -139,6 +146,8 @@ export function chunkReader(options: {
 
   async function* chunks(): AsyncGenerator<Buffer> {
     const ahead: Fetch[] = [];
+    /** Budget still held for chunks already handed on, oldest first. */
+    const handedOn: number[] = [];
     let next = first;
     const launch = (): void => {
       while (ahead.length < readAhead && next <= last && budget.tryTake(chunkBytes)) {
@@ -158,18 +167,17 @@ export function chunkReader(options: {
           yield* pieces(index);
           continue;
         }
-        try {
-          const data = await fetched.data;
-          if (data === null)
-            throw new ChunkMissingError(`Chunk ${index} (${keyOf(index)}) is gone`);
-          const { from, to } = within(index);
-          yield from === 0 && to === data.length - 1 ? data : data.subarray(from, to + 1);
-        } finally {
-          // The consumer asked for more: the chunk went on to the socket.
-          budget.give(fetched.taken);
-        }
+        handedOn.push(fetched.taken);
+        const data = await fetched.data;
+        if (data === null) throw new ChunkMissingError(`Chunk ${index} (${keyOf(index)}) is gone`);
+        const { from, to } = within(index);
+        yield from === 0 && to === data.length - 1 ? data : data.subarray(from, to + 1);
+        // The consumer asked for more. The chunk may still sit in a buffer downstream (the
+        // stream that wraps this one, the socket's): it counts until it is that far behind.
+        while (handedOn.length > HELD_DOWNSTREAM) budget.give(handedOn.shift()!);
       }
     } finally {
+      for (const taken of handedOn) budget.give(taken);
       for (const fetch of ahead) budget.give(fetch.taken);
     }
   }
