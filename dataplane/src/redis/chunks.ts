@@ -102,10 +102,11 @@ export function setReadAheadBudget(maxBytes: number): ReadAheadBudget {
 export const PIECE_BYTES = 64 * 1024;
 
 /**
- * Chunks handed on that still count against the budget: one in the stream reading from
- * this one (the tiers wrap it to fall back to S3) and one in the socket's buffer.
+ * Chunks handed on that still count against the budget: one in this stream's own buffer
+ * (pushed when its reader asked), one in the stream that wraps it (the tiers do, to fall
+ * back to S3) and one in the socket's buffer.
  */
-const HELD_DOWNSTREAM = 2;
+const HELD_DOWNSTREAM = 3;
 
 interface Fetch {
   index: number;
