@@ -62,9 +62,11 @@ describe('readers that stop reading (embedded, real process)', function () {
     console.log(
       `      40 stalled readers of 8 MiB blobs, 64 MiB memory tier: RSS ${mib(before)} -> ${mib(during)} (+${mib(growth)})`,
     );
-    // The memory tier was full before the readers came: what they hold is bounded by it,
-    // plus a stream's buffers per connection, not by the blobs they asked for (40 x 8 MiB).
-    expect(growth).to.be.below(64 * MiB);
+    // The memory tier was full before the readers came: what they hold is bounded by it.
+    // What grows is per connection: the bytes that went through before the kernel's socket
+    // buffers filled are garbage until the next collection, which an idle process does not
+    // run (about 1-2 MiB per connection on loopback). Before: 8 MiB per reader (+321 MiB).
+    expect(growth).to.be.below(40 * 2 * MiB);
     expect(await openConnections(plane.url)).to.be.at.least(connectionsBefore + 40);
 
     const cutAfter = await waitForIdleCuts(plane.url, {
