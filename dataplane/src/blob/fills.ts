@@ -7,7 +7,7 @@ import type { Manifest, PublishOutcome, RedisFastTier } from '../redis/fast-tier
 import { DigestMismatchError, SizeMismatchError } from './errors.ts';
 import type { BlobStore } from './store.ts';
 import { Tee } from './tee.ts';
-import { DigestVerifier } from './verifier.ts';
+import { verifiedRead } from './verified-read.ts';
 
 export interface FillOptions {
   fast: RedisFastTier;
@@ -22,7 +22,11 @@ export interface FillOptions {
   cachedTtlMs: number;
 }
 
-/** What a reader of a blob absent from Redis gets. */
+/**
+ * What a reader of a blob absent from Redis gets. A `streaming` stream is the whole blob,
+ * verified against its key as it passes, its last piece held back until it matched: it
+ * fails rather than ends when the bytes are damaged.
+ */
 export type MissOutcome =
   | { kind: 'absent' }
   | { kind: 'filled'; manifest: Manifest }
@@ -32,6 +36,10 @@ export type MissOutcome =
  * Fills Redis from the durable tier, once per key: concurrent readers in this process wait
  * for the one fill under way (singleflight), readers in other processes wait while the
  * fill lease in Redis is held. The filler streams to its client and into Redis at once.
+ *
+ * Two fences keep it honest: the fill publishes only if no DELETE came since it read the
+ * generation (checked by the publish script, atomically), and every byte it or a reader
+ * that gave up waiting streams from the durable tier is verified against the key.
  */
 export class FillCoordinator {
   private readonly options: FillOptions;
@@ -69,7 +77,7 @@ export class FillCoordinator {
     }
   }
 
-  /** After a fill elsewhere: read what it published, or fall back to the durable tier. */
+  /** After a fill elsewhere: read what it published, or read the durable tier (verified). */
   private async afterWaiting(key: string): Promise<MissOutcome> {
     const manifest = await this.options.fast.manifest(key);
     if (manifest !== null) return { kind: 'filled', manifest };
@@ -77,12 +85,10 @@ export class FillCoordinator {
     this.options.metrics.fills.inc({ result: 'bypassed' });
     const read = await this.options.store.get(key);
     if (read === null) return { kind: 'absent' };
-    return {
-      kind: 'streaming',
-      stream: read.stream,
-      size: read.info.size,
-      sha256: read.info.sha256,
-    };
+    const { size, sha256 } = read.info;
+    const stream = verifiedRead(read.stream, { key, size });
+    stream.once('error', (error) => void this.reportDamage(key, error));
+    return { kind: 'streaming', stream, size, sha256 };
   }
 
   private async waitForRemoteFill(key: string): Promise<void> {
@@ -104,6 +110,7 @@ export class FillCoordinator {
     };
     let read;
     try {
+      // Read before the durable tier: a DELETE after this point makes the publish refuse.
       const generation = await fast.generation(key);
       read = await store.get(key);
       if (read === null) {
@@ -112,7 +119,6 @@ export class FillCoordinator {
         return { kind: 'absent' };
       }
       const { size, sha256 } = read.info;
-      const verifier = new DigestVerifier({ md5: key, size });
       // Publishing inside the side copy, before the client sees the end, means a reader
       // that got the whole blob finds it cached.
       const tee = new Tee(
@@ -126,7 +132,7 @@ export class FillCoordinator {
         },
         { commitOnEnd: true },
       );
-      const stream = pipeline(read.stream, verifier, tee.transform, (error) => {
+      const stream = pipeline(verifiedRead(read.stream, { key, size }), tee.transform, (error) => {
         this.settle(key, tee, error ?? undefined)
           .finally(release)
           .catch(() => undefined);
@@ -146,15 +152,7 @@ export class FillCoordinator {
     const { metrics, logger } = this.options;
     if (error !== undefined) {
       await tee.abort(error);
-      if (error instanceof DigestMismatchError || error instanceof SizeMismatchError) {
-        metrics.fills.inc({ result: 'corrupt' });
-        logger.error('Refused to cache damaged bytes from the durable tier', {
-          key,
-          error: error.message,
-        });
-      } else {
-        metrics.fills.inc({ result: 'abandoned' });
-      }
+      if (!(await this.reportDamage(key, error))) metrics.fills.inc({ result: 'abandoned' });
       return;
     }
     const outcome = await tee.commit();
@@ -164,5 +162,20 @@ export class FillCoordinator {
       return;
     }
     metrics.fills.inc({ result: outcome === 'published' ? 'filled' : outcome });
+  }
+
+  /**
+   * Counts and logs damaged bytes from the durable tier, and remembers the damage so the
+   * next upload of the key replaces that copy. False when `error` is no damage.
+   */
+  private async reportDamage(key: string, error: Error): Promise<boolean> {
+    if (!(error instanceof DigestMismatchError || error instanceof SizeMismatchError)) return false;
+    this.options.metrics.fills.inc({ result: 'corrupt' });
+    this.options.logger.error('Refused damaged bytes from the durable tier', {
+      key,
+      error: error.message,
+    });
+    await this.options.fast.rememberDamaged(key).catch(() => undefined);
+    return true;
   }
 }

@@ -1,12 +1,15 @@
-import { pipeline, Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import type { MemoryLruStore } from '../backends/memory-lru.ts';
 import type { Logger } from 'winston';
 import type { Metrics } from '../metrics.ts';
-import { asServiceError, ChunkMissingError } from '../redis/errors.ts';
+import { asServiceError } from '../redis/errors.ts';
 import type { Manifest, RedisFastTier } from '../redis/fast-tier.ts';
-import type { Journal } from '../redis/journal.ts';
+import type { Journal, JournalEntry } from '../redis/journal.ts';
+import type { UploadLeases } from '../redis/upload-leases.ts';
+import { readCached } from './cached-read.ts';
 import { DigestConflictError, ServiceUnavailableError } from './errors.ts';
 import { FillCoordinator } from './fills.ts';
+import { KeyGuards } from './key-guards.ts';
 import { findMissing } from './missing.ts';
 import {
   servedFromMemory,
@@ -26,12 +29,15 @@ import {
   type PutResult,
 } from './store.ts';
 import type { Uploader } from './uploader.ts';
+import { holdsContent, RangeWindow } from './verified-read.ts';
 
 export interface WriteBehindOptions {
   fast: RedisFastTier;
   store: BlobStore;
   journal: Journal;
   uploader: Uploader;
+  /** Uploads to the durable tier under way; a DELETE waits them out. */
+  leases: UploadLeases;
   metrics: Metrics;
   logger: Logger;
   durability: Durability;
@@ -44,7 +50,10 @@ export interface WriteBehindOptions {
   cachedTtlMs: number;
   /** Optional per-process hot tier in front of Redis for the most read blobs. */
   hot?: MemoryLruStore;
-  /** Tells every process (including this one) that a blob was deleted. */
+  /**
+   * Tells every process (this one included) that a blob was deleted, and resolves once they
+   * dropped their in-process copies (`forget`), or gave up waiting for them.
+   */
   announceDeletion?: (key: string) => Promise<void>;
 }
 
@@ -52,12 +61,18 @@ export interface WriteBehindOptions {
  * The production tiers: Redis Cluster in front, a durable store (S3) behind. Uploads are
  * acknowledged once in Redis on the master and a replica with a journal entry (WriteBehind)
  * or once the durable store has them (Sync). Misses read through, one fill per key.
+ *
+ * A DELETE sticks (docs/decisions/0021-delete-sticks.md): it fences Redis, the durable tier
+ * and the hot tiers of every process, so no read that starts after its answer finds the
+ * blob until it is uploaded again.
  */
 export class WriteBehindTiers implements BlobService {
   private readonly options: WriteBehindOptions;
   private readonly fast: RedisFastTier;
   private readonly store: BlobStore;
   private readonly fills: FillCoordinator;
+  /** Reads that may copy into the hot tier; a deletion aborts their copy. */
+  private readonly guards = new KeyGuards();
 
   constructor(options: WriteBehindOptions) {
     this.options = options;
@@ -84,32 +99,53 @@ export class WriteBehindTiers implements BlobService {
       metrics.cacheRequests.inc({ result: 'hit' });
       return servedFromMemory(hotHit);
     }
-    const manifest = await this.guard('reading a blob', () => this.fast.manifest(key));
-    if (manifest !== null) {
-      metrics.cacheRequests.inc({ result: 'hit' });
-      const stream = this.readWithFallback(manifest, range);
-      if (hot === undefined || range !== undefined || !hot.admits(manifest.size)) {
-        return { info: infoOf(manifest), stream, cache: 'hit' };
+    // Entered before Redis is read: a DELETE announced from here on aborts the hot copy.
+    const guard = this.guards.enter(key);
+    try {
+      const manifest = await this.guard('reading a blob', () => this.fast.manifest(key));
+      if (manifest !== null) {
+        metrics.cacheRequests.inc({ result: 'hit' });
+        const stream = readCached(this.options, manifest, range);
+        if (hot === undefined || range !== undefined || !hot.admits(manifest.size)) {
+          guard.leave();
+          return { info: infoOf(manifest), stream, cache: 'hit' };
+        }
+        return {
+          info: infoOf(manifest),
+          stream: this.copyToHot(hot, manifest, stream, guard),
+          cache: 'hit',
+        };
       }
-      // Small enough for the hot tier: keep a verified copy in process on the way out.
-      const tee = new Tee((branch) => hot.put(branch, { key, size: manifest.size }), {
-        commitOnEnd: true,
-      });
-      return {
-        info: infoOf(manifest),
-        stream: pipeline(stream, tee.transform, (error) => {
-          if (error) void tee.abort(error);
-        }),
-        cache: 'hit',
-      };
+      guard.leave();
+    } catch (error) {
+      guard.leave();
+      throw error;
     }
-    if (range !== undefined) {
-      // A range cannot be verified on its own; serve it from the durable tier and leave
-      // filling to whole reads.
-      const read = await this.store.get(key, range);
-      metrics.cacheRequests.inc({ result: read === null ? 'absent' : 'miss' });
-      return read === null ? null : { ...read, cache: 'miss' };
-    }
+    return this.openMiss(key, range);
+  }
+
+  /** Keeps a verified copy of a small blob in the hot tier on its way out, unless deleted. */
+  private copyToHot(
+    hot: MemoryLruStore,
+    manifest: Manifest,
+    stream: Readable,
+    guard: ReturnType<KeyGuards['enter']>,
+  ): Readable {
+    const { key, size, sha256 } = manifest;
+    const tee = new Tee(
+      (branch) =>
+        hot
+          .put(branch, { ...blobInfo(key, size, sha256), signal: guard.signal })
+          .finally(() => guard.leave()),
+      { commitOnEnd: true },
+    );
+    return pipeline(stream, tee.transform, (error) => {
+      if (error) void tee.abort(error);
+    });
+  }
+
+  private async openMiss(key: string, range?: ByteRange): Promise<ServedBlob | null> {
+    const { metrics } = this.options;
     const outcome = await this.fills.openMiss(key);
     metrics.cacheRequests.inc({ result: outcome.kind === 'absent' ? 'absent' : 'miss' });
     switch (outcome.kind) {
@@ -118,50 +154,20 @@ export class WriteBehindTiers implements BlobService {
       case 'filled':
         return {
           info: infoOf(outcome.manifest),
-          stream: this.readWithFallback(outcome.manifest),
+          stream: readCached(this.options, outcome.manifest, range),
           cache: 'miss',
         };
       case 'streaming':
         return {
           info: blobInfo(key, outcome.size, outcome.sha256),
-          stream: outcome.stream,
+          // A range is cut from the whole verified blob, its end held back until it matched.
+          stream:
+            range === undefined
+              ? outcome.stream
+              : pipeline(outcome.stream, new RangeWindow(range), () => undefined),
           cache: 'miss',
         };
     }
-  }
-
-  /**
-   * Streams from Redis; if a chunk turns out to be gone (evicted, or lost in a failover),
-   * continues from the durable tier at the same offset, so the client never gets a partial
-   * blob, and forgets the broken copy so the next read fills it again.
-   */
-  private readWithFallback(manifest: Manifest, range?: ByteRange): Readable {
-    const { fast, store } = this;
-    const { metrics, logger } = this.options;
-    const start = range?.start ?? 0;
-    const end = range?.end ?? manifest.size - 1;
-    async function* bytes(): AsyncGenerator<Buffer> {
-      let offset = start;
-      try {
-        for await (const chunk of fast.read(manifest, range) as AsyncIterable<Buffer>) {
-          offset += chunk.length;
-          yield chunk;
-        }
-        return;
-      } catch (error) {
-        if (!(error instanceof ChunkMissingError)) throw error;
-        metrics.fills.inc({ result: 'chunk-missing' });
-        logger.warn('Found a cached blob incomplete; continuing from the durable tier', {
-          key: manifest.key,
-          offset,
-        });
-      }
-      if (manifest.state === 'cached') await fast.delete(manifest.key).catch(() => undefined);
-      const rest = await store.get(manifest.key, { start: offset, end });
-      if (rest === null) throw new Error(`Blob ${manifest.key} is in neither tier any more`);
-      yield* rest.stream as AsyncIterable<Buffer>;
-    }
-    return Readable.from(bytes(), { objectMode: false });
   }
 
   async put(source: Readable, options: UploadOptions): Promise<PutResult> {
@@ -172,44 +178,93 @@ export class WriteBehindTiers implements BlobService {
     const { manifest: existing, generation } = await this.guard('checking for the blob', () =>
       this.fast.lookup(key),
     );
-    if (existing !== null && (options.sha256 === undefined || existing.sha256 === options.sha256)) {
-      // Already stored: answer without reading the body, once it is as durable as asked. A
-      // cached blob is in S3 already; only a pending one needs its replica confirmed.
-      if (existing.state === 'pending') {
-        await this.guard('confirming replication', () =>
-          this.fast.confirmReplicated(key, existing.size),
-        );
-        if (durability === 'Sync') await this.persistNow(key);
-      }
-      return { info: infoOf(existing), created: false };
-    }
-    if (existing !== null) {
-      throw new DigestConflictError(
-        `Blob ${key} is stored with SHA-256 ${existing.sha256 ?? '(none)'}; this upload claims ${options.sha256}`,
-      );
-    }
+    if (existing !== null) return this.putExisting(existing, options, durability);
     return this.guard('storing the blob', async () => {
       // The entry comes first: a published blob always has one, even if we crash next.
       const entry = await this.options.journal.append(key, generation);
-      let staged;
-      try {
-        staged = await this.fast.stage(key, source, options);
-      } catch (error) {
-        await this.options.journal.complete(entry).catch(() => undefined);
-        throw error;
-      }
-      const outcome = await this.fast.publish(staged, { generation, state: 'pending', ttlMs: 0 });
+      const { outcome, size, sha256 } = await this.stageAndPublish(entry, source, options);
       if (outcome === 'chunk-lost') {
         throw new ServiceUnavailableError(
           `Part of blob ${key} was evicted before it was published; retry`,
         );
       }
-      if (outcome === 'deleted') await this.options.journal.complete(entry).catch(() => undefined);
-      await this.fast.confirmReplicated(key, staged.size);
-      if (outcome !== 'deleted' && durability === 'Sync') await this.persistEntry(entry);
+      await this.fast.confirmReplicated(key, size);
+      if (outcome === 'published' && durability === 'Sync') await this.persistEntry(entry);
+      else if (outcome === 'exists' && durability === 'Sync') await this.persistNow(key);
       else if (outcome === 'published') this.options.uploader.nudge(entry);
-      return { info: blobInfo(key, staged.size, staged.sha256), created: outcome !== 'exists' };
+      return { info: blobInfo(key, size, sha256), created: outcome !== 'exists' };
     });
+  }
+
+  /**
+   * Stages and publishes an upload under its journal entry, keeping the entry's streaming
+   * marker alive meanwhile. Entries of uploads that end without publishing are completed
+   * at once, so they never linger as backlog.
+   */
+  private async stageAndPublish(entry: JournalEntry, source: Readable, options: UploadOptions) {
+    const { journal } = this.options;
+    const keepAlive = setInterval(
+      () => void journal.keepStreaming(entry).catch(() => undefined),
+      journal.streamingMarkerMs / 3,
+    );
+    try {
+      const staged = await this.fast.stage(entry.key, source, options);
+      const outcome = await this.fast.publish(staged, {
+        generation: entry.generation,
+        state: 'pending',
+        ttlMs: 0,
+        persistToken: entry.token,
+      });
+      clearInterval(keepAlive);
+      if (outcome === 'published') await journal.markPublished(entry);
+      else await journal.complete(entry).catch(() => undefined);
+      return { outcome, size: staged.size, sha256: staged.sha256 };
+    } catch (error) {
+      clearInterval(keepAlive);
+      await journal.complete(entry).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
+   * An upload of a key already stored: answered without reading the body once the blob is
+   * as durable as asked, unless it claims other content (docs/decisions/0022).
+   */
+  private async putExisting(
+    existing: Manifest,
+    options: UploadOptions,
+    durability: Durability,
+  ): Promise<PutResult> {
+    const { key } = existing;
+    let info = infoOf(existing);
+    if (options.sha256 !== undefined && existing.sha256 !== options.sha256) {
+      // Identical bytes are never a conflict: a copy stored without a SHA-256 is hashed to
+      // find out whether it is the content the upload claims.
+      const same =
+        existing.sha256 === undefined &&
+        (await this.guard('comparing contents', () =>
+          holdsContent(this.fast.read(existing), {
+            key,
+            size: existing.size,
+            sha256: options.sha256!,
+          }),
+        ));
+      if (!same) {
+        throw new DigestConflictError(
+          `Blob ${key} is stored with other content (SHA-256 ${existing.sha256 ?? 'computed from its copy'}); this upload claims ${options.sha256}`,
+        );
+      }
+      await this.fast.recordSha256(existing, options.sha256).catch(() => undefined);
+      info = blobInfo(key, existing.size, options.sha256);
+    }
+    // A cached blob is in S3 already; only a pending one needs its replica confirmed.
+    if (existing.state === 'pending') {
+      await this.guard('confirming replication', () =>
+        this.fast.confirmReplicated(key, existing.size),
+      );
+      if (durability === 'Sync') await this.persistNow(key);
+    }
+    return { info, created: false };
   }
 
   private async putUnkeyed(source: Readable, options: UploadOptions): Promise<PutResult> {
@@ -225,12 +280,15 @@ export class WriteBehindTiers implements BlobService {
     }
   }
 
+  /** Persists an already published blob now, under an entry of its own. */
   private async persistNow(key: string): Promise<void> {
     const generation = await this.fast.generation(key);
-    await this.persistEntry(await this.options.journal.append(key, generation));
+    await this.persistEntry(
+      await this.options.journal.append(key, generation, { published: true }),
+    );
   }
 
-  private async persistEntry(entry: Parameters<Uploader['persist']>[0]): Promise<void> {
+  private async persistEntry(entry: JournalEntry): Promise<void> {
     try {
       await this.options.uploader.persist(entry);
     } catch (error) {
@@ -241,17 +299,49 @@ export class WriteBehindTiers implements BlobService {
     }
   }
 
+  /**
+   * Removes the blob from every tier. Redis is fenced before and after the durable tier:
+   * the first bump of the generation stops uploads and fills that started earlier (and the
+   * DELETE waits for uploads still copying to let go), the second drops whatever a fill
+   * that started in between published from the still-present object. Then every process
+   * drops its hot copy before the DELETE is answered.
+   */
   async delete(key: string): Promise<boolean> {
-    await this.options.hot?.delete(key);
-    await this.options.announceDeletion?.(key).catch((error: unknown) =>
-      this.options.logger.warn('Failed to announce a deletion; hot tiers expire it by TTL', {
+    const inCache = await this.guard('deleting the blob', () => this.fast.delete(key));
+    // Uploads under way saw the new generation at their next renewal and stop; one that
+    // already put the object removes it again before it lets go of its lease.
+    if (
+      !(await this.guard('deleting the blob', () => this.options.leases.waitUntilNone(key, 30_000)))
+    ) {
+      throw new ServiceUnavailableError(
+        `An upload of blob ${key} to the durable tier did not stop; retry the DELETE`,
+      );
+    }
+    const inStore = await this.store.delete(key);
+    const filledMeanwhile = await this.guard('deleting the blob', () => this.fast.delete(key));
+    await this.announce(key);
+    return inCache || inStore || filledMeanwhile;
+  }
+
+  private async announce(key: string): Promise<void> {
+    const { announceDeletion, logger } = this.options;
+    if (announceDeletion === undefined) {
+      this.forget(key);
+      return;
+    }
+    await announceDeletion(key).catch((error: unknown) => {
+      this.forget(key);
+      logger.warn('Failed to announce a deletion; hot tiers expire it by TTL', {
         key,
         error: String(error),
-      }),
-    );
-    const inCache = await this.guard('deleting the blob', () => this.fast.delete(key));
-    const inStore = await this.store.delete(key);
-    return inCache || inStore;
+      });
+    });
+  }
+
+  /** Drops this process's in-process copy of `key` (a DELETE anywhere in the cluster). */
+  forget(key: string): void {
+    this.guards.markDeleted(key);
+    void this.options.hot?.delete(key);
   }
 
   missing(keys: readonly string[]): Promise<string[]> {
