@@ -1,5 +1,6 @@
 import type {
   V1PodDisruptionBudget,
+  V1ResourceRequirements,
   V1Service,
   V1StatefulSet,
   V1TopologySpreadConstraint,
@@ -136,7 +137,8 @@ export function redisShardStatefulSet(
                 periodSeconds: 10,
                 failureThreshold: 6,
               },
-              resources: redis.resources,
+              // The CRD's quantities are int-or-string, as the Pod API's are.
+              resources: redis.resources as V1ResourceRequirements | undefined,
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,
