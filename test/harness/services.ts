@@ -112,6 +112,8 @@ export interface RedisClusterHandle {
   masters(): number[];
   /** The node's role as it reports it (`master`, `slave`), or '' when it does not answer. */
   role(port: number): string;
+  /** A section of the node's INFO, as text. */
+  info(port: number, section: string): string;
   /** SIGKILLs one node. */
   kill(port: number): void;
   /**
@@ -210,17 +212,22 @@ export async function startRedisCluster(options: RedisClusterOptions): Promise<R
     nodeList: ports.map((port) => `127.0.0.1:${port}`).join(','),
     masters: () => [...alive].filter((port) => redisCli(port, 'ROLE').startsWith('master')),
     role: (port) => redisCli(port, 'ROLE').split('\n')[0]?.trim() ?? '',
+    info: (port, section) => redisCli(port, 'INFO', section),
     kill(port) {
       nodes.find((node) => node.port === port)?.process.kill('SIGKILL');
       alive.delete(port);
     },
     async restartInPlace(port) {
       const node = nodes.find((candidate) => candidate.port === port)!;
-      const exited = new Promise((resolve) => node.process.once('exit', resolve));
+      const running = node.process.exitCode === null && node.process.signalCode === null;
+      const exited = running
+        ? new Promise((resolve) => node.process.once('exit', resolve))
+        : Promise.resolve();
       const killedAt = Date.now();
       node.process.kill('SIGKILL');
       await exited;
       node.process = launch(port, false);
+      alive.add(port);
       const restartedAfterMs = Date.now() - killedAt;
       await waitFor(
         `redis ${port} to answer after its restart`,

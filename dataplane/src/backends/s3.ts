@@ -24,7 +24,7 @@ import {
   type PutResult,
 } from '../blob/store.ts';
 import { DigestConflictError } from '../blob/errors.ts';
-import { holdsContent } from '../blob/verified-read.ts';
+import { contentSha256 } from '../blob/verified-read.ts';
 import { DigestVerifier } from '../blob/verifier.ts';
 import { PartCollector } from './part-collector.ts';
 import { isS3Miss } from './s3-errors.ts';
@@ -94,28 +94,36 @@ export class S3Store implements BlobStore {
 
   /**
    * The stored object when it can stand for the put (trusted, same content), null when the
-   * put must write. Throws `DigestConflictError` when it holds other content.
+   * put must write. A key holds one content (docs/decisions/0017): when the two sides'
+   * SHA-256s are not both known, the missing one is computed from its bytes (the stored
+   * object's, or the source's); `DigestConflictError` when they differ.
    */
-  private async existingCopy(key: string, options: PutOptions): Promise<PutResult | null> {
+  private async existingCopy(
+    key: string,
+    source: Readable,
+    options: PutOptions,
+  ): Promise<PutResult | null> {
     if (options.replaceExisting === true) return null;
     const existing = await this.headObject(key);
     if (existing === null || !existing.trusted) return null;
-    const { info } = existing;
-    const claimed = options.sha256;
-    if (claimed === undefined || info.sha256 === claimed) return { info, created: false };
-    const same =
-      info.sha256 === undefined &&
-      (await this.get(key).then((read) =>
-        read === null
-          ? false
-          : holdsContent(read.stream, { key, size: info.size, sha256: claimed }),
-      ));
-    if (!same) {
+    const { size } = existing.info;
+    const stored =
+      existing.info.sha256 ??
+      (options.sha256 === undefined
+        ? undefined
+        : await this.get(key).then((read) =>
+            read === null ? null : contentSha256(read.stream, { key, size }),
+          ));
+    if (stored === null) return null; // Damaged after all: replace it.
+    const incoming =
+      options.sha256 ??
+      (stored === undefined ? undefined : await contentSha256(source, { key, size }));
+    if (incoming !== stored) {
       throw new DigestConflictError(
-        `The durable tier holds other content under ${key} (SHA-256 ${info.sha256 ?? 'computed from its copy'}); this blob's is ${claimed}`,
+        `The durable tier holds other content under ${key} (SHA-256 ${stored}); this blob's is ${incoming ?? 'unknown'}`,
       );
     }
-    return { info: blobInfo(key, info.size, claimed), created: false };
+    return { info: blobInfo(key, size, stored), created: false };
   }
 
   async get(key: string, range?: ByteRange): Promise<BlobRead | null> {
@@ -144,7 +152,7 @@ export class S3Store implements BlobStore {
       throw new Error('S3Store.put needs the key: spool unkeyed uploads first');
     let existing;
     try {
-      existing = await this.existingCopy(key, options);
+      existing = await this.existingCopy(key, source, options);
     } catch (error) {
       source.destroy();
       throw error;

@@ -111,7 +111,11 @@ export class FillCoordinator {
     let read;
     try {
       // Read before the durable tier: a DELETE after this point makes the publish refuse.
-      const generation = await fast.generation(key);
+      const { generation, knownAbsent } = await fast.beforeFill(key);
+      if (knownAbsent) {
+        release();
+        return { kind: 'absent' };
+      }
       read = await store.get(key);
       if (read === null) {
         await fast.rememberAbsent(key, this.options.negativeCacheMs);

@@ -175,6 +175,10 @@ export class Uploader {
       return;
     }
     if (damaged) await fast.forgetDamaged(entry.key).catch(() => undefined);
+    if (manifest.sha256 === undefined && result.info.sha256 !== undefined) {
+      // Found to be the stored content, whose SHA-256 is known there: record it here too.
+      await fast.recordSha256(manifest, result.info.sha256);
+    }
     if (!(await stillWanted())) {
       await this.settleDeleted(entry, true);
       return;

@@ -1,6 +1,6 @@
 import { pipeline, Transform, Writable, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline as pipelineAsync } from 'node:stream/promises';
-import { DigestMismatchError, SizeMismatchError } from './errors.ts';
+import { createHash } from 'node:crypto';
 import type { ByteRange } from './store.ts';
 import { DigestVerifier } from './verifier.ts';
 
@@ -60,24 +60,26 @@ export function verifiedRead(
 }
 
 /**
- * True when `source` holds exactly the content of `expected` (its MD5 is the key, its
- * SHA-256 the one given); false when it holds other bytes. Reads it all, keeping none.
+ * The SHA-256 (base64) of a stored copy, read whole and kept nowhere; null when the copy is
+ * damaged (its MD5 is not the key, or its size is not `size`). Tells two contents with one
+ * MD5 apart (docs/decisions/0017-md5-collisions-one-key-one-content.md).
  */
-export async function holdsContent(
+export async function contentSha256(
   source: Readable,
-  expected: { key: string; size: number; sha256: string },
-): Promise<boolean> {
-  const verifier = new DigestVerifier({
-    md5: expected.key,
-    size: expected.size,
-    sha256: expected.sha256,
+  expected: { key: string; size: number },
+): Promise<string | null> {
+  const md5 = createHash('md5');
+  const sha256 = createHash('sha256');
+  let size = 0;
+  const hash = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      md5.update(chunk);
+      sha256.update(chunk);
+      size += chunk.length;
+      callback();
+    },
   });
-  try {
-    const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
-    await pipelineAsync(source, verifier, discard);
-    return true;
-  } catch (error) {
-    if (error instanceof DigestMismatchError || error instanceof SizeMismatchError) return false;
-    throw error;
-  }
+  await pipelineAsync(source, hash);
+  if (size !== expected.size || md5.digest('hex') !== expected.key) return null;
+  return sha256.digest('base64');
 }

@@ -29,7 +29,7 @@ import {
   type PutResult,
 } from './store.ts';
 import type { Uploader } from './uploader.ts';
-import { holdsContent, RangeWindow } from './verified-read.ts';
+import { contentSha256, RangeWindow } from './verified-read.ts';
 
 export interface WriteBehindOptions {
   fast: RedisFastTier;
@@ -178,7 +178,14 @@ export class WriteBehindTiers implements BlobService {
     const { manifest: existing, generation } = await this.guard('checking for the blob', () =>
       this.fast.lookup(key),
     );
-    if (existing !== null) return this.putExisting(existing, options, durability);
+    if (existing !== null) {
+      const answer = await this.putExisting(existing, options, durability);
+      if (answer !== null) return answer;
+    }
+    if (options.sha256 !== undefined) {
+      const inStore = await this.durableCopy(key, options.sha256);
+      if (inStore !== null) return inStore;
+    }
     return this.guard('storing the blob', async () => {
       // The entry comes first: a published blob always has one, even if we crash next.
       const entry = await this.options.journal.append(key, generation);
@@ -228,43 +235,74 @@ export class WriteBehindTiers implements BlobService {
 
   /**
    * An upload of a key already stored: answered without reading the body once the blob is
-   * as durable as asked, unless it claims other content (docs/decisions/0022).
+   * as durable as asked, unless it claims other content (409), following
+   * docs/decisions/0017-md5-collisions-one-key-one-content.md. Null when the stored copy
+   * turned out damaged (it is dropped, and the upload stores its bytes).
    */
   private async putExisting(
     existing: Manifest,
     options: UploadOptions,
     durability: Durability,
-  ): Promise<PutResult> {
-    const { key } = existing;
-    let info = infoOf(existing);
-    if (options.sha256 !== undefined && existing.sha256 !== options.sha256) {
-      // Identical bytes are never a conflict: a copy stored without a SHA-256 is hashed to
-      // find out whether it is the content the upload claims.
-      const same =
-        existing.sha256 === undefined &&
-        (await this.guard('comparing contents', () =>
-          holdsContent(this.fast.read(existing), {
-            key,
-            size: existing.size,
-            sha256: options.sha256!,
-          }),
-        ));
-      if (!same) {
-        throw new DigestConflictError(
-          `Blob ${key} is stored with other content (SHA-256 ${existing.sha256 ?? 'computed from its copy'}); this upload claims ${options.sha256}`,
-        );
+  ): Promise<PutResult | null> {
+    const { key, size } = existing;
+    let stored = existing.sha256;
+    if (options.sha256 !== undefined && stored === undefined) {
+      // Identical bytes are never a conflict: hash the stored copy to find out.
+      const computed = await this.guard('comparing contents', () =>
+        contentSha256(this.fast.read(existing), { key, size }),
+      );
+      if (computed === null) {
+        await this.fast.dropCopy(existing);
+        return null;
       }
-      await this.fast.recordSha256(existing, options.sha256).catch(() => undefined);
-      info = blobInfo(key, existing.size, options.sha256);
+      stored = computed;
+      await this.fast.recordSha256(existing, computed).catch(() => undefined);
+    }
+    if (options.sha256 !== undefined && stored !== options.sha256) {
+      throw new DigestConflictError(
+        `Blob ${key} is stored with other content (SHA-256 ${stored}); this upload claims ${options.sha256}`,
+      );
     }
     // A cached blob is in S3 already; only a pending one needs its replica confirmed.
     if (existing.state === 'pending') {
-      await this.guard('confirming replication', () =>
-        this.fast.confirmReplicated(key, existing.size),
-      );
+      await this.guard('confirming replication', () => this.fast.confirmReplicated(key, size));
       if (durability === 'Sync') await this.persistNow(key);
     }
-    return { info, created: false };
+    return { info: blobInfo(key, size, stored), created: false };
+  }
+
+  /**
+   * An upload claiming a SHA-256 of a key Redis does not hold: if the durable tier holds
+   * the key, it is the stored content (200, or 409 for other content). A damaged or
+   * unreachable durable copy lets the upload go on (it repairs the copy; the uploader
+   * checks again when S3 is back).
+   */
+  private async durableCopy(key: string, sha256: string): Promise<PutResult | null> {
+    try {
+      const info = await this.store.head(key);
+      if (info === null) return null;
+      const stored =
+        info.sha256 ??
+        (await this.store
+          .get(key)
+          .then((read) =>
+            read === null ? null : contentSha256(read.stream, { key, size: info.size }),
+          ));
+      if (stored === null) return null;
+      if (stored !== sha256) {
+        throw new DigestConflictError(
+          `Blob ${key} is stored with other content (SHA-256 ${stored}); this upload claims ${sha256}`,
+        );
+      }
+      return { info: blobInfo(key, info.size, stored), created: false };
+    } catch (error) {
+      if (error instanceof DigestConflictError) throw error;
+      this.options.logger.debug('Could not compare with the durable copy; uploading', {
+        key,
+        error: String(error),
+      });
+      return null;
+    }
   }
 
   private async putUnkeyed(source: Readable, options: UploadOptions): Promise<PutResult> {

@@ -119,6 +119,17 @@ export class RedisFastTier {
     });
   }
 
+  /**
+   * What a fill needs before it reads the durable tier, in one round trip: the generation
+   * token to publish with, and whether the durable tier recently answered "no such blob".
+   */
+  async beforeFill(key: string): Promise<{ generation: string; knownAbsent: boolean }> {
+    const [generation, absent] = await execPipeline(() =>
+      this.redis.pipeline().get(blobKeys.generation(key)).exists(blobKeys.absent(key)),
+    );
+    return { generation: (generation as string | null) ?? '', knownAbsent: absent === 1 };
+  }
+
   /** The generation token to pass to `publish`: a DELETE in between makes it stale. */
   async generation(key: string): Promise<string> {
     return (await this.redis.get(blobKeys.generation(key))) ?? '';
