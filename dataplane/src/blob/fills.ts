@@ -43,7 +43,9 @@ export type MissOutcome =
  */
 export class FillCoordinator {
   private readonly options: FillOptions;
-  private readonly inFlight = new Map<string, Promise<void>>();
+  /** Fills under way in this process: what their waiters wait on, and how to release them. */
+  private fillCount = 0;
+  private readonly inFlight = new Map<string, { settled: Promise<void>; release: () => void }>();
 
   constructor(options: FillOptions) {
     this.options = options;
@@ -54,27 +56,46 @@ export class FillCoordinator {
     const running = this.inFlight.get(key);
     if (running !== undefined) {
       metrics.coalescedWaits.inc();
-      await Promise.race([running, sleep(this.options.fillWaitMs)]);
+      await Promise.race([running.settled, sleep(this.options.fillWaitMs)]);
       return this.afterWaiting(key);
     }
     let finish!: () => void;
-    this.inFlight.set(key, new Promise<void>((resolve) => (finish = resolve)));
+    const flight = {
+      settled: new Promise<void>((resolve) => (finish = resolve)),
+      release: () => finish(),
+    };
+    this.inFlight.set(key, flight);
     const done = (): void => {
-      this.inFlight.delete(key);
+      // Only this fill's own entry: a DELETE may have let a newer fill start meanwhile.
+      if (this.inFlight.get(key) === flight) this.inFlight.delete(key);
       finish();
     };
     try {
-      if (!(await fast.acquireFillLease(key, this.options.owner, this.options.fillWaitMs))) {
+      // Each fill holds the lease under a name of its own, so a fill fenced by a DELETE that
+      // ends late cannot release the lease of a newer fill of the same key.
+      const holder = `${this.options.owner}/${(this.fillCount += 1)}`;
+      if (!(await fast.acquireFillLease(key, holder, this.options.fillWaitMs))) {
         metrics.coalescedWaits.inc();
         await this.waitForRemoteFill(key);
         done();
         return await this.afterWaiting(key);
       }
-      return await this.fill(key, done);
+      return await this.fill(key, holder, done);
     } catch (error) {
       done();
       throw error;
     }
+  }
+
+  /**
+   * A DELETE came: a fill under way here can no longer publish, so its waiters stop waiting
+   * (they find the blob gone) and the next reader does not wait on it either.
+   */
+  forget(key: string): void {
+    const flight = this.inFlight.get(key);
+    if (flight === undefined) return;
+    this.inFlight.delete(key);
+    flight.release();
   }
 
   /** After a fill elsewhere: read what it published, or read the durable tier (verified). */
@@ -102,10 +123,10 @@ export class FillCoordinator {
     }
   }
 
-  private async fill(key: string, done: () => void): Promise<MissOutcome> {
-    const { fast, store, owner } = this.options;
+  private async fill(key: string, holder: string, done: () => void): Promise<MissOutcome> {
+    const { fast, store } = this.options;
     const release = (): void => {
-      fast.releaseFillLease(key, owner).catch(() => undefined);
+      fast.releaseFillLease(key, holder).catch(() => undefined);
       done();
     };
     let read;

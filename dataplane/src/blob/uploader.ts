@@ -259,6 +259,11 @@ export class Uploader {
     await journal.complete(entry);
   }
 
+  private forget(entry: JournalEntry): void {
+    this.attempts.delete(ref(entry));
+    this.missingSince.delete(ref(entry));
+  }
+
   private enqueue(entry: JournalEntry): void {
     if (this.queue.some((queued) => ref(queued) === ref(entry))) return;
     this.queue.push(entry);
@@ -361,10 +366,17 @@ export class Uploader {
   private retryLater(entry: JournalEntry, delayMs: number): void {
     if (!this.running) return;
     const timer = setTimeout(() => {
-      this.waiting.delete(ref(entry));
-      // Reset the entry's idle time so other processes leave it to us.
-      this.options.journal.keep(entry, this.options.consumer).catch(() => undefined);
-      this.enqueue(entry);
+      // Reset the entry's idle time so other processes leave it to us; an entry completed
+      // meanwhile (by its own upload, or by another process) is dropped here.
+      this.options.journal
+        .keep(entry, this.options.consumer)
+        .catch(() => true)
+        .then((pending) => {
+          this.waiting.delete(ref(entry));
+          if (pending) this.enqueue(entry);
+          else this.forget(entry);
+        })
+        .catch(() => undefined);
     }, delayMs);
     this.waiting.set(ref(entry), { entry, timer });
   }

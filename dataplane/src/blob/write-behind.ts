@@ -4,11 +4,12 @@ import type { Logger } from 'winston';
 import type { Metrics } from '../metrics.ts';
 import { asServiceError } from '../redis/errors.ts';
 import type { Manifest, RedisFastTier } from '../redis/fast-tier.ts';
-import type { Journal, JournalEntry } from '../redis/journal.ts';
+import type { Journal } from '../redis/journal.ts';
 import type { UploadLeases } from '../redis/upload-leases.ts';
 import { readCached } from './cached-read.ts';
-import { DigestConflictError, ServiceUnavailableError } from './errors.ts';
+import { ServiceUnavailableError } from './errors.ts';
 import { FillCoordinator } from './fills.ts';
+import { WriteBehindPuts } from './write-behind-puts.ts';
 import { KeyGuards } from './key-guards.ts';
 import { findMissing } from './missing.ts';
 import {
@@ -19,7 +20,6 @@ import {
   type ServedBlob,
   type UploadOptions,
 } from './service.ts';
-import { spoolToDisk } from './spool.ts';
 import { Tee } from './tee.ts';
 import {
   blobInfo,
@@ -29,7 +29,7 @@ import {
   type PutResult,
 } from './store.ts';
 import type { Uploader } from './uploader.ts';
-import { contentSha256, RangeWindow } from './verified-read.ts';
+import { RangeWindow } from './verified-read.ts';
 
 export interface WriteBehindOptions {
   fast: RedisFastTier;
@@ -71,6 +71,7 @@ export class WriteBehindTiers implements BlobService {
   private readonly fast: RedisFastTier;
   private readonly store: BlobStore;
   private readonly fills: FillCoordinator;
+  private readonly puts: WriteBehindPuts;
   /** Reads that may copy into the hot tier; a deletion aborts their copy. */
   private readonly guards = new KeyGuards();
 
@@ -79,6 +80,7 @@ export class WriteBehindTiers implements BlobService {
     this.fast = options.fast;
     this.store = options.store;
     this.fills = new FillCoordinator(options);
+    this.puts = new WriteBehindPuts(options);
   }
 
   async head(key: string): Promise<LocatedBlob | null> {
@@ -170,171 +172,8 @@ export class WriteBehindTiers implements BlobService {
     }
   }
 
-  async put(source: Readable, options: UploadOptions): Promise<PutResult> {
-    if (options.key === undefined) return this.putUnkeyed(source, options);
-    const key = options.key;
-    const durability = options.durability ?? this.options.durability;
-    // The generation comes with the manifest: a DELETE from here on makes the upload stale.
-    const { manifest: existing, generation } = await this.guard('checking for the blob', () =>
-      this.fast.lookup(key),
-    );
-    if (existing !== null) {
-      const answer = await this.putExisting(existing, options, durability);
-      if (answer !== null) return answer;
-    }
-    if (options.sha256 !== undefined) {
-      const inStore = await this.durableCopy(key, options.sha256);
-      if (inStore !== null) return inStore;
-    }
-    return this.guard('storing the blob', async () => {
-      // The entry comes first: a published blob always has one, even if we crash next.
-      const entry = await this.options.journal.append(key, generation);
-      const { outcome, size, sha256 } = await this.stageAndPublish(entry, source, options);
-      if (outcome === 'chunk-lost') {
-        throw new ServiceUnavailableError(
-          `Part of blob ${key} was evicted before it was published; retry`,
-        );
-      }
-      await this.fast.confirmReplicated(key, size);
-      if (outcome === 'published' && durability === 'Sync') await this.persistEntry(entry);
-      else if (outcome === 'exists' && durability === 'Sync') await this.persistNow(key);
-      else if (outcome === 'published') this.options.uploader.nudge(entry);
-      return { info: blobInfo(key, size, sha256), created: outcome !== 'exists' };
-    });
-  }
-
-  /**
-   * Stages and publishes an upload under its journal entry, keeping the entry's streaming
-   * marker alive meanwhile. Entries of uploads that end without publishing are completed
-   * at once, so they never linger as backlog.
-   */
-  private async stageAndPublish(entry: JournalEntry, source: Readable, options: UploadOptions) {
-    const { journal } = this.options;
-    const keepAlive = setInterval(
-      () => void journal.keepStreaming(entry).catch(() => undefined),
-      journal.streamingMarkerMs / 3,
-    );
-    try {
-      const staged = await this.fast.stage(entry.key, source, options);
-      const outcome = await this.fast.publish(staged, {
-        generation: entry.generation,
-        state: 'pending',
-        ttlMs: 0,
-        persistToken: entry.token,
-      });
-      clearInterval(keepAlive);
-      if (outcome === 'published') await journal.markPublished(entry);
-      else await journal.complete(entry).catch(() => undefined);
-      return { outcome, size: staged.size, sha256: staged.sha256 };
-    } catch (error) {
-      clearInterval(keepAlive);
-      await journal.complete(entry).catch(() => undefined);
-      throw error;
-    }
-  }
-
-  /**
-   * An upload of a key already stored: answered without reading the body once the blob is
-   * as durable as asked, unless it claims other content (409), following
-   * docs/decisions/0017-md5-collisions-one-key-one-content.md. Null when the stored copy
-   * turned out damaged (it is dropped, and the upload stores its bytes).
-   */
-  private async putExisting(
-    existing: Manifest,
-    options: UploadOptions,
-    durability: Durability,
-  ): Promise<PutResult | null> {
-    const { key, size } = existing;
-    let stored = existing.sha256;
-    if (options.sha256 !== undefined && stored === undefined) {
-      // Identical bytes are never a conflict: hash the stored copy to find out.
-      const computed = await this.guard('comparing contents', () =>
-        contentSha256(this.fast.read(existing), { key, size }),
-      );
-      if (computed === null) {
-        await this.fast.dropCopy(existing);
-        return null;
-      }
-      stored = computed;
-      await this.fast.recordSha256(existing, computed).catch(() => undefined);
-    }
-    if (options.sha256 !== undefined && stored !== options.sha256) {
-      throw new DigestConflictError(
-        `Blob ${key} is stored with other content (SHA-256 ${stored}); this upload claims ${options.sha256}`,
-      );
-    }
-    // A cached blob is in S3 already; only a pending one needs its replica confirmed.
-    if (existing.state === 'pending') {
-      await this.guard('confirming replication', () => this.fast.confirmReplicated(key, size));
-      if (durability === 'Sync') await this.persistNow(key);
-    }
-    return { info: blobInfo(key, size, stored), created: false };
-  }
-
-  /**
-   * An upload claiming a SHA-256 of a key Redis does not hold: if the durable tier holds
-   * the key, it is the stored content (200, or 409 for other content). A damaged or
-   * unreachable durable copy lets the upload go on (it repairs the copy; the uploader
-   * checks again when S3 is back).
-   */
-  private async durableCopy(key: string, sha256: string): Promise<PutResult | null> {
-    try {
-      const info = await this.store.head(key);
-      if (info === null) return null;
-      const stored =
-        info.sha256 ??
-        (await this.store
-          .get(key)
-          .then((read) =>
-            read === null ? null : contentSha256(read.stream, { key, size: info.size }),
-          ));
-      if (stored === null) return null;
-      if (stored !== sha256) {
-        throw new DigestConflictError(
-          `Blob ${key} is stored with other content (SHA-256 ${stored}); this upload claims ${sha256}`,
-        );
-      }
-      return { info: blobInfo(key, info.size, stored), created: false };
-    } catch (error) {
-      if (error instanceof DigestConflictError) throw error;
-      this.options.logger.debug('Could not compare with the durable copy; uploading', {
-        key,
-        error: String(error),
-      });
-      return null;
-    }
-  }
-
-  private async putUnkeyed(source: Readable, options: UploadOptions): Promise<PutResult> {
-    const spooled = await spoolToDisk(source, this.options.spoolDir, {
-      size: options.size,
-      sha256: options.sha256,
-      maxBytes: options.maxBytes,
-    });
-    try {
-      return await this.put(spooled.open(), { ...options, key: spooled.md5, size: spooled.size });
-    } finally {
-      await spooled.remove();
-    }
-  }
-
-  /** Persists an already published blob now, under an entry of its own. */
-  private async persistNow(key: string): Promise<void> {
-    const generation = await this.fast.generation(key);
-    await this.persistEntry(
-      await this.options.journal.append(key, generation, { published: true }),
-    );
-  }
-
-  private async persistEntry(entry: JournalEntry): Promise<void> {
-    try {
-      await this.options.uploader.persist(entry);
-    } catch (error) {
-      throw new ServiceUnavailableError(
-        `Blob ${entry.key} is cached but the durable tier did not take it yet; it will be retried`,
-        { cause: error },
-      );
-    }
+  put(source: Readable, options: UploadOptions): Promise<PutResult> {
+    return this.puts.put(source, options);
   }
 
   /**
@@ -356,7 +195,13 @@ export class WriteBehindTiers implements BlobService {
       );
     }
     const inStore = await this.store.delete(key);
-    const filledMeanwhile = await this.guard('deleting the blob', () => this.fast.delete(key));
+    const filledMeanwhile = await this.guard('deleting the blob', async () => {
+      const published = await this.fast.delete(key);
+      // Fills that started earlier can no longer publish: readers elsewhere stop waiting
+      // for them, and a fill that starts now finds the blob gone.
+      await this.fast.dropFillLease(key);
+      return published;
+    });
     await this.announce(key);
     return inCache || inStore || filledMeanwhile;
   }
@@ -379,6 +224,7 @@ export class WriteBehindTiers implements BlobService {
   /** Drops this process's in-process copy of `key` (a DELETE anywhere in the cluster). */
   forget(key: string): void {
     this.guards.markDeleted(key);
+    this.fills.forget(key);
     void this.options.hot?.delete(key);
   }
 

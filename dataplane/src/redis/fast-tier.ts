@@ -332,6 +332,11 @@ export class RedisFastTier {
     return (await this.redis.exists(blobKeys.fillLease(key))) === 1;
   }
 
+  /** Drops the fill lease whoever holds it (a DELETE fenced the fill that holds it). */
+  async dropFillLease(key: string): Promise<void> {
+    await this.redis.del(blobKeys.fillLease(key));
+  }
+
   async releaseFillLease(key: string, owner: string): Promise<void> {
     await RELEASE_LEASE.run(this.redis, [blobKeys.fillLease(key)], [owner]);
   }

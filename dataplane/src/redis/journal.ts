@@ -165,16 +165,20 @@ export class Journal {
     return toEntries(partition, reply[1]);
   }
 
-  /** Resets an entry's idle time so other consumers leave it to us while we retry it. */
-  async keep(entry: JournalEntry, consumer: string): Promise<void> {
-    await this.redis.xclaim(
+  /**
+   * Resets an entry's idle time so other consumers leave it to us while we retry it. False
+   * when the entry is no longer pending (completed meanwhile, e.g. by its own upload).
+   */
+  async keep(entry: JournalEntry, consumer: string): Promise<boolean> {
+    const claimed = (await this.redis.xclaim(
       journalStream(entry.partition),
       UPLOADER_GROUP,
       consumer,
       0,
       entry.id,
       'JUSTID',
-    );
+    )) as string[];
+    return claimed.length > 0;
   }
 
   /** Done with an entry: acknowledged and removed, so stream length is the backlog. */

@@ -80,7 +80,7 @@ describe('DELETE sticks across processes (50 races with fills, slow readers, upl
     const keys: string[] = [];
     let readersInFlight = 0;
     for (let run = 0; run < RUNS; run++) {
-      const blob = blobOf(3 * MiB + run * 4099, 7_000 + run);
+      const blob = blobOf(6 * MiB + run * 4099, 7_000 + run);
       const key = md5(blob);
       keys.push(key);
       const urlOn = (plane: SpawnedDataPlane) => `${plane.url}/v1/blobs/${key}`;
@@ -129,8 +129,9 @@ describe('DELETE sticks across processes (50 races with fills, slow readers, upl
     console.log(
       `      ${RUNS} runs: reads still under way at ${readersInFlight} DELETEs; fills refused by a DELETE: ${fillsStopped}; uploads stopped by one: ${uploadsStopped}`,
     );
-    expect(readersInFlight).to.be.at.least(RUNS / 5);
-    expect(fillsStopped).to.be.greaterThan(0);
+    // In every third run the slow reader is the filler, stalled across the DELETE.
+    expect(fillsStopped).to.be.at.least(10);
+    expect(readersInFlight).to.be.at.least(5);
   });
 
   it('is stated in the README in one sentence, which this test checks', async () => {
