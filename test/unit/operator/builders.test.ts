@@ -37,7 +37,8 @@ describe('operator builders (pure)', () => {
   });
 
   it('starts Redis through the node start script, which owns persistence and the password', () => {
-    const container = redisShardStatefulSet(cache(), 0).spec!.template.spec!.containers[0]!;
+    const container = redisShardStatefulSet(cache(), 0, CHECKSUMS.redis).spec!.template.spec!
+      .containers[0]!;
     expect(container.command).to.deep.equal(['sh', REDIS_NODE_START_SCRIPT]);
     expect(container.args).to.include.members(['--dir', '/data', '--port', '6379']);
     // Set by the script, so no StatefulSet can turn persistence on or leave a password out.

@@ -11,12 +11,14 @@ export const PLURAL = "blobcaches";
 export interface BlobCacheSpecRedisResourcesRequests {
   cpu?: unknown;
   memory?: unknown;
+  [field: string]: unknown;
 }
 
 /** Most of each resource a Redis container may use; memory must leave room for maxMemory and replication buffers. */
 export interface BlobCacheSpecRedisResourcesLimits {
   cpu?: unknown;
   memory?: unknown;
+  [field: string]: unknown;
 }
 
 /** CPU and memory requests and limits of each Redis container (as in a Pod's container resources). */
@@ -25,6 +27,7 @@ export interface BlobCacheSpecRedisResources {
   requests?: BlobCacheSpecRedisResourcesRequests;
   /** Most of each resource a Redis container may use; memory must leave room for maxMemory and replication buffers. */
   limits?: BlobCacheSpecRedisResourcesLimits;
+  [field: string]: unknown;
 }
 
 /** The Redis Cluster of the fast tier (one StatefulSet per shard). */

@@ -5,8 +5,8 @@ import { ChunkMissingError } from '../../../dataplane/src/redis/errors.ts';
 
 /**
  * The chunk reader's range arithmetic, against chunks held in a Map: a stand-in for Redis
- * that answers GET by key (the reader's only command), so every (start, end) pair can be
- * checked exhaustively.
+ * that answers GET (and GETRANGE) by key, the reader's only commands, so every (start, end)
+ * pair can be checked exhaustively.
  */
 function chunksOf(blob: Buffer, chunkBytes: number): Map<string, Buffer> {
   const chunks = new Map<string, Buffer>();
@@ -19,14 +19,18 @@ function storeOf(
   chunks: Map<string, Buffer>,
   observe: { inFlight: number; most: number },
 ): Cluster {
+  const get = async (key: string): Promise<Buffer | null> => {
+    observe.inFlight += 1;
+    observe.most = Math.max(observe.most, observe.inFlight);
+    await Promise.resolve();
+    observe.inFlight -= 1;
+    return chunks.get(key) ?? null;
+  };
   return {
-    getBuffer: async (key: string): Promise<Buffer | null> => {
-      observe.inFlight += 1;
-      observe.most = Math.max(observe.most, observe.inFlight);
-      await Promise.resolve();
-      observe.inFlight -= 1;
-      return chunks.get(key) ?? null;
-    },
+    getBuffer: get,
+    // A part of a chunk (GETRANGE, inclusive end), for readers that fetch chunks in pieces.
+    getrangeBuffer: async (key: string, from: number, to: number) =>
+      (await get(key))?.subarray(from, to + 1) ?? Buffer.alloc(0),
   } as unknown as Cluster;
 }
 
