@@ -21,6 +21,16 @@ export async function metricSum(url: string, name: string, labels = ''): Promise
     .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
 }
 
+/** `metricSum` over several data planes. */
+export async function metricSumOver(
+  urls: readonly string[],
+  name: string,
+  labels = '',
+): Promise<number> {
+  const sums = await Promise.all(urls.map((url) => metricSum(url, name, labels)));
+  return sums.reduce((total, value) => total + value, 0);
+}
+
 /** Waits until the write-behind journal is empty: every acknowledged blob is in S3. */
 export async function waitForDrain(url: string, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -7,7 +7,7 @@ import { blobOf, md5, sha256Base64 } from '../../harness/blobs.ts';
 import type { SpawnedDataPlane } from '../../harness/dataplane.ts';
 import { eventually } from '../../harness/eventually.ts';
 import { COLLIDING_MD5, COLLIDING_PAIR } from '../../harness/md5-collision.ts';
-import { flushRedis, metricSum, waitForDrain } from '../../harness/production-helpers.ts';
+import { flushRedis, metricSumOver, waitForDrain } from '../../harness/production-helpers.ts';
 import {
   BUCKET,
   s3Client,
@@ -57,10 +57,11 @@ describe('production tiers: damaged S3 objects and MD5 collisions', function () 
     damaged[blob.length - 10] = damaged[blob.length - 10]! ^ 0x40;
     return damaged;
   };
-  const sumOverPlanes = async (name: string, labels: string) =>
-    (await Promise.all(planes.map((plane) => metricSum(plane.url, name, labels)))).reduce(
-      (total, value) => total + value,
-      0,
+  const sumOverPlanes = (name: string, labels: string) =>
+    metricSumOver(
+      planes.map((plane) => plane.url),
+      name,
+      labels,
     );
 
   it('never completes a transfer of a damaged S3 object, for the filler or for anyone who waited on it', async () => {

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { blobOf, md5 } from '../../harness/blobs.ts';
 import type { SpawnedDataPlane } from '../../harness/dataplane.ts';
 import { REPO_ROOT } from '../../harness/dataplane.ts';
-import { metricSum, waitForDrain } from '../../harness/production-helpers.ts';
+import { metricSumOver, waitForDrain } from '../../harness/production-helpers.ts';
 import { startProductionStack, type ProductionStack } from '../../harness/production.ts';
 
 const MiB = 1024 * 1024;
@@ -119,10 +119,11 @@ describe('DELETE sticks across processes (50 races with fills, slow readers, upl
     }
     // The races did happen: reads were under way at DELETEs, and fills and uploads were
     // stopped by them (as their metrics tell).
-    const sum = async (name: string, labels: string) =>
-      (await Promise.all(planes.map((plane) => metricSum(plane.url, name, labels)))).reduce(
-        (total, value) => total + value,
-        0,
+    const sum = (name: string, labels: string) =>
+      metricSumOver(
+        planes.map((plane) => plane.url),
+        name,
+        labels,
       );
     const fillsStopped = await sum('blobcache_fills_total', 'result="deleted"');
     const uploadsStopped = await sum('blobcache_journal_uploads_total', 'result="deleted"');
