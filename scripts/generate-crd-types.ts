@@ -62,6 +62,9 @@ function typeOf(schema: Schema, path: string[]): string {
           ([field, child]) =>
             `${doc(child.description, '  ')}  ${field}${required.has(field) ? '' : '?'}: ${typeOf(child, [...path, field])};`,
         );
+      // Declared fields plus any others the API server keeps (x-kubernetes-preserve-unknown-fields).
+      if (schema['x-kubernetes-preserve-unknown-fields'] === true)
+        fields.push('  [field: string]: unknown;');
       interfaces.push(
         `${doc(schema.description, '')}export interface ${name} {\n${fields.join('\n')}\n}\n`,
       );

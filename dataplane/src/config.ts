@@ -1,5 +1,8 @@
 import { parse as parseYaml } from 'yaml';
 import type { Durability } from './blob/service.ts';
+import { ConfigError, parseValue, type Setting } from './config-values.ts';
+
+export { ConfigError } from './config-values.ts';
 
 /** Every setting of the data plane, parsed and validated once by `loadConfig`. */
 export interface DataPlaneConfig {
@@ -23,7 +26,7 @@ export interface DataPlaneConfig {
   idleTimeoutMs: number;
   /** Time allowed to receive request headers. Env `BLOBCACHE_HEADERS_TIMEOUT_MS`. @default 20000 */
   headersTimeoutMs: number;
-  /** Time allowed for a whole request, 0 for none. Env `BLOBCACHE_REQUEST_TIMEOUT_MS`. @default 3600000 */
+  /** Time allowed for a whole request. Env `BLOBCACHE_REQUEST_TIMEOUT_MS`. @default 3600000 */
   requestTimeoutMs: number;
   /** How long shutdown waits for in-flight requests. Env `BLOBCACHE_SHUTDOWN_GRACE_MS`. @default 25000 */
   shutdownGraceMs: number;
@@ -55,6 +58,8 @@ export interface DataPlaneConfig {
   journalClaimIdleMs: number;
   /** Longest wait between retries of a failed upload. Env `BLOBCACHE_UPLOAD_RETRY_MAX_MS`. @default 60000 */
   uploadRetryMaxMs: number;
+  /** A journal entry whose blob was never published this long after it was appended belongs to an upload that failed or was cut (the process died mid-upload), and is dropped; longer than `requestTimeoutMs`, so no upload still streaming loses its entry. Env `BLOBCACHE_UPLOAD_ABANDON_MS`. @default 3660000 */
+  uploadAbandonMs: number;
   /** How long a reader waits for another process's fill before reading the durable tier itself. Env `BLOBCACHE_FILL_WAIT_MS`. @default 30000 */
   fillWaitMs: number;
   /** How long a durable-tier miss is remembered. Env `BLOBCACHE_NEGATIVE_CACHE_MS`. @default 5000 */
@@ -63,9 +68,9 @@ export interface DataPlaneConfig {
   cachedTtlMs: number;
   /** How long to wait for a Redis replica to confirm a write. Env `BLOBCACHE_REPLICA_WAIT_MS`. @default 2000 */
   replicaWaitMs: number;
-  /** With Redis, bytes of chunks all reads together may fetch ahead of their clients; past it reads fetch nothing ahead and read chunks in 64 KiB pieces (minimum 1 MiB). Env `BLOBCACHE_READ_AHEAD_BYTES`. @default 64 MiB */
+  /** With Redis, bytes of chunks all reads together may fetch ahead of their clients; past it reads fetch nothing ahead and read chunks in 64 KiB pieces. Env `BLOBCACHE_READ_AHEAD_BYTES`. @default 64 MiB */
   readAheadBytes: number;
-  /** Connections served at once; more are answered 503 and closed (minimum 1). Env `BLOBCACHE_MAX_CONNECTIONS`. @default 1024 */
+  /** Connections served at once; more are answered 503 and closed. Env `BLOBCACHE_MAX_CONNECTIONS`. @default 1024 */
   maxConnections: number;
   /** With Redis, how long a blob stays in the per-process hot tier (a bound on serving a blob deleted elsewhere if an invalidation is missed). Env `BLOBCACHE_HOT_TTL_MS`. @default 30000 */
   hotTtlMs: number;
@@ -93,6 +98,7 @@ export const DEFAULT_CONFIG: DataPlaneConfig = {
   uploaders: 4,
   journalClaimIdleMs: 30_000,
   uploadRetryMaxMs: 60_000,
+  uploadAbandonMs: 3_660_000,
   fillWaitMs: 30_000,
   negativeCacheMs: 5_000,
   cachedTtlMs: 7 * 24 * 3600 * 1000,
@@ -102,155 +108,128 @@ export const DEFAULT_CONFIG: DataPlaneConfig = {
   readAheadBytes: 64 * MiB,
 };
 
-/** A configuration error; the message always names the offending key. */
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+const SECOND = 1_000;
+const MINUTE = 60 * SECOND;
+const HOUR = 60 * MINUTE;
 
-type Kind =
-  | 'port'
-  | 'bytes'
-  | 'ms'
-  | 'string'
-  | 'level'
-  | 'count'
-  | 'connections'
-  | 'bool'
-  | 'nodes'
-  | 'durability';
-
-interface Setting {
-  key: keyof DataPlaneConfig;
-  env: string;
-  kind: Kind;
-}
-
-const SETTINGS: readonly Setting[] = [
-  { key: 'port', env: 'PORT', kind: 'port' },
+export const SETTINGS: readonly Setting<keyof DataPlaneConfig>[] = [
+  { key: 'port', env: 'PORT', kind: 'port', min: 0, max: 65_535, why: '0 picks a free port' },
   { key: 'host', env: 'BLOBCACHE_HOST', kind: 'string' },
   { key: 'dataDir', env: 'BLOBCACHE_DATA_DIR', kind: 'string' },
   { key: 'readToken', env: 'BLOBCACHE_READ_TOKEN', kind: 'string' },
   { key: 'writeToken', env: 'BLOBCACHE_WRITE_TOKEN', kind: 'string' },
-  { key: 'maxBlobBytes', env: 'BLOBCACHE_MAX_BLOB_BYTES', kind: 'bytes' },
-  { key: 'memoryCacheBytes', env: 'BLOBCACHE_MEMORY_CACHE_BYTES', kind: 'bytes' },
-  { key: 'memoryCacheMaxEntryBytes', env: 'BLOBCACHE_MEMORY_CACHE_MAX_ENTRY_BYTES', kind: 'bytes' },
-  { key: 'idleTimeoutMs', env: 'BLOBCACHE_IDLE_TIMEOUT_MS', kind: 'ms' },
-  { key: 'headersTimeoutMs', env: 'BLOBCACHE_HEADERS_TIMEOUT_MS', kind: 'ms' },
-  { key: 'requestTimeoutMs', env: 'BLOBCACHE_REQUEST_TIMEOUT_MS', kind: 'ms' },
-  { key: 'shutdownGraceMs', env: 'BLOBCACHE_SHUTDOWN_GRACE_MS', kind: 'ms' },
+  { key: 'maxBlobBytes', env: 'BLOBCACHE_MAX_BLOB_BYTES', kind: 'bytes', min: 1 },
+  { key: 'memoryCacheBytes', env: 'BLOBCACHE_MEMORY_CACHE_BYTES', kind: 'bytes', min: 1 },
+  {
+    key: 'memoryCacheMaxEntryBytes',
+    env: 'BLOBCACHE_MEMORY_CACHE_MAX_ENTRY_BYTES',
+    kind: 'bytes',
+    min: 1,
+  },
+  {
+    key: 'idleTimeoutMs',
+    env: 'BLOBCACHE_IDLE_TIMEOUT_MS',
+    kind: 'ms',
+    min: SECOND,
+    why: 'stuck clients must be cut',
+  },
+  { key: 'headersTimeoutMs', env: 'BLOBCACHE_HEADERS_TIMEOUT_MS', kind: 'ms', min: SECOND },
+  {
+    key: 'requestTimeoutMs',
+    env: 'BLOBCACHE_REQUEST_TIMEOUT_MS',
+    kind: 'ms',
+    min: SECOND,
+    why: 'every upload must end, so its journal entry can be told from an abandoned one',
+  },
+  { key: 'shutdownGraceMs', env: 'BLOBCACHE_SHUTDOWN_GRACE_MS', kind: 'ms', min: 0 },
   { key: 'logLevel', env: 'BLOBCACHE_LOG_LEVEL', kind: 'level' },
   { key: 'redisNodes', env: 'BLOBCACHE_REDIS_NODES', kind: 'nodes' },
   { key: 'redisPassword', env: 'BLOBCACHE_REDIS_PASSWORD', kind: 'string' },
-  { key: 'chunkBytes', env: 'BLOBCACHE_CHUNK_BYTES', kind: 'bytes' },
+  {
+    key: 'chunkBytes',
+    env: 'BLOBCACHE_CHUNK_BYTES',
+    kind: 'bytes',
+    min: 16 * 1024,
+    max: 256 * MiB,
+    why: 'Redis values are limited to 512 MiB, and tiny chunks make millions of keys',
+  },
   { key: 'durability', env: 'BLOBCACHE_DURABILITY', kind: 'durability' },
   { key: 's3Bucket', env: 'BLOBCACHE_S3_BUCKET', kind: 'string' },
   { key: 's3Endpoint', env: 'BLOBCACHE_S3_ENDPOINT', kind: 'string' },
   { key: 's3Prefix', env: 'BLOBCACHE_S3_PREFIX', kind: 'string' },
   { key: 's3ForcePathStyle', env: 'BLOBCACHE_S3_FORCE_PATH_STYLE', kind: 'bool' },
   { key: 's3Region', env: 'AWS_REGION', kind: 'string' },
-  { key: 'journalPartitions', env: 'BLOBCACHE_JOURNAL_PARTITIONS', kind: 'count' },
-  { key: 'uploaders', env: 'BLOBCACHE_UPLOADERS', kind: 'count' },
-  { key: 'journalClaimIdleMs', env: 'BLOBCACHE_JOURNAL_CLAIM_IDLE_MS', kind: 'ms' },
-  { key: 'uploadRetryMaxMs', env: 'BLOBCACHE_UPLOAD_RETRY_MAX_MS', kind: 'ms' },
-  { key: 'fillWaitMs', env: 'BLOBCACHE_FILL_WAIT_MS', kind: 'ms' },
-  { key: 'negativeCacheMs', env: 'BLOBCACHE_NEGATIVE_CACHE_MS', kind: 'ms' },
-  { key: 'cachedTtlMs', env: 'BLOBCACHE_CACHED_TTL_MS', kind: 'ms' },
-  { key: 'replicaWaitMs', env: 'BLOBCACHE_REPLICA_WAIT_MS', kind: 'ms' },
-  { key: 'hotTtlMs', env: 'BLOBCACHE_HOT_TTL_MS', kind: 'ms' },
-  { key: 'maxConnections', env: 'BLOBCACHE_MAX_CONNECTIONS', kind: 'connections' },
-  { key: 'readAheadBytes', env: 'BLOBCACHE_READ_AHEAD_BYTES', kind: 'bytes' },
+  {
+    key: 'journalPartitions',
+    env: 'BLOBCACHE_JOURNAL_PARTITIONS',
+    kind: 'count',
+    min: 1,
+    max: 1024,
+  },
+  { key: 'uploaders', env: 'BLOBCACHE_UPLOADERS', kind: 'count', min: 1, max: 1024 },
+  {
+    key: 'journalClaimIdleMs',
+    env: 'BLOBCACHE_JOURNAL_CLAIM_IDLE_MS',
+    kind: 'ms',
+    min: SECOND,
+    why: 'entries of live processes would be taken from them',
+  },
+  { key: 'uploadRetryMaxMs', env: 'BLOBCACHE_UPLOAD_RETRY_MAX_MS', kind: 'ms', min: 250 },
+  { key: 'uploadAbandonMs', env: 'BLOBCACHE_UPLOAD_ABANDON_MS', kind: 'ms', min: 2 * SECOND },
+  {
+    key: 'fillWaitMs',
+    env: 'BLOBCACHE_FILL_WAIT_MS',
+    kind: 'ms',
+    min: 100,
+    max: 10 * MINUTE,
+    why: 'it is the fill lease in Redis, which refuses a zero expiry',
+  },
+  {
+    key: 'negativeCacheMs',
+    env: 'BLOBCACHE_NEGATIVE_CACHE_MS',
+    kind: 'ms',
+    min: 100,
+    max: HOUR,
+    why: 'Redis refuses a zero expiry; a blob added to S3 directly stays unseen this long',
+  },
+  {
+    key: 'cachedTtlMs',
+    env: 'BLOBCACHE_CACHED_TTL_MS',
+    kind: 'ms',
+    min: MINUTE,
+    why: 'without a TTL blobs in S3 could never be evicted, and a short one expires reads under way',
+  },
+  {
+    key: 'replicaWaitMs',
+    env: 'BLOBCACHE_REPLICA_WAIT_MS',
+    kind: 'ms',
+    min: 100,
+    max: MINUTE,
+    why: 'Redis WAIT with 0 waits forever; uploads are held this long',
+  },
+  {
+    key: 'hotTtlMs',
+    env: 'BLOBCACHE_HOT_TTL_MS',
+    kind: 'ms',
+    min: 100,
+    max: 10 * MINUTE,
+    why: 'the longest a process may serve a blob deleted elsewhere if the invalidation is lost',
+  },
+  {
+    key: 'maxConnections',
+    env: 'BLOBCACHE_MAX_CONNECTIONS',
+    kind: 'count',
+    min: 1,
+    max: 1_000_000,
+  },
+  {
+    key: 'readAheadBytes',
+    env: 'BLOBCACHE_READ_AHEAD_BYTES',
+    kind: 'bytes',
+    min: 1024 * 1024,
+    why: 'a read must be able to hold one whole 1 MiB chunk ahead',
+  },
 ];
-
-const DURABILITIES = ['WriteBehind', 'Sync'];
-const HOST_PORT = /^[A-Za-z0-9.-]+:\d{1,5}$/;
-
-const LEVELS = ['error', 'warn', 'info', 'debug'];
-const SIZE_UNITS: Record<string, number> = {
-  '': 1,
-  k: 1024,
-  ki: 1024,
-  m: MiB,
-  mi: MiB,
-  g: 1024 * MiB,
-  gi: 1024 * MiB,
-};
-
-function parseValue(raw: unknown, kind: Kind, name: string): string | number | boolean | string[] {
-  const text =
-    typeof raw === 'number' || typeof raw === 'boolean'
-      ? String(raw)
-      : Array.isArray(raw)
-        ? raw.join(',')
-        : raw;
-  if (typeof text !== 'string' || text.trim() === '') {
-    throw new ConfigError(`${name} must be a non-empty ${kind === 'string' ? 'string' : 'value'}`);
-  }
-  const value = text.trim();
-  switch (kind) {
-    case 'string':
-      return value;
-    case 'level':
-      if (!LEVELS.includes(value))
-        throw new ConfigError(`${name} must be one of ${LEVELS.join(', ')}; got '${value}'`);
-      return value;
-    case 'port': {
-      const port = Number(value);
-      if (!Number.isInteger(port) || port < 0 || port > 65535) {
-        throw new ConfigError(`${name} must be a TCP port (0-65535); got '${value}'`);
-      }
-      return port;
-    }
-    case 'count': {
-      const count = Number(value);
-      if (!Number.isInteger(count) || count < 1 || count > 1024) {
-        throw new ConfigError(`${name} must be a whole number from 1 to 1024; got '${value}'`);
-      }
-      return count;
-    }
-    case 'connections': {
-      const count = Number(value);
-      if (!Number.isInteger(count) || count < 1 || count > 1_000_000) {
-        throw new ConfigError(`${name} must be a whole number from 1 to 1000000; got '${value}'`);
-      }
-      return count;
-    }
-    case 'bool':
-      if (!['true', 'false'].includes(value))
-        throw new ConfigError(`${name} must be true or false; got '${value}'`);
-      return value === 'true';
-    case 'durability':
-      if (!DURABILITIES.includes(value)) {
-        throw new ConfigError(`${name} must be one of ${DURABILITIES.join(', ')}; got '${value}'`);
-      }
-      return value;
-    case 'nodes': {
-      const nodes = value.split(',').map((node) => node.trim());
-      const bad = nodes.find((node) => !HOST_PORT.test(node));
-      if (bad !== undefined)
-        throw new ConfigError(
-          `${name} must list host:port pairs separated by commas; '${bad}' is not one`,
-        );
-      return nodes;
-    }
-    case 'ms':
-      if (!/^\d+$/.test(value))
-        throw new ConfigError(`${name} must be a whole number of milliseconds; got '${value}'`);
-      return Number(value);
-    case 'bytes': {
-      const match = /^(\d+)\s*([kmg]i?)?b?$/i.exec(value);
-      const unit = SIZE_UNITS[(match?.[2] ?? '').toLowerCase()];
-      if (match?.[1] === undefined || unit === undefined || Number(match[1]) === 0) {
-        throw new ConfigError(
-          `${name} must be a positive size such as 1048576, 512Mi or 5Gi; got '${value}'`,
-        );
-      }
-      return Number(match[1]) * unit;
-    }
-  }
-}
 
 export interface ConfigSources {
   /** Usually `process.env`; only main.ts passes it. */
@@ -275,31 +254,35 @@ export function loadConfig(sources: ConfigSources): DataPlaneConfig {
     if (fileValue !== undefined && fileValue !== null) {
       config[setting.key] = parseValue(
         fileValue,
-        setting.kind,
+        setting,
         `${sources.fileName ?? 'config file'}: ${setting.key}`,
       );
     }
     const envValue = sources.env[setting.env];
-    if (envValue !== undefined)
-      config[setting.key] = parseValue(envValue, setting.kind, setting.env);
+    if (envValue !== undefined) config[setting.key] = parseValue(envValue, setting, setting.env);
   }
   const result = config as unknown as DataPlaneConfig;
-  if (result.chunkBytes > 256 * MiB) {
-    throw new ConfigError(
-      `BLOBCACHE_CHUNK_BYTES must be at most 256Mi (Redis values are limited to 512 MiB); got ${result.chunkBytes}`,
-    );
-  }
-  if (result.readAheadBytes < MiB) {
-    throw new ConfigError(
-      `BLOBCACHE_READ_AHEAD_BYTES must be at least 1Mi; got ${result.readAheadBytes}`,
-    );
-  }
-  if (result.memoryCacheMaxEntryBytes > result.memoryCacheBytes) {
-    throw new ConfigError(
-      `BLOBCACHE_MEMORY_CACHE_MAX_ENTRY_BYTES (${result.memoryCacheMaxEntryBytes}) must not exceed BLOBCACHE_MEMORY_CACHE_BYTES (${result.memoryCacheBytes})`,
-    );
-  }
+  checkTogether(result);
   return result;
+}
+
+/** Rules that relate two settings; each message names both. */
+function checkTogether(config: DataPlaneConfig): void {
+  if (config.memoryCacheMaxEntryBytes > config.memoryCacheBytes) {
+    throw new ConfigError(
+      `BLOBCACHE_MEMORY_CACHE_MAX_ENTRY_BYTES (${config.memoryCacheMaxEntryBytes}) must not exceed BLOBCACHE_MEMORY_CACHE_BYTES (${config.memoryCacheBytes})`,
+    );
+  }
+  if (config.headersTimeoutMs > config.requestTimeoutMs) {
+    throw new ConfigError(
+      `BLOBCACHE_HEADERS_TIMEOUT_MS (${config.headersTimeoutMs}) must not exceed BLOBCACHE_REQUEST_TIMEOUT_MS (${config.requestTimeoutMs})`,
+    );
+  }
+  if (config.uploadAbandonMs <= config.requestTimeoutMs) {
+    throw new ConfigError(
+      `BLOBCACHE_UPLOAD_ABANDON_MS (${config.uploadAbandonMs}) must exceed BLOBCACHE_REQUEST_TIMEOUT_MS (${config.requestTimeoutMs}): an upload still streaming would lose its journal entry`,
+    );
+  }
 }
 
 function parseFile(sources: ConfigSources): Record<string, unknown> {

@@ -24,6 +24,7 @@ import { Metrics } from './metrics.ts';
 import { RedisFastTier } from './redis/fast-tier.ts';
 import { announceDeletion, subscribeDeletions } from './redis/invalidation.ts';
 import { Journal } from './redis/journal.ts';
+import { UploadLeases } from './redis/upload-leases.ts';
 import { startServer } from './server.ts';
 
 function readConfig(): DataPlaneConfig {
@@ -68,6 +69,7 @@ async function durableStore(
   // embedded default should not pay for.
   const { S3Client } = await import('@aws-sdk/client-s3');
   const { S3Store } = await import('./backends/s3.ts');
+  const { s3SdkLogger } = await import('./backends/s3-logger.ts');
   const client = new S3Client({
     region: config.s3Region,
     ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),
@@ -80,14 +82,7 @@ async function durableStore(
     requestHandler: { connectionTimeout: 3_000, requestTimeout: 60_000 },
     // Without a logger the SDK writes its warnings (e.g. a failed streaming upload, which it
     // cannot retry) to the console, outside the JSON log.
-    logger: {
-      debug: () => undefined,
-      info: () => undefined,
-      warn: (...content: unknown[]) =>
-        logger.warn('S3 client warning', { detail: content.map(String).join(' ') }),
-      error: (...content: unknown[]) =>
-        logger.error('S3 client error', { detail: content.map(String).join(' ') }),
-    },
+    logger: s3SdkLogger(logger),
   });
   return new S3Store({ client, bucket: config.s3Bucket, prefix: config.s3Prefix });
 }
@@ -137,9 +132,15 @@ async function buildTiers(
       },
     },
   );
-  redis.on('error', (error: Error) =>
-    logger.warn('Redis reported an error', { error: error.message }),
-  );
+  // ioredis reports connection trouble as events; without listeners it prints to stderr,
+  // outside the JSON log. A failover or a restarting node is expected trouble: warn.
+  const redisTrouble =
+    (source: string) =>
+    (error: Error, node?: string): void => {
+      logger.warn('Redis reported an error', { source, node, error: error.message });
+    };
+  redis.on('error', redisTrouble('cluster'));
+  redis.on('node error', redisTrouble('node'));
   const { setReadAheadBudget } = await import('./redis/chunks.ts');
   const readAhead = setReadAheadBudget(config.readAheadBytes);
   metrics.addScrapedGauges([
@@ -161,9 +162,11 @@ async function buildTiers(
   });
   await journal.ensureGroups();
   const owner = `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`;
+  const leases = new UploadLeases(redis);
   const uploader = new Uploader({
     journal,
     fast,
+    leases,
     store,
     metrics,
     logger,
@@ -171,7 +174,7 @@ async function buildTiers(
     concurrency: config.uploaders,
     claimIdleMs: config.journalClaimIdleMs,
     retryMaxMs: config.uploadRetryMaxMs,
-    abandonAfterMs: config.requestTimeoutMs + 60_000,
+    abandonAfterMs: config.uploadAbandonMs,
     cachedTtlMs: config.cachedTtlMs,
   });
   metrics.addScrapedGauges([
@@ -196,7 +199,6 @@ async function buildTiers(
     maxEntryBytes: config.memoryCacheMaxEntryBytes,
     ttlMs: config.hotTtlMs,
   });
-  const deletions = await subscribeDeletions(redis, (key) => void hot.delete(key));
   metrics.addScrapedGauges([
     {
       name: 'blobcache_hot_tier_bytes',
@@ -206,11 +208,21 @@ async function buildTiers(
   ]);
   const blobs = new WriteBehindTiers({
     hot,
-    announceDeletion: (key) => announceDeletion(redis, key),
+    announceDeletion: async (key) => {
+      const { subscribers, confirmed } = await announceDeletion(redis, key, { timeoutMs: 2_000 });
+      if (confirmed < subscribers) {
+        logger.warn('Not every process confirmed a deletion; their hot tiers expire it by TTL', {
+          key,
+          subscribers,
+          confirmed,
+        });
+      }
+    },
     fast,
     store,
     journal,
     uploader,
+    leases,
     metrics,
     logger,
     durability: config.durability,
@@ -219,6 +231,11 @@ async function buildTiers(
     fillWaitMs: config.fillWaitMs,
     negativeCacheMs: config.negativeCacheMs,
     cachedTtlMs: config.cachedTtlMs,
+  });
+  const deletions = await subscribeDeletions(redis, {
+    consumer: owner,
+    onDeleted: (key) => blobs.forget(key),
+    onError: redisTrouble('invalidation subscriber'),
   });
   return {
     blobs,

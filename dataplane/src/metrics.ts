@@ -62,7 +62,7 @@ export class Metrics {
   });
   readonly uploads = new Counter({
     name: 'blobcache_journal_uploads_total',
-    help: 'Journal entries completed, by outcome (uploaded, present, abandoned).',
+    help: 'Journal entries completed, by outcome (uploaded, present, deleted, abandoned, lost, conflict).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
@@ -75,6 +75,11 @@ export class Metrics {
     name: 'blobcache_journal_upload_duration_seconds',
     help: 'Time to copy one blob from Redis to the durable tier.',
     buckets: [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+  readonly lostBlobs = new Counter({
+    name: 'blobcache_journal_lost_total',
+    help: 'Acknowledged blobs that vanished from Redis before the durable tier had them (should stay 0; alert on any).',
     registers: [this.registry],
   });
   readonly uploadFailures = new Counter({

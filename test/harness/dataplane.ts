@@ -84,6 +84,8 @@ export interface SpawnedDataPlane {
   child: ChildProcess;
   /** Every JSON log line the process printed so far. */
   logs: Record<string, unknown>[];
+  /** What the process wrote to stderr so far (nothing, normally: logs go to stdout). */
+  stderr(): string;
   /** Waits for the process to exit and returns its exit code. */
   exited: Promise<number | null>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -148,6 +150,7 @@ export async function spawnDataPlane(
     url,
     child,
     logs,
+    stderr: () => stderr,
     exited,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode === null) child.kill(signal);

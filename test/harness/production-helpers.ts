@@ -1,3 +1,4 @@
+import type { Cluster } from 'ioredis';
 import { spawnSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RedisClusterHandle } from './services.ts';
@@ -18,6 +19,16 @@ export async function metricSum(url: string, name: string, labels = ''): Promise
     .split('\n')
     .filter((line) => line.startsWith(`${name}{`) && line.includes(labels))
     .reduce((sum, line) => sum + Number(line.split(' ').pop()), 0);
+}
+
+/** `metricSum` over several data planes. */
+export async function metricSumOver(
+  urls: readonly string[],
+  name: string,
+  labels = '',
+): Promise<number> {
+  const sums = await Promise.all(urls.map((url) => metricSum(url, name, labels)));
+  return sums.reduce((total, value) => total + value, 0);
 }
 
 /** Waits until the write-behind journal is empty: every acknowledged blob is in S3. */
@@ -54,4 +65,26 @@ export async function inParallel<T, R>(
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
   return results;
+}
+
+/** Every key of the Redis Cluster matching `pattern` (SCAN on each master). */
+export async function keysMatching(cluster: Cluster, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const node of cluster.nodes('master')) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      found.push(...keys);
+    } while (cursor !== '0');
+  }
+  return found;
+}
+
+/** Write-behind journal entries not completed yet, over every partition (8 by default). */
+export async function journalLength(cluster: Cluster, partitions = 8): Promise<number> {
+  let total = 0;
+  for (let partition = 0; partition < partitions; partition++)
+    total += await cluster.xlen(`bc:{journal-${partition}}`);
+  return total;
 }

@@ -1,4 +1,5 @@
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { Cluster } from 'ioredis';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +36,8 @@ export interface ProductionStack {
   proxy: CountingProxy;
   /** Looks at the bucket directly (not through the proxy). */
   store: S3Store;
+  /** A client of the Redis Cluster, to look at (or tamper with) what the data planes stored. */
+  cluster: Cluster;
   dir: string;
   /** Environment for a data plane using this stack, plus overrides. */
   env(overrides?: Record<string, string>): Record<string, string>;
@@ -52,6 +55,11 @@ export async function startProductionStack(
   const client = s3Client(s3.endpoint);
   await client.send(new CreateBucketCommand({ Bucket: BUCKET }));
   const proxy = await startCountingProxy(s3.endpoint);
+  const cluster = new Cluster(
+    redis.nodes.map((node) => ({ host: '127.0.0.1', port: node.port })),
+    { slotsRefreshInterval: 2_000, retryDelayOnFailover: 300, retryDelayOnClusterDown: 300 },
+  );
+  cluster.on('error', () => undefined);
   const planes: SpawnedDataPlane[] = [];
   let spawned = 0;
   const env = (overrides: Record<string, string> = {}): Record<string, string> => ({
@@ -70,6 +78,7 @@ export async function startProductionStack(
     s3,
     proxy,
     store: new S3Store({ client, bucket: BUCKET, prefix: 'blobs' }),
+    cluster,
     dir,
     env,
     async spawn(overrides, options) {
@@ -81,6 +90,7 @@ export async function startProductionStack(
     },
     async stop() {
       await Promise.all(planes.map((plane) => plane.stop('SIGKILL')));
+      cluster.disconnect();
       await proxy.close();
       await s3.stop();
       await redis.stop();

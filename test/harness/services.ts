@@ -110,10 +110,20 @@ export interface RedisClusterHandle {
   nodeList: string;
   /** Ports of the current masters. */
   masters(): number[];
+  /** The node's role as it reports it (`master`, `slave`), or '' when it does not answer. */
+  role(port: number): string;
+  /** A section of the node's INFO, as text. */
+  info(port: number, section: string): string;
   /** SIGKILLs one node. */
   kill(port: number): void;
-  /** Restarts a killed node (it rejoins empty, as in production). */
-  restart(port: number): Promise<void>;
+  /**
+   * A container restart: SIGKILLs the node and starts it again at once through the node
+   * start script, with the same directory (its nodes.conf kept). Resolves with the time
+   * from the kill to the new start, once the node answers again.
+   */
+  restartInPlace(port: number): Promise<{ restartedAfterMs: number }>;
+  /** A replaced pod: starts a killed node with an empty directory and re-attaches it. */
+  replace(port: number): Promise<void>;
   /** Waits until every node agrees the cluster is ok. */
   waitHealthy(): Promise<void>;
   stop(): Promise<void>;
@@ -127,6 +137,12 @@ export interface RedisClusterOptions {
   detached?: boolean;
 }
 
+/** Starts every Redis node, in the tests as in the operator's StatefulSets. */
+export const REDIS_NODE_START_SCRIPT = join(
+  new URL('../../', import.meta.url).pathname,
+  'scripts/redis-node/start.sh',
+);
+
 /** How far a replica may fall behind before its master cuts it off (1 GiB: large blobs burst). */
 const REPLICA_BUFFER_LIMIT = '1gb';
 
@@ -136,29 +152,24 @@ export async function startRedisCluster(options: RedisClusterOptions): Promise<R
   const base = options.basePort ?? (await freePorts(6, true));
   const ports = Array.from({ length: 6 }, (_, i) => base + i);
   await mkdir(options.dir, { recursive: true });
-  const launch = (port: number): ChildProcess => {
+  const launch = (port: number, wipe: boolean): ChildProcess => {
     const dir = join(options.dir, String(port));
     spawnSync('mkdir', ['-p', dir]);
-    spawnSync('rm', ['-f', join(dir, 'nodes.conf')]);
+    if (wipe) spawnSync('rm', ['-f', join(dir, 'nodes.conf')]);
+    // Through the same start script the operator's StatefulSets run: it adds cluster mode,
+    // nodes.conf in --dir and no persistence, and guards restarts in place.
     return startProcess(
-      'redis-server',
+      'sh',
       [
+        REDIS_NODE_START_SCRIPT,
         '--port',
         String(port),
         '--bind',
         '127.0.0.1',
-        '--cluster-enabled',
-        'yes',
-        '--cluster-config-file',
-        'nodes.conf',
         '--cluster-node-timeout',
         '2000',
         '--dir',
         dir,
-        '--save',
-        '',
-        '--appendonly',
-        'no',
         '--maxmemory',
         options.maxMemory ?? '2gb',
         '--maxmemory-policy',
@@ -177,7 +188,7 @@ export async function startRedisCluster(options: RedisClusterOptions): Promise<R
       { detached: options.detached, logFile: join(options.dir, `redis-${port}.log`) },
     );
   };
-  const nodes: RedisNode[] = ports.map((port) => ({ port, process: launch(port) }));
+  const nodes: RedisNode[] = ports.map((port) => ({ port, process: launch(port, true) }));
   await waitFor('redis-server to listen', () =>
     ports.every((port) => redisCli(port, 'PING').includes('PONG')),
   );
@@ -200,20 +211,42 @@ export async function startRedisCluster(options: RedisClusterOptions): Promise<R
     nodes,
     nodeList: ports.map((port) => `127.0.0.1:${port}`).join(','),
     masters: () => [...alive].filter((port) => redisCli(port, 'ROLE').startsWith('master')),
+    role: (port) => redisCli(port, 'ROLE').split('\n')[0]?.trim() ?? '',
+    info: (port, section) => redisCli(port, 'INFO', section),
     kill(port) {
       nodes.find((node) => node.port === port)?.process.kill('SIGKILL');
       alive.delete(port);
     },
-    async restart(port) {
+    async restartInPlace(port) {
       const node = nodes.find((candidate) => candidate.port === port)!;
-      node.process = launch(port);
+      const running = node.process.exitCode === null && node.process.signalCode === null;
+      const exited = running
+        ? new Promise((resolve) => node.process.once('exit', resolve))
+        : Promise.resolve();
+      const killedAt = Date.now();
+      node.process.kill('SIGKILL');
+      await exited;
+      node.process = launch(port, false);
+      alive.add(port);
+      const restartedAfterMs = Date.now() - killedAt;
+      await waitFor(
+        `redis ${port} to answer after its restart`,
+        () => redisCli(port, 'PING').includes('PONG'),
+        60_000,
+      );
+      return { restartedAfterMs };
+    },
+    async replace(port) {
+      const node = nodes.find((candidate) => candidate.port === port)!;
+      node.process = launch(port, true);
       await waitFor(`redis ${port} to listen`, () => redisCli(port, 'PING').includes('PONG'));
-      // A wiped node has forgotten the cluster: introduce it and make it a replica again.
+      // A wiped node has forgotten the cluster: introduce it and make it a replica again
+      // (what the operator does for a replaced pod).
       const peer = [...alive][0]!;
       redisCli(port, 'CLUSTER', 'MEET', '127.0.0.1', String(peer));
       alive.add(port);
       await waitFor(
-        'the restarted node to learn the cluster',
+        'the new node to learn the cluster',
         () => redisCli(port, 'CLUSTER', 'NODES').split('\n').length > 6,
       );
       const orphan = handle

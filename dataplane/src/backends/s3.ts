@@ -23,6 +23,8 @@ import {
   type PutOptions,
   type PutResult,
 } from '../blob/store.ts';
+import { DigestConflictError } from '../blob/errors.ts';
+import { contentSha256 } from '../blob/verified-read.ts';
 import { DigestVerifier } from '../blob/verifier.ts';
 import { PartCollector } from './part-collector.ts';
 import { isS3Miss } from './s3-errors.ts';
@@ -37,12 +39,19 @@ export interface S3StoreOptions {
 }
 
 const SHA256_METADATA = 'sha256';
+/** Written on every object this store verified against its key before keeping it. */
+const MD5_METADATA = 'md5';
 
 /**
  * The durable tier on S3 (or any S3-compatible server). Uploads are split into parts held
  * one at a time (memory is bounded by the part size), each sent with its `Content-MD5` so
  * the server rejects a part damaged in transit; the whole blob's MD5 is verified before the
  * multipart upload is completed, so a damaged blob never becomes an object.
+ *
+ * An object already under the key is kept only when it can be trusted: its ETag is the
+ * key (a single-part object, whose ETag the server computed as its MD5) or it carries the
+ * metadata this store writes on verified uploads. Any other object (damaged, or written by
+ * another tool) is replaced by the verified bytes, so a re-upload repairs it.
  */
 export class S3Store implements BlobStore {
   private readonly client: S3Client;
@@ -64,15 +73,57 @@ export class S3Store implements BlobStore {
   }
 
   async head(key: string): Promise<BlobInfo | null> {
+    return (await this.headObject(key))?.info ?? null;
+  }
+
+  private async headObject(key: string): Promise<{ info: BlobInfo; trusted: boolean } | null> {
     try {
       const head = await this.client.send(
         new HeadObjectCommand({ Bucket: this.bucket, Key: this.objectKey(key) }),
       );
-      return infoOf(key, head.ContentLength ?? 0, head.Metadata);
+      const etag = (head.ETag ?? '').replace(/"/g, '');
+      return {
+        info: infoOf(key, head.ContentLength ?? 0, head.Metadata),
+        trusted: etag === key || head.Metadata?.[MD5_METADATA] === key,
+      };
     } catch (error) {
       if (isS3Miss(error)) return null;
       throw error;
     }
+  }
+
+  /**
+   * The stored object when it can stand for the put (trusted, same content), null when the
+   * put must write. A key holds one content (docs/decisions/0017): when the two sides'
+   * SHA-256s are not both known, the missing one is computed from its bytes (the stored
+   * object's, or the source's); `DigestConflictError` when they differ.
+   */
+  private async existingCopy(
+    key: string,
+    source: Readable,
+    options: PutOptions,
+  ): Promise<PutResult | null> {
+    if (options.replaceExisting === true) return null;
+    const existing = await this.headObject(key);
+    if (existing === null || !existing.trusted) return null;
+    const { size } = existing.info;
+    const stored =
+      existing.info.sha256 ??
+      (options.sha256 === undefined
+        ? undefined
+        : await this.get(key).then((read) =>
+            read === null ? null : contentSha256(read.stream, { key, size }),
+          ));
+    if (stored === null) return null; // Damaged after all: replace it.
+    const incoming =
+      options.sha256 ??
+      (stored === undefined ? undefined : await contentSha256(source, { key, size }));
+    if (incoming !== stored) {
+      throw new DigestConflictError(
+        `The durable tier holds other content under ${key} (SHA-256 ${stored}); this blob's is ${incoming ?? 'unknown'}`,
+      );
+    }
+    return { info: blobInfo(key, size, stored), created: false };
   }
 
   async get(key: string, range?: ByteRange): Promise<BlobRead | null> {
@@ -99,13 +150,19 @@ export class S3Store implements BlobStore {
     const { key } = options;
     if (key === undefined)
       throw new Error('S3Store.put needs the key: spool unkeyed uploads first');
-    const existing = await this.head(key);
+    let existing;
+    try {
+      existing = await this.existingCopy(key, source, options);
+    } catch (error) {
+      source.destroy();
+      throw error;
+    }
     if (existing !== null) {
       source.destroy();
-      return { info: existing, created: false };
+      return existing;
     }
-    const metadata =
-      options.sha256 === undefined ? undefined : { [SHA256_METADATA]: options.sha256 };
+    const metadata: Record<string, string> = { [MD5_METADATA]: key };
+    if (options.sha256 !== undefined) metadata[SHA256_METADATA] = options.sha256;
     const objectKey = this.objectKey(key);
     if (
       options.sourceVerified === true &&
@@ -214,7 +271,7 @@ export class S3Store implements BlobStore {
       objectKey: string;
       key: string;
       size: number;
-      metadata: Record<string, string> | undefined;
+      metadata: Record<string, string>;
       signal: AbortSignal | undefined;
     },
   ): Promise<void> {

@@ -54,6 +54,11 @@ export interface PutOptions {
    * whose content differs from its key.
    */
   sourceVerified?: boolean;
+  /**
+   * The stored copy is known to be damaged: replace it even where it looks intact. (A store
+   * replaces a copy it can tell is damaged anyway.)
+   */
+  replaceExisting?: boolean;
 }
 
 export interface PutResult {
@@ -86,7 +91,9 @@ export interface BlobStore {
    * Consumes `source` and publishes the blob atomically: readers see all of it or none of
    * it. The MD5 (and size, SHA-256) are verified before publishing; on any failure nothing
    * is left behind and the promise rejects with a `BlobcacheError` or the source's error.
-   * Concurrent puts of one key both succeed; one of them reports `created: false`.
+   * Concurrent puts of one key both succeed; one of them reports `created: false`. A key
+   * holds one content: a put whose SHA-256 differs from the stored copy's fails with
+   * `DigestConflictError` and changes nothing.
    */
   put(source: Readable, options: PutOptions): Promise<PutResult>;
   /** Removes the blob; false when it was not stored. */

@@ -1,12 +1,16 @@
 import type { Logger } from 'winston';
 import type { Metrics } from '../metrics.ts';
-import type { RedisFastTier } from '../redis/fast-tier.ts';
+import type { Manifest, RedisFastTier } from '../redis/fast-tier.ts';
 import type { Journal, JournalEntry } from '../redis/journal.ts';
+import type { UploadLeases } from '../redis/upload-leases.ts';
+import { DigestConflictError } from './errors.ts';
 import type { BlobStore } from './store.ts';
 
 export interface UploaderOptions {
   journal: Journal;
   fast: RedisFastTier;
+  /** Held while a blob is copied to the durable tier, so a DELETE can wait it out. */
+  leases: UploadLeases;
   store: BlobStore;
   metrics: Metrics;
   logger: Logger;
@@ -21,6 +25,8 @@ export interface UploaderOptions {
   /** An entry whose blob was never published after this long is dropped (upload abandoned). */
   abandonAfterMs: number;
   cachedTtlMs: number;
+  /** How long a published blob may be missing before it is reported lost. @default 5000 */
+  lostGraceMs?: number;
   /** Idle poll interval. @default 200 */
   pollMs?: number;
 }
@@ -30,8 +36,14 @@ function ref(entry: JournalEntry): string {
   return `${entry.partition}/${entry.id}`;
 }
 
-/** The blob is not published yet: its upload may still be streaming. */
-class NotYetPublished extends Error {}
+/** The entry cannot be settled yet: look again after `delayMs` (no failure, no back-off). */
+class NotYet extends Error {
+  readonly delayMs: number;
+  constructor(message: string, delayMs: number) {
+    super(message);
+    this.delayMs = delayMs;
+  }
+}
 
 /**
  * Drains the write-behind journal into the durable tier. Every data-plane process runs one;
@@ -39,6 +51,11 @@ class NotYetPublished extends Error {}
  * that died (XAUTOCLAIM). An entry waiting to be retried holds no upload slot: failed
  * uploads come back after an exponential back-off, entries whose blob is still streaming in
  * after a short delay, or at once when this process publishes the blob (`nudge`).
+ *
+ * An entry whose blob has no manifest is settled from what its upload reported (see
+ * `Journal.uploadState`): still streaming (look again), never published (dropped at once),
+ * or published and since vanished while no DELETE came (lost: logged as an error and
+ * counted in `blobcache_journal_lost_total`).
  */
 export class Uploader {
   private readonly options: Required<UploaderOptions>;
@@ -46,12 +63,14 @@ export class Uploader {
   private readonly waiting = new Map<string, { entry: JournalEntry; timer: NodeJS.Timeout }>();
   private readonly active = new Map<string, Promise<void>>();
   private readonly attempts = new Map<string, number>();
+  /** When each entry's published blob was first found missing. */
+  private readonly missingSince = new Map<string, number>();
   private running = false;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
 
   constructor(options: UploaderOptions) {
-    this.options = { pollMs: 200, ...options };
+    this.options = { pollMs: 200, lostGraceMs: 5_000, ...options };
   }
 
   start(): void {
@@ -86,45 +105,163 @@ export class Uploader {
    * Throws when the blob could not be persisted; the entry then stays in the journal.
    */
   async persist(entry: JournalEntry): Promise<void> {
-    const { fast, store, journal, metrics } = this.options;
+    const { fast, journal } = this.options;
     const { manifest, generation } = await fast.lookup(entry.key);
     if (manifest === null) {
-      if (generation !== entry.generation) {
-        // Deleted since the upload began: nothing to persist.
-        metrics.uploads.inc({ result: 'deleted' });
-        await journal.complete(entry);
-        return;
-      }
-      if (Date.now() - entry.appendedAt < this.options.abandonAfterMs) {
-        throw new NotYetPublished(`Blob ${entry.key} is not published yet`);
-      }
-      metrics.uploads.inc({ result: 'abandoned' });
-      await journal.complete(entry);
+      await this.settleUnpublished(entry, generation);
       return;
     }
+    this.missingSince.delete(ref(entry));
     if (manifest.state === 'cached') {
       await journal.complete(entry);
       return;
     }
-    const started = Date.now();
-    const result = await store.put(fast.read(manifest), {
-      key: entry.key,
-      size: manifest.size,
-      sha256: manifest.sha256,
-      // The chunks were verified against the key when they were staged.
-      sourceVerified: true,
-    });
-    // A DELETE that raced this upload must not leave the blob in the durable tier.
-    if ((await fast.generation(entry.key)) !== generation) {
-      await store.delete(entry.key);
-    } else {
-      await fast.markCached(manifest, this.options.cachedTtlMs);
+    await this.upload(entry, manifest, generation);
+  }
+
+  private async upload(entry: JournalEntry, manifest: Manifest, generation: string): Promise<void> {
+    const { fast, leases } = this.options;
+    const stillWanted = async (): Promise<boolean> =>
+      (await fast.generation(entry.key)) === generation;
+    // Under the lease, a DELETE waits for this upload (and stops it) before it removes the
+    // durable copy: an object put back by an upload that started earlier never outlives it.
+    const lease = await leases.take(entry.key, stillWanted);
+    try {
+      if (!(await stillWanted())) {
+        await this.settleDeleted(entry, false);
+        return;
+      }
+      await this.copy(entry, manifest, lease.signal, stillWanted);
+    } finally {
+      await lease.release().catch(() => undefined);
     }
+  }
+
+  private async copy(
+    entry: JournalEntry,
+    manifest: Manifest,
+    signal: AbortSignal,
+    stillWanted: () => Promise<boolean>,
+  ): Promise<void> {
+    const { fast, store, journal, metrics, logger } = this.options;
+    const started = Date.now();
+    const damaged = await fast.isKnownDamaged(entry.key);
+    let result;
+    try {
+      result = await store.put(fast.read(manifest), {
+        key: entry.key,
+        size: manifest.size,
+        sha256: manifest.sha256,
+        // The chunks were verified against the key when they were staged.
+        sourceVerified: true,
+        replaceExisting: damaged,
+        signal,
+      });
+    } catch (error) {
+      if (!(await stillWanted())) {
+        await this.settleDeleted(entry, true);
+        return;
+      }
+      if (!(error instanceof DigestConflictError)) throw error;
+      // The durable tier holds other content under this key (an MD5 collision), stored
+      // first: it stays, and this copy goes, so every tier serves one content.
+      metrics.uploads.inc({ result: 'conflict' });
+      logger.error('Dropped an upload whose content collides with the stored one', {
+        key: entry.key,
+        error: error.message,
+      });
+      await fast.dropCopy(manifest);
+      await journal.complete(entry);
+      return;
+    }
+    if (damaged) await fast.forgetDamaged(entry.key).catch(() => undefined);
+    if (manifest.sha256 === undefined && result.info.sha256 !== undefined) {
+      // Found to be the stored content, whose SHA-256 is known there: record it here too.
+      await fast.recordSha256(manifest, result.info.sha256);
+    }
+    if (!(await stillWanted())) {
+      await this.settleDeleted(entry, true);
+      return;
+    }
+    await fast.markCached(manifest, this.options.cachedTtlMs, entry.token);
     await journal.complete(entry);
     this.attempts.delete(ref(entry));
     metrics.uploads.inc({ result: result.created ? 'uploaded' : 'present' });
     metrics.uploadedBytes.inc(result.created ? manifest.size : 0);
     metrics.uploadSeconds.observe((Date.now() - started) / 1000);
+  }
+
+  /** A DELETE came: nothing to persist, and nothing this upload put may stay. */
+  private async settleDeleted(entry: JournalEntry, mayHaveStored: boolean): Promise<void> {
+    if (mayHaveStored) await this.undoAfterDelete(entry);
+    this.options.metrics.uploads.inc({ result: 'deleted' });
+    await this.options.journal.complete(entry);
+    this.attempts.delete(ref(entry));
+  }
+
+  /**
+   * A DELETE raced this upload: take the object out of the durable tier again. A newer
+   * upload of the key may have been marked cached meanwhile because it found this object
+   * there; it is made pending again under an entry of its own, so it is uploaded anew
+   * rather than left evictable with nothing behind it.
+   */
+  private async undoAfterDelete(entry: JournalEntry): Promise<void> {
+    const { fast, store, journal } = this.options;
+    await store.delete(entry.key);
+    const newer = await fast.lookup(entry.key);
+    if (newer.manifest === null) return;
+    const again = await journal.append(entry.key, newer.generation, { published: true });
+    if (await fast.restorePending(entry.key, again.token)) this.nudge(again);
+    else await journal.complete(again);
+  }
+
+  /** Settles an entry whose blob has no manifest. */
+  private async settleUnpublished(entry: JournalEntry, generation: string): Promise<void> {
+    const { journal, store, metrics, logger } = this.options;
+    const age = Date.now() - entry.appendedAt;
+    if (generation !== entry.generation) {
+      metrics.uploads.inc({ result: 'deleted' });
+      await journal.complete(entry);
+      return;
+    }
+    const state = entry.token === '' ? 'streaming' : await journal.uploadState(entry);
+    if (state === 'streaming' && age < this.options.abandonAfterMs) {
+      throw new NotYet(`Blob ${entry.key} is not published yet`, 1_000);
+    }
+    if (state !== 'published') {
+      // The upload failed or its process died before publishing: nothing was acknowledged.
+      metrics.uploads.inc({ result: 'abandoned' });
+      await journal.complete(entry);
+      return;
+    }
+    const since = this.missingSince.get(ref(entry)) ?? Date.now();
+    this.missingSince.set(ref(entry), since);
+    if ((await store.head(entry.key)) !== null) {
+      // Uploaded and evicted before its entry was completed (a crash in between).
+      this.missingSince.delete(ref(entry));
+      metrics.uploads.inc({ result: 'present' });
+      await journal.complete(entry);
+      return;
+    }
+    if (Date.now() - since < this.options.lostGraceMs) {
+      throw new NotYet(`Blob ${entry.key} is missing; looking again`, this.options.lostGraceMs);
+    }
+    this.missingSince.delete(ref(entry));
+    metrics.lostBlobs.inc();
+    metrics.uploads.inc({ result: 'lost' });
+    logger.error(
+      'Lost an acknowledged blob: it vanished from Redis before the durable tier had it',
+      {
+        key: entry.key,
+        acknowledgedSecondsAgo: Math.round(age / 1000),
+      },
+    );
+    await journal.complete(entry);
+  }
+
+  private forget(entry: JournalEntry): void {
+    this.attempts.delete(ref(entry));
+    this.missingSince.delete(ref(entry));
   }
 
   private enqueue(entry: JournalEntry): void {
@@ -207,13 +344,14 @@ export class Uploader {
     try {
       await this.persist(entry);
     } catch (error) {
-      const attempt = (this.attempts.get(ref(entry)) ?? 0) + 1;
-      this.attempts.set(ref(entry), attempt);
-      if (error instanceof NotYetPublished) {
-        // Still streaming in: look again soon (its uploader nudges us if it is this process).
-        this.retryLater(entry, Math.min(1_000, 100 * attempt));
+      if (error instanceof NotYet) {
+        // Still streaming in (its uploader nudges us if it is this process), or missing
+        // within the grace: look again soon.
+        this.retryLater(entry, error.delayMs);
         return;
       }
+      const attempt = (this.attempts.get(ref(entry)) ?? 0) + 1;
+      this.attempts.set(ref(entry), attempt);
       metrics.uploadFailures.inc();
       logger.warn('Failed to upload a blob to the durable tier; will retry', {
         key: entry.key,
@@ -228,10 +366,17 @@ export class Uploader {
   private retryLater(entry: JournalEntry, delayMs: number): void {
     if (!this.running) return;
     const timer = setTimeout(() => {
-      this.waiting.delete(ref(entry));
-      // Reset the entry's idle time so other processes leave it to us.
-      this.options.journal.keep(entry, this.options.consumer).catch(() => undefined);
-      this.enqueue(entry);
+      // Reset the entry's idle time so other processes leave it to us; an entry completed
+      // meanwhile (by its own upload, or by another process) is dropped here.
+      this.options.journal
+        .keep(entry, this.options.consumer)
+        .catch(() => true)
+        .then((pending) => {
+          this.waiting.delete(ref(entry));
+          if (pending) this.enqueue(entry);
+          else this.forget(entry);
+        })
+        .catch(() => undefined);
     }, delayMs);
     this.waiting.set(ref(entry), { entry, timer });
   }

@@ -1,12 +1,16 @@
-import { pipeline, Readable } from 'node:stream';
+import { pipeline, type Readable } from 'node:stream';
 import type { MemoryLruStore } from '../backends/memory-lru.ts';
 import type { Logger } from 'winston';
 import type { Metrics } from '../metrics.ts';
-import { asServiceError, ChunkMissingError } from '../redis/errors.ts';
+import { asServiceError } from '../redis/errors.ts';
 import type { Manifest, RedisFastTier } from '../redis/fast-tier.ts';
 import type { Journal } from '../redis/journal.ts';
-import { DigestConflictError, ServiceUnavailableError } from './errors.ts';
+import type { UploadLeases } from '../redis/upload-leases.ts';
+import { readCached } from './cached-read.ts';
+import { ServiceUnavailableError } from './errors.ts';
 import { FillCoordinator } from './fills.ts';
+import { WriteBehindPuts } from './write-behind-puts.ts';
+import { KeyGuards } from './key-guards.ts';
 import { findMissing } from './missing.ts';
 import {
   servedFromMemory,
@@ -16,7 +20,6 @@ import {
   type ServedBlob,
   type UploadOptions,
 } from './service.ts';
-import { spoolToDisk } from './spool.ts';
 import { Tee } from './tee.ts';
 import {
   blobInfo,
@@ -26,12 +29,15 @@ import {
   type PutResult,
 } from './store.ts';
 import type { Uploader } from './uploader.ts';
+import { RangeWindow } from './verified-read.ts';
 
 export interface WriteBehindOptions {
   fast: RedisFastTier;
   store: BlobStore;
   journal: Journal;
   uploader: Uploader;
+  /** Uploads to the durable tier under way; a DELETE waits them out. */
+  leases: UploadLeases;
   metrics: Metrics;
   logger: Logger;
   durability: Durability;
@@ -44,7 +50,10 @@ export interface WriteBehindOptions {
   cachedTtlMs: number;
   /** Optional per-process hot tier in front of Redis for the most read blobs. */
   hot?: MemoryLruStore;
-  /** Tells every process (including this one) that a blob was deleted. */
+  /**
+   * Tells every process (this one included) that a blob was deleted, and resolves once they
+   * dropped their in-process copies (`forget`), or gave up waiting for them.
+   */
   announceDeletion?: (key: string) => Promise<void>;
 }
 
@@ -52,18 +61,26 @@ export interface WriteBehindOptions {
  * The production tiers: Redis Cluster in front, a durable store (S3) behind. Uploads are
  * acknowledged once in Redis on the master and a replica with a journal entry (WriteBehind)
  * or once the durable store has them (Sync). Misses read through, one fill per key.
+ *
+ * A DELETE sticks (docs/decisions/0021-delete-sticks.md): it fences Redis, the durable tier
+ * and the hot tiers of every process, so no read that starts after its answer finds the
+ * blob until it is uploaded again.
  */
 export class WriteBehindTiers implements BlobService {
   private readonly options: WriteBehindOptions;
   private readonly fast: RedisFastTier;
   private readonly store: BlobStore;
   private readonly fills: FillCoordinator;
+  private readonly puts: WriteBehindPuts;
+  /** Reads that may copy into the hot tier; a deletion aborts their copy. */
+  private readonly guards = new KeyGuards();
 
   constructor(options: WriteBehindOptions) {
     this.options = options;
     this.fast = options.fast;
     this.store = options.store;
     this.fills = new FillCoordinator(options);
+    this.puts = new WriteBehindPuts(options);
   }
 
   async head(key: string): Promise<LocatedBlob | null> {
@@ -84,32 +101,53 @@ export class WriteBehindTiers implements BlobService {
       metrics.cacheRequests.inc({ result: 'hit' });
       return servedFromMemory(hotHit);
     }
-    const manifest = await this.guard('reading a blob', () => this.fast.manifest(key));
-    if (manifest !== null) {
-      metrics.cacheRequests.inc({ result: 'hit' });
-      const stream = this.readWithFallback(manifest, range);
-      if (hot === undefined || range !== undefined || !hot.admits(manifest.size)) {
-        return { info: infoOf(manifest), stream, cache: 'hit' };
+    // Entered before Redis is read: a DELETE announced from here on aborts the hot copy.
+    const guard = this.guards.enter(key);
+    try {
+      const manifest = await this.guard('reading a blob', () => this.fast.manifest(key));
+      if (manifest !== null) {
+        metrics.cacheRequests.inc({ result: 'hit' });
+        const stream = readCached(this.options, manifest, range);
+        if (hot === undefined || range !== undefined || !hot.admits(manifest.size)) {
+          guard.leave();
+          return { info: infoOf(manifest), stream, cache: 'hit' };
+        }
+        return {
+          info: infoOf(manifest),
+          stream: this.copyToHot(hot, manifest, stream, guard),
+          cache: 'hit',
+        };
       }
-      // Small enough for the hot tier: keep a verified copy in process on the way out.
-      const tee = new Tee((branch) => hot.put(branch, { key, size: manifest.size }), {
-        commitOnEnd: true,
-      });
-      return {
-        info: infoOf(manifest),
-        stream: pipeline(stream, tee.transform, (error) => {
-          if (error) void tee.abort(error);
-        }),
-        cache: 'hit',
-      };
+      guard.leave();
+    } catch (error) {
+      guard.leave();
+      throw error;
     }
-    if (range !== undefined) {
-      // A range cannot be verified on its own; serve it from the durable tier and leave
-      // filling to whole reads.
-      const read = await this.store.get(key, range);
-      metrics.cacheRequests.inc({ result: read === null ? 'absent' : 'miss' });
-      return read === null ? null : { ...read, cache: 'miss' };
-    }
+    return this.openMiss(key, range);
+  }
+
+  /** Keeps a verified copy of a small blob in the hot tier on its way out, unless deleted. */
+  private copyToHot(
+    hot: MemoryLruStore,
+    manifest: Manifest,
+    stream: Readable,
+    guard: ReturnType<KeyGuards['enter']>,
+  ): Readable {
+    const { key, size, sha256 } = manifest;
+    const tee = new Tee(
+      (branch) =>
+        hot
+          .put(branch, { ...blobInfo(key, size, sha256), signal: guard.signal })
+          .finally(() => guard.leave()),
+      { commitOnEnd: true },
+    );
+    return pipeline(stream, tee.transform, (error) => {
+      if (error) void tee.abort(error);
+    });
+  }
+
+  private async openMiss(key: string, range?: ByteRange): Promise<ServedBlob | null> {
+    const { metrics } = this.options;
     const outcome = await this.fills.openMiss(key);
     metrics.cacheRequests.inc({ result: outcome.kind === 'absent' ? 'absent' : 'miss' });
     switch (outcome.kind) {
@@ -118,140 +156,76 @@ export class WriteBehindTiers implements BlobService {
       case 'filled':
         return {
           info: infoOf(outcome.manifest),
-          stream: this.readWithFallback(outcome.manifest),
+          stream: readCached(this.options, outcome.manifest, range),
           cache: 'miss',
         };
       case 'streaming':
         return {
           info: blobInfo(key, outcome.size, outcome.sha256),
-          stream: outcome.stream,
+          // A range is cut from the whole verified blob, its end held back until it matched.
+          stream:
+            range === undefined
+              ? outcome.stream
+              : pipeline(outcome.stream, new RangeWindow(range), () => undefined),
           cache: 'miss',
         };
     }
   }
 
+  put(source: Readable, options: UploadOptions): Promise<PutResult> {
+    return this.puts.put(source, options);
+  }
+
   /**
-   * Streams from Redis; if a chunk turns out to be gone (evicted, or lost in a failover),
-   * continues from the durable tier at the same offset, so the client never gets a partial
-   * blob, and forgets the broken copy so the next read fills it again.
+   * Removes the blob from every tier. Redis is fenced before and after the durable tier:
+   * the first bump of the generation stops uploads and fills that started earlier (and the
+   * DELETE waits for uploads still copying to let go), the second drops whatever a fill
+   * that started in between published from the still-present object. Then every process
+   * drops its hot copy before the DELETE is answered.
    */
-  private readWithFallback(manifest: Manifest, range?: ByteRange): Readable {
-    const { fast, store } = this;
-    const { metrics, logger } = this.options;
-    const start = range?.start ?? 0;
-    const end = range?.end ?? manifest.size - 1;
-    async function* bytes(): AsyncGenerator<Buffer> {
-      let offset = start;
-      try {
-        for await (const chunk of fast.read(manifest, range) as AsyncIterable<Buffer>) {
-          offset += chunk.length;
-          yield chunk;
-        }
-        return;
-      } catch (error) {
-        if (!(error instanceof ChunkMissingError)) throw error;
-        metrics.fills.inc({ result: 'chunk-missing' });
-        logger.warn('Found a cached blob incomplete; continuing from the durable tier', {
-          key: manifest.key,
-          offset,
-        });
-      }
-      if (manifest.state === 'cached') await fast.delete(manifest.key).catch(() => undefined);
-      const rest = await store.get(manifest.key, { start: offset, end });
-      if (rest === null) throw new Error(`Blob ${manifest.key} is in neither tier any more`);
-      yield* rest.stream as AsyncIterable<Buffer>;
-    }
-    return Readable.from(bytes(), { objectMode: false });
-  }
-
-  async put(source: Readable, options: UploadOptions): Promise<PutResult> {
-    if (options.key === undefined) return this.putUnkeyed(source, options);
-    const key = options.key;
-    const durability = options.durability ?? this.options.durability;
-    // The generation comes with the manifest: a DELETE from here on makes the upload stale.
-    const { manifest: existing, generation } = await this.guard('checking for the blob', () =>
-      this.fast.lookup(key),
-    );
-    if (existing !== null && (options.sha256 === undefined || existing.sha256 === options.sha256)) {
-      // Already stored: answer without reading the body, once it is as durable as asked. A
-      // cached blob is in S3 already; only a pending one needs its replica confirmed.
-      if (existing.state === 'pending') {
-        await this.guard('confirming replication', () =>
-          this.fast.confirmReplicated(key, existing.size),
-        );
-        if (durability === 'Sync') await this.persistNow(key);
-      }
-      return { info: infoOf(existing), created: false };
-    }
-    if (existing !== null) {
-      throw new DigestConflictError(
-        `Blob ${key} is stored with SHA-256 ${existing.sha256 ?? '(none)'}; this upload claims ${options.sha256}`,
-      );
-    }
-    return this.guard('storing the blob', async () => {
-      // The entry comes first: a published blob always has one, even if we crash next.
-      const entry = await this.options.journal.append(key, generation);
-      let staged;
-      try {
-        staged = await this.fast.stage(key, source, options);
-      } catch (error) {
-        await this.options.journal.complete(entry).catch(() => undefined);
-        throw error;
-      }
-      const outcome = await this.fast.publish(staged, { generation, state: 'pending', ttlMs: 0 });
-      if (outcome === 'chunk-lost') {
-        throw new ServiceUnavailableError(
-          `Part of blob ${key} was evicted before it was published; retry`,
-        );
-      }
-      if (outcome === 'deleted') await this.options.journal.complete(entry).catch(() => undefined);
-      await this.fast.confirmReplicated(key, staged.size);
-      if (outcome !== 'deleted' && durability === 'Sync') await this.persistEntry(entry);
-      else if (outcome === 'published') this.options.uploader.nudge(entry);
-      return { info: blobInfo(key, staged.size, staged.sha256), created: outcome !== 'exists' };
-    });
-  }
-
-  private async putUnkeyed(source: Readable, options: UploadOptions): Promise<PutResult> {
-    const spooled = await spoolToDisk(source, this.options.spoolDir, {
-      size: options.size,
-      sha256: options.sha256,
-      maxBytes: options.maxBytes,
-    });
-    try {
-      return await this.put(spooled.open(), { ...options, key: spooled.md5, size: spooled.size });
-    } finally {
-      await spooled.remove();
-    }
-  }
-
-  private async persistNow(key: string): Promise<void> {
-    const generation = await this.fast.generation(key);
-    await this.persistEntry(await this.options.journal.append(key, generation));
-  }
-
-  private async persistEntry(entry: Parameters<Uploader['persist']>[0]): Promise<void> {
-    try {
-      await this.options.uploader.persist(entry);
-    } catch (error) {
-      throw new ServiceUnavailableError(
-        `Blob ${entry.key} is cached but the durable tier did not take it yet; it will be retried`,
-        { cause: error },
-      );
-    }
-  }
-
   async delete(key: string): Promise<boolean> {
-    await this.options.hot?.delete(key);
-    await this.options.announceDeletion?.(key).catch((error: unknown) =>
-      this.options.logger.warn('Failed to announce a deletion; hot tiers expire it by TTL', {
+    const inCache = await this.guard('deleting the blob', () => this.fast.delete(key));
+    // Uploads under way saw the new generation at their next renewal and stop; one that
+    // already put the object removes it again before it lets go of its lease.
+    if (
+      !(await this.guard('deleting the blob', () => this.options.leases.waitUntilNone(key, 30_000)))
+    ) {
+      throw new ServiceUnavailableError(
+        `An upload of blob ${key} to the durable tier did not stop; retry the DELETE`,
+      );
+    }
+    const inStore = await this.store.delete(key);
+    const filledMeanwhile = await this.guard('deleting the blob', async () => {
+      const published = await this.fast.delete(key);
+      // Fills that started earlier can no longer publish: readers elsewhere stop waiting
+      // for them, and a fill that starts now finds the blob gone.
+      await this.fast.dropFillLease(key);
+      return published;
+    });
+    await this.announce(key);
+    return inCache || inStore || filledMeanwhile;
+  }
+
+  private async announce(key: string): Promise<void> {
+    const { announceDeletion, logger } = this.options;
+    if (announceDeletion === undefined) {
+      this.forget(key);
+      return;
+    }
+    await announceDeletion(key).catch((error: unknown) => {
+      this.forget(key);
+      logger.warn('Failed to announce a deletion; hot tiers expire it by TTL', {
         key,
         error: String(error),
-      }),
-    );
-    const inCache = await this.guard('deleting the blob', () => this.fast.delete(key));
-    const inStore = await this.store.delete(key);
-    return inCache || inStore;
+      });
+    });
+  }
+
+  /** Drops this process's in-process copy of `key` (a DELETE anywhere in the cluster). */
+  forget(key: string): void {
+    this.guards.markDeleted(key);
+    this.fills.forget(key);
+    void this.options.hot?.delete(key);
   }
 
   missing(keys: readonly string[]): Promise<string[]> {

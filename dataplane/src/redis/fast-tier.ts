@@ -9,7 +9,15 @@ import { DigestVerifier } from '../blob/verifier.ts';
 import { chunkReader, chunkWriter } from './chunks.ts';
 import { execPipeline } from './cluster-pipeline.ts';
 import { blobKeys } from './keys.ts';
-import { DELETE, MARK_CACHED, PUBLISH, RELEASE_LEASE } from './scripts.ts';
+import {
+  DELETE,
+  DROP_COPY,
+  MARK_CACHED,
+  PUBLISH,
+  RECORD_SHA256,
+  RELEASE_LEASE,
+  RESTORE_PENDING,
+} from './scripts.ts';
 
 export type BlobState = 'pending' | 'cached';
 
@@ -20,6 +28,8 @@ export interface Manifest extends BlobInfo {
   uploadId: string;
   /** `pending`: not yet in the durable tier (never evicted); `cached`: evictable copy. */
   state: BlobState;
+  /** Token of the journal entry that may mark it cached ('' for fills and older manifests). */
+  persistToken: string;
 }
 
 /** Chunks written and verified, not yet visible to readers. */
@@ -109,6 +119,17 @@ export class RedisFastTier {
     });
   }
 
+  /**
+   * What a fill needs before it reads the durable tier, in one round trip: the generation
+   * token to publish with, and whether the durable tier recently answered "no such blob".
+   */
+  async beforeFill(key: string): Promise<{ generation: string; knownAbsent: boolean }> {
+    const [generation, absent] = await execPipeline(() =>
+      this.redis.pipeline().get(blobKeys.generation(key)).exists(blobKeys.absent(key)),
+    );
+    return { generation: (generation as string | null) ?? '', knownAbsent: absent === 1 };
+  }
+
   /** The generation token to pass to `publish`: a DELETE in between makes it stale. */
   async generation(key: string): Promise<string> {
     return (await this.redis.get(blobKeys.generation(key))) ?? '';
@@ -157,7 +178,7 @@ export class RedisFastTier {
   /** Makes staged chunks visible as a blob, unless a DELETE came after `generation` was read. */
   async publish(
     staged: StagedBlob,
-    options: { generation: string; state: BlobState; ttlMs: number },
+    options: { generation: string; state: BlobState; ttlMs: number; persistToken?: string },
   ): Promise<PublishOutcome> {
     const keys = [
       blobKeys.manifest(staged.key),
@@ -174,6 +195,7 @@ export class RedisFastTier {
       options.state,
       staged.sha256 ?? '',
       options.state === 'cached' ? options.ttlMs : 0,
+      options.persistToken ?? '',
     ])) as number;
     const outcome = PUBLISH_CODES[code];
     if (outcome === undefined) throw new Error(`Unexpected publish result ${code}`);
@@ -187,28 +209,69 @@ export class RedisFastTier {
     for (let i = 0; i < keys.length; i += 256) await this.redis.del(...keys.slice(i, i + 256));
   }
 
-  /** Pending → cached: the durable tier has it, so it may now be evicted. */
-  async markCached(manifest: Manifest, ttlMs: number): Promise<boolean> {
-    const keys = [
-      blobKeys.manifest(manifest.key),
-      blobKeys.generation(manifest.key),
-      blobKeys.absent(manifest.key),
-      ...this.chunkKeys(manifest.key, manifest.uploadId, manifest.chunkCount),
+  /**
+   * Pending → cached: the durable tier has it, so it may now be evicted. Only the journal
+   * entry named by the manifest's persist token may do it; false otherwise (or when the
+   * manifest is gone or was replaced).
+   */
+  async markCached(manifest: Manifest, ttlMs: number, persistToken: string): Promise<boolean> {
+    const keys = this.scriptKeys(manifest.key, manifest);
+    return (
+      ((await MARK_CACHED.run(this.redis, keys, [
+        manifest.uploadId,
+        ttlMs,
+        persistToken,
+      ])) as number) === 1
+    );
+  }
+
+  /**
+   * Makes the published blob of `key` pending again, to be persisted by the journal entry
+   * with `persistToken` (the durable tier lost the object a cached copy relied on). False
+   * when no blob is published under `key`.
+   */
+  async restorePending(key: string, persistToken: string): Promise<boolean> {
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const manifest = await this.manifest(key);
+      if (manifest === null) return false;
+      const code = (await RESTORE_PENDING.run(this.redis, this.scriptKeys(key, manifest), [
+        manifest.uploadId,
+        persistToken,
+      ])) as number;
+      if (code !== -1) return code === 1;
+    }
+    throw new ServiceUnavailableError(`Blob ${key} kept changing while being restored`);
+  }
+
+  /** Drops a broken copy (a chunk gone) unless it was replaced meanwhile; no tombstone. */
+  async dropCopy(manifest: Manifest): Promise<void> {
+    await DROP_COPY.run(this.redis, this.scriptKeys(manifest.key, manifest), [manifest.uploadId]);
+  }
+
+  /** Records the SHA-256 its copy was found to have, on a blob stored without one. */
+  async recordSha256(manifest: Manifest, sha256: string): Promise<void> {
+    await RECORD_SHA256.run(
+      this.redis,
+      [blobKeys.manifest(manifest.key)],
+      [manifest.uploadId, sha256],
+    );
+  }
+
+  /** KEYS of the Lua scripts: manifest, generation, absent marker, then the chunks. */
+  private scriptKeys(key: string, manifest: Manifest | null): string[] {
+    return [
+      blobKeys.manifest(key),
+      blobKeys.generation(key),
+      blobKeys.absent(key),
+      ...(manifest === null ? [] : this.chunkKeys(key, manifest.uploadId, manifest.chunkCount)),
     ];
-    return ((await MARK_CACHED.run(this.redis, keys, [manifest.uploadId, ttlMs])) as number) === 1;
   }
 
   /** Deletes the blob and leaves a tombstone (a new generation). True if it was published. */
   async delete(key: string): Promise<boolean> {
     for (let attempt = 0; attempt < 5; attempt++) {
       const manifest = await this.manifest(key);
-      const keys = [
-        blobKeys.manifest(key),
-        blobKeys.generation(key),
-        blobKeys.absent(key),
-        ...(manifest === null ? [] : this.chunkKeys(key, manifest.uploadId, manifest.chunkCount)),
-      ];
-      const code = (await DELETE.run(this.redis, keys, [
+      const code = (await DELETE.run(this.redis, this.scriptKeys(key, manifest), [
         manifest?.uploadId ?? '',
         this.options.tombstoneTtlMs,
       ])) as number;
@@ -247,6 +310,19 @@ export class RedisFastTier {
     await this.redis.set(blobKeys.absent(key), '1', 'PX', ttlMs);
   }
 
+  /** Remembers that the durable tier's copy of `key` is damaged (for a day). */
+  async rememberDamaged(key: string): Promise<void> {
+    await this.redis.set(blobKeys.damaged(key), '1', 'PX', 24 * 3_600_000);
+  }
+
+  async isKnownDamaged(key: string): Promise<boolean> {
+    return (await this.redis.exists(blobKeys.damaged(key))) === 1;
+  }
+
+  async forgetDamaged(key: string): Promise<void> {
+    await this.redis.del(blobKeys.damaged(key));
+  }
+
   /** Takes the fill lease for `key`; false when another process holds it. */
   async acquireFillLease(key: string, owner: string, ttlMs: number): Promise<boolean> {
     return (await this.redis.set(blobKeys.fillLease(key), owner, 'PX', ttlMs, 'NX')) === 'OK';
@@ -254,6 +330,11 @@ export class RedisFastTier {
 
   async fillLeaseHeld(key: string): Promise<boolean> {
     return (await this.redis.exists(blobKeys.fillLease(key))) === 1;
+  }
+
+  /** Drops the fill lease whoever holds it (a DELETE fenced the fill that holds it). */
+  async dropFillLease(key: string): Promise<void> {
+    await this.redis.del(blobKeys.fillLease(key));
   }
 
   async releaseFillLease(key: string, owner: string): Promise<void> {
@@ -276,6 +357,7 @@ function manifestOf(key: string, fields: Record<string, string>): Manifest | nul
     chunkCount: Number(fields.n),
     uploadId: fields.up,
     state: fields.state === 'cached' ? 'cached' : 'pending',
+    persistToken: fields.p ?? '',
     ...(fields.sha ? { sha256: fields.sha } : {}),
   };
 }

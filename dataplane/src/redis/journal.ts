@@ -1,8 +1,9 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
+import { randomUUID } from 'node:crypto';
 import { ServiceUnavailableError } from '../blob/errors.ts';
 import { execPipeline } from './cluster-pipeline.ts';
-import { journalPartitionOf, journalStream } from './keys.ts';
+import { journalPartitionOf, journalStream, uploadMarker } from './keys.ts';
 
 export const UPLOADER_GROUP = 'uploaders';
 
@@ -14,7 +15,19 @@ export interface JournalEntry {
   generation: string;
   /** When the entry was appended (from its stream id), ms since the epoch. */
   appendedAt: number;
+  /**
+   * Names the entry's upload marker and, in the manifest, the entry that persists the blob
+   * (only that entry may mark it cached). Empty for entries written before markers existed.
+   */
+  token: string;
 }
+
+/**
+ * What the upload that appended an entry reported: still `streaming` (a marker it keeps
+ * alive while it runs), `published` (the blob was made visible), or `gone` (no marker: the
+ * upload ended without publishing, or its process died).
+ */
+export type UploadState = 'streaming' | 'published' | 'gone';
 
 export interface JournalBacklog {
   /** Entries not yet acknowledged (blobs not yet known to be in the durable tier). */
@@ -33,11 +46,20 @@ export class Journal {
   private readonly redis: Cluster;
   readonly partitions: number;
   private readonly replicaWaitMs: number;
+  /** Lifetime of a streaming marker; the upload renews it at a third of this. */
+  readonly streamingMarkerMs: number;
 
-  constructor(options: { redis: Cluster; partitions: number; replicaWaitMs: number }) {
+  constructor(options: {
+    redis: Cluster;
+    partitions: number;
+    replicaWaitMs: number;
+    /** @default 15000 */
+    streamingMarkerMs?: number;
+  }) {
     this.redis = options.redis;
     this.partitions = options.partitions;
     this.replicaWaitMs = options.replicaWaitMs;
+    this.streamingMarkerMs = options.streamingMarkerMs ?? 15_000;
   }
 
   /** Creates the consumer group on every partition (idempotent). */
@@ -57,21 +79,56 @@ export class Journal {
     }
   }
 
-  /** Appends an entry for `key` and waits for a replica to have it (when there is one). */
-  async append(key: string, generation: string): Promise<JournalEntry> {
+  /**
+   * Appends an entry for `key` and waits for a replica to have it (when there is one). Its
+   * upload marker starts as `streaming` (renew it with `keepStreaming` while the upload
+   * runs), or as `published` for a blob that is visible already.
+   */
+  async append(
+    key: string,
+    generation: string,
+    options: { published?: boolean } = {},
+  ): Promise<JournalEntry> {
     const partition = journalPartitionOf(key, this.partitions);
     const stream = journalStream(partition);
+    const token = randomUUID();
+    const marker = uploadMarker(partition, token);
     const replicated = (this.redis.slots[calculateSlot(stream)]?.length ?? 0) > 1;
-    const [id, acknowledged] = (await execPipeline(() => {
-      const pipeline = this.redis.pipeline().xadd(stream, '*', 'key', key, 'gen', generation);
+    const [id, , acknowledged] = (await execPipeline(() => {
+      const pipeline = this.redis
+        .pipeline()
+        .xadd(stream, '*', 'key', key, 'gen', generation, 'tok', token);
+      if (options.published === true) pipeline.set(marker, 'published');
+      else pipeline.set(marker, 'streaming', 'PX', this.streamingMarkerMs);
       return replicated ? pipeline.wait(1, this.replicaWaitMs) : pipeline;
-    })) as [string, number | undefined];
+    })) as [string, unknown, number | undefined];
     if (replicated && (acknowledged ?? 0) < 1) {
       // The upload is refused, so its entry must not linger as backlog.
-      await this.redis.xdel(stream, id).catch(() => undefined);
+      await this.redis
+        .pipeline()
+        .xdel(stream, id)
+        .del(marker)
+        .exec()
+        .catch(() => undefined);
       throw new ServiceUnavailableError(`No replica confirmed the journal entry for ${key}; retry`);
     }
-    return { partition, id, key, generation, appendedAt: idTime(id) };
+    return { partition, id, key, generation, appendedAt: idTime(id), token };
+  }
+
+  /** Keeps an entry's `streaming` marker alive; false once it is gone (or published). */
+  async keepStreaming(entry: JournalEntry): Promise<boolean> {
+    const marker = uploadMarker(entry.partition, entry.token);
+    return (await this.redis.pexpire(marker, this.streamingMarkerMs, 'GT')) === 1;
+  }
+
+  /** The entry's blob is visible now: a manifest missing later means the blob was lost. */
+  async markPublished(entry: JournalEntry): Promise<void> {
+    await this.redis.set(uploadMarker(entry.partition, entry.token), 'published');
+  }
+
+  async uploadState(entry: JournalEntry): Promise<UploadState> {
+    const state = await this.redis.get(uploadMarker(entry.partition, entry.token));
+    return state === 'published' || state === 'streaming' ? state : 'gone';
   }
 
   /** New entries for `consumer` on one partition (never delivered to anyone before). */
@@ -108,26 +165,32 @@ export class Journal {
     return toEntries(partition, reply[1]);
   }
 
-  /** Resets an entry's idle time so other consumers leave it to us while we retry it. */
-  async keep(entry: JournalEntry, consumer: string): Promise<void> {
-    await this.redis.xclaim(
+  /**
+   * Resets an entry's idle time so other consumers leave it to us while we retry it. False
+   * when the entry is no longer pending (completed meanwhile, e.g. by its own upload).
+   */
+  async keep(entry: JournalEntry, consumer: string): Promise<boolean> {
+    const claimed = (await this.redis.xclaim(
       journalStream(entry.partition),
       UPLOADER_GROUP,
       consumer,
       0,
       entry.id,
       'JUSTID',
-    );
+    )) as string[];
+    return claimed.length > 0;
   }
 
   /** Done with an entry: acknowledged and removed, so stream length is the backlog. */
   async complete(entry: JournalEntry): Promise<void> {
     const stream = journalStream(entry.partition);
-    await this.redis
-      .pipeline()
-      .xack(stream, UPLOADER_GROUP, entry.id)
-      .xdel(stream, entry.id)
-      .exec();
+    await execPipeline(() =>
+      this.redis
+        .pipeline()
+        .xack(stream, UPLOADER_GROUP, entry.id)
+        .xdel(stream, entry.id)
+        .del(uploadMarker(entry.partition, entry.token)),
+    );
   }
 
   async backlog(now = Date.now()): Promise<JournalBacklog> {
@@ -158,7 +221,14 @@ function toEntries(partition: number, raw: [string, string[] | null][]): Journal
     };
     const key = field('key');
     if (key !== undefined) {
-      entries.push({ partition, id, key, generation: field('gen') ?? '', appendedAt: idTime(id) });
+      entries.push({
+        partition,
+        id,
+        key,
+        generation: field('gen') ?? '',
+        appendedAt: idTime(id),
+        token: field('tok') ?? '',
+      });
     }
   }
   return entries;

@@ -11,11 +11,24 @@ export const blobKeys = {
   fillLease: (md5: string) => `bc:{${md5}}:lease`,
   /** Present while the durable tier recently answered "no such blob". */
   absent: (md5: string) => `bc:{${md5}}:absent`,
+  /** Uploads of the blob to the durable tier under way (a sorted set: member → expiry). */
+  uploads: (md5: string) => `bc:{${md5}}:uploads`,
+  /** Present once the durable tier's copy was found damaged: the next upload replaces it. */
+  damaged: (md5: string) => `bc:{${md5}}:damaged`,
 };
 
 /** A journal partition: its own hash tag, so partitions spread over the shards. */
 export function journalStream(partition: number): string {
   return `bc:{journal-${partition}}`;
+}
+
+/**
+ * The upload marker of a journal entry, in its partition's slot (so it outlives a wipe of
+ * the blob's own shard): `streaming` while the upload runs, `published` once the blob is
+ * visible. An entry without its marker belongs to an upload that ended without publishing.
+ */
+export function uploadMarker(partition: number, token: string): string {
+  return `bc:{journal-${partition}}:upload:${token}`;
 }
 
 /** Keys are uniform (MD5), so a prefix picks a partition evenly. */

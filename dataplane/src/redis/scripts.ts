@@ -37,7 +37,8 @@ export class LuaScript {
 /**
  * Publishes staged chunks by writing the manifest last. Returns 1 published, 0 already
  * published by someone else, -1 deleted since the caller started, -2 a staged chunk is gone.
- * ARGV: expected generation, size, chunk bytes, chunk count, upload id, state, sha256, ttl ms (0: none).
+ * ARGV: expected generation, size, chunk bytes, chunk count, upload id, state, sha256,
+ * ttl ms (0: none), persist token (the journal entry that may mark it cached; '' if none).
  */
 export const PUBLISH = new LuaScript(`
 local gen = redis.call('GET', KEYS[2]) or ''
@@ -50,18 +51,22 @@ local ttl = tonumber(ARGV[8])
 for i = 4, #KEYS do
   if ttl > 0 then redis.call('PEXPIRE', KEYS[i], ttl) else redis.call('PERSIST', KEYS[i]) end
 end
-redis.call('HSET', KEYS[1], 'size', ARGV[2], 'chunk', ARGV[3], 'n', ARGV[4], 'up', ARGV[5], 'state', ARGV[6], 'sha', ARGV[7])
+redis.call('HSET', KEYS[1], 'size', ARGV[2], 'chunk', ARGV[3], 'n', ARGV[4], 'up', ARGV[5], 'state', ARGV[6], 'sha', ARGV[7], 'p', ARGV[9])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 redis.call('DEL', KEYS[3])
 return 1
 `);
 
 /**
- * Marks a pending blob as persisted in the durable tier and makes it evictable (TTL).
- * Returns 1 done, 0 the manifest changed or is gone. ARGV: upload id, ttl ms.
+ * Marks a pending blob as persisted in the durable tier and makes it evictable (TTL), if
+ * the caller's journal entry is still the one responsible for it (manifests written before
+ * persist tokens existed accept any). Returns 1 done, 0 the manifest changed, is gone or
+ * another entry persists it. ARGV: upload id, ttl ms, persist token.
  */
 export const MARK_CACHED = new LuaScript(`
 if redis.call('HGET', KEYS[1], 'up') ~= ARGV[1] then return 0 end
+local token = redis.call('HGET', KEYS[1], 'p')
+if token and token ~= '' and token ~= ARGV[3] then return 0 end
 local ttl = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'cached')
 redis.call('PEXPIRE', KEYS[1], ttl)
@@ -82,6 +87,46 @@ if not up then return 0 end
 if up ~= ARGV[1] then return -1 end
 redis.call('DEL', KEYS[1])
 for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
+`);
+
+/**
+ * Makes a published blob pending again (no TTL, so never evicted) under a new persist
+ * token: the durable tier lost its copy, and only the new journal entry may mark it cached.
+ * Returns 1 done, 0 no such manifest, -1 the manifest changed (retry).
+ * ARGV: upload id seen by the caller, new persist token.
+ */
+export const RESTORE_PENDING = new LuaScript(`
+local up = redis.call('HGET', KEYS[1], 'up')
+if not up then return 0 end
+if up ~= ARGV[1] then return -1 end
+redis.call('HSET', KEYS[1], 'state', 'pending', 'p', ARGV[2])
+redis.call('PERSIST', KEYS[1])
+for i = 4, #KEYS do redis.call('PERSIST', KEYS[i]) end
+return 1
+`);
+
+/**
+ * Drops a cached copy found broken (a chunk gone), if it is still the copy the caller read;
+ * unlike DELETE it leaves the generation alone, so uploads under way are not cancelled.
+ * ARGV: upload id seen by the caller. Returns 1 dropped, 0 not that copy any more.
+ */
+export const DROP_COPY = new LuaScript(`
+if redis.call('HGET', KEYS[1], 'up') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1])
+for i = 4, #KEYS do redis.call('DEL', KEYS[i]) end
+return 1
+`);
+
+/**
+ * Records the SHA-256 of a published blob that had none, once its copy was found to hash
+ * to it. ARGV: upload id seen by the caller, base64 SHA-256. Returns 1 recorded, 0 not.
+ */
+export const RECORD_SHA256 = new LuaScript(`
+if redis.call('HGET', KEYS[1], 'up') ~= ARGV[1] then return 0 end
+local sha = redis.call('HGET', KEYS[1], 'sha')
+if sha and sha ~= '' then return 0 end
+redis.call('HSET', KEYS[1], 'sha', ARGV[2])
 return 1
 `);
 

@@ -1,5 +1,6 @@
 import type {
   V1PodDisruptionBudget,
+  V1ResourceRequirements,
   V1Service,
   V1StatefulSet,
   V1TopologySpreadConstraint,
@@ -23,6 +24,9 @@ function memoryBytes(quantity: string): number {
   const exponent = { Ki: 1, Mi: 2, Gi: 3, Ti: 4 }[match[2] ?? ''] ?? 0;
   return Number(match[1]) * 1024 ** exponent;
 }
+
+/** Where the Redis image keeps scripts/redis-node/start.sh. */
+export const REDIS_NODE_START_SCRIPT = '/usr/local/lib/blobcache/redis-node/start.sh';
 
 /**
  * Redis settings for blob traffic. Replicas receive every chunk of every upload; under a
@@ -55,8 +59,10 @@ export function zoneSpread(
 /**
  * One StatefulSet per shard (a master and its replicas), so "a master's replicas sit in
  * other zones" is a plain zone spread over the shard's own pods. Redis keeps no data on
- * disk: a restarted pod rejoins empty and S3 is the durable tier. `configChecksum` digests
- * the Secret the pods read (see configChecksum), so that changing it rolls them.
+ * disk: a restarted pod rejoins empty and S3 is the durable tier; the node start script
+ * keeps a master restarted in place from coming back as the empty master of its slots
+ * (docs/decisions/0020). `configChecksum` digests the Secret the pods read (see
+ * configChecksum), so that changing it rolls them.
  */
 export function redisShardStatefulSet(
   cache: DefaultedBlobCache,
@@ -91,15 +97,24 @@ export function redisShardStatefulSet(
             {
               name: 'redis',
               image: redis.image,
-              command: ['sh', '-c'],
+              // The node start script (scripts/redis-node/start.sh, in the Redis image) adds
+              // cluster mode, no persistence and the password, and keeps a master restarted
+              // in place from coming back as the empty master of its slots.
+              command: ['sh', REDIS_NODE_START_SCRIPT],
               args: [
-                [
-                  'exec redis-server --port 6379 --cluster-enabled yes --cluster-config-file /data/nodes.conf',
-                  '--cluster-node-timeout 5000 --dir /data --save "" --appendonly no',
-                  `--maxmemory ${redisMemory(redis.maxMemory)} --maxmemory-policy volatile-lru`,
-                  redisReplicationArgs(redis.maxMemory),
-                  '--proto-max-bulk-len 512mb --requirepass "$REDIS_PASSWORD" --masterauth "$REDIS_PASSWORD"',
-                ].join(' '),
+                '--port',
+                String(REDIS_PORT),
+                '--cluster-node-timeout',
+                '5000',
+                '--dir',
+                '/data',
+                '--maxmemory',
+                redisMemory(redis.maxMemory),
+                '--maxmemory-policy',
+                'volatile-lru',
+                ...redisReplicationArgs(redis.maxMemory).split(' '),
+                '--proto-max-bulk-len',
+                '512mb',
               ],
               env: [
                 {
@@ -122,7 +137,8 @@ export function redisShardStatefulSet(
                 periodSeconds: 10,
                 failureThreshold: 6,
               },
-              resources: redis.resources,
+              // The CRD's quantities are int-or-string, as the Pod API's are.
+              resources: redis.resources as V1ResourceRequirements | undefined,
               securityContext: {
                 allowPrivilegeEscalation: false,
                 readOnlyRootFilesystem: true,

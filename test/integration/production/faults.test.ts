@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { blobOf, md5 } from '../../harness/blobs.ts';
 import type { SpawnedDataPlane } from '../../harness/dataplane.ts';
+import { eventually } from '../../harness/eventually.ts';
 import { inParallel, metricSum, waitForDrain } from '../../harness/production-helpers.ts';
 import { startProductionStack, type ProductionStack } from '../../harness/production.ts';
 
@@ -10,6 +11,21 @@ const FAST_RETRIES = { BLOBCACHE_UPLOAD_RETRY_MAX_MS: '2000' };
 
 async function put(plane: SpawnedDataPlane, blob: Buffer): Promise<Response> {
   return fetch(`${plane.url}/v1/blobs/${md5(blob)}`, { method: 'PUT', body: blob });
+}
+
+/** Journal entries delivered to `consumer` and not acknowledged, over all partitions. */
+async function pendingOn(stack: ProductionStack, consumer: string): Promise<number> {
+  let total = 0;
+  for (let partition = 0; partition < 8; partition++) {
+    const summary = (await stack.cluster.xpending(`bc:{journal-${partition}}`, 'uploaders')) as [
+      number,
+      string | null,
+      string | null,
+      [string, string][] | null,
+    ];
+    total += Number(summary[3]?.find(([name]) => name === consumer)?.[1] ?? 0);
+  }
+  return total;
 }
 
 async function expectAllInS3(stack: ProductionStack, blobs: readonly Buffer[]): Promise<void> {
@@ -56,8 +72,18 @@ describe('faults: nothing acknowledged is lost', function () {
     await stack.s3.stop();
     const blobs = Array.from({ length: 20 }, (_, i) => blobOf(50_000 + i, 300 + i));
     for (const blob of blobs) expect((await put(doomed, blob)).status).to.equal(201);
-    // Its uploader has taken the entries (and is retrying them) when it dies.
-    await sleep(1_000);
+    // Its uploader has taken every entry (they are pending on its consumer) when it dies,
+    // so only a takeover (XAUTOCLAIM) can finish them.
+    const consumer = String(
+      (
+        doomed.logs.find((line) => line.message === 'Started the data plane')?.tiers as {
+          consumer?: string;
+        }
+      )?.consumer,
+    );
+    await eventually('every entry to be delivered to the doomed process', async () =>
+      (await pendingOn(stack, consumer)) === blobs.length ? true : null,
+    );
     await doomed.stop('SIGKILL');
     await stack.s3.start();
     const survivor = await stack.spawn({
@@ -75,29 +101,42 @@ describe('faults: nothing acknowledged is lost', function () {
     stack = await startProductionStack();
     const planes = [await stack.spawn(FAST_RETRIES), await stack.spawn(FAST_RETRIES)];
     const acknowledged: Buffer[] = [];
-    const answers: { at: number; status: number }[] = [];
+    const acknowledgedAt: number[] = [];
+    const answers: { sent: number; at: number; status: number }[] = [];
     const started = Date.now();
     let killedAt = 0;
     const victim = stack.redis.masters()[0]!;
-    const killer = sleep(2_000).then(() => {
+    // The master dies once the load is well under way (40 answers in).
+    const killer = eventually('40 answers', () => Promise.resolve(answers.length >= 40), {
+      intervalMs: 20,
+    }).then(() => {
       killedAt = Date.now();
       stack.redis.kill(victim);
     });
     const worker = async (id: number): Promise<void> => {
-      for (let i = 0; Date.now() - started < 14_000; i++) {
+      for (
+        let i = 0;
+        Date.now() - started < 60_000 && (killedAt === 0 || Date.now() - killedAt < 12_000);
+        i++
+      ) {
         const plane = planes[(id + i) % 2]!;
         const blob = blobOf(10_000 + ((id * 1000 + i) % 5000), 10_000 * id + i);
+        const sent = Date.now();
         const response = await put(plane, blob).catch(() => null);
-        answers.push({ at: Date.now(), status: response?.status ?? 0 });
-        if (response?.status === 201 || response?.status === 200) acknowledged.push(blob);
+        answers.push({ sent, at: Date.now(), status: response?.status ?? 0 });
+        if (response?.status === 201 || response?.status === 200) {
+          acknowledged.push(blob);
+          acknowledgedAt.push(Date.now());
+        }
         const earlier = acknowledged[Math.floor(Math.random() * acknowledged.length)];
         if (earlier !== undefined) {
+          const sentGet = Date.now();
           const got = await fetch(`${plane.url}/v1/blobs/${md5(earlier)}`).catch(() => null);
           const body =
             got === null
               ? null
               : Buffer.from(await got.arrayBuffer().catch(() => new ArrayBuffer(0)));
-          answers.push({ at: Date.now(), status: got?.status ?? 0 });
+          answers.push({ sent: sentGet, at: Date.now(), status: got?.status ?? 0 });
           if (got?.status === 200)
             expect(body?.equals(earlier), 'a GET during the failover').to.be.true;
         }
@@ -125,6 +164,24 @@ describe('faults: nothing acknowledged is lost', function () {
       '503s only after the kill',
     ).to.be.true;
     expect(lastUnavailable - killedAt).to.be.below(15_000);
+    // Requests were under way when the master died, and kept coming through the failover.
+    const acrossTheKill = answers.filter(
+      (answer) => answer.sent < killedAt && answer.at > killedAt,
+    );
+    expect(acrossTheKill.length, 'requests under way at the kill').to.be.at.least(1);
+    expect(
+      answers.filter((answer) => answer.at > killedAt).length,
+      'answers after the kill',
+    ).to.be.greaterThan(20);
+    expect(
+      acknowledgedAt.filter((at) => at > lastUnavailable).length,
+      'uploads acknowledged after the last 503',
+    ).to.be.greaterThan(10);
+    // Connection trouble went to the JSON log, never to stderr.
+    for (const plane of planes) {
+      expect(plane.stderr()).to.equal('');
+      expect(plane.logs.some((line) => line.message === 'Redis reported an error')).to.be.true;
+    }
     await stack.redis.waitHealthy();
     // The failover really happened: a replica took over the dead master's slots.
     expect(stack.redis.masters()).to.have.length(3).and.not.include(victim);

@@ -2,13 +2,14 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { expect } from 'chai';
 import { request } from 'node:http';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { GeneratedBlob, blobOf, digestOf, md5 } from '../../harness/blobs.ts';
 import type { SpawnedDataPlane } from '../../harness/dataplane.ts';
+import { eventually } from '../../harness/eventually.ts';
 import { uploadInTwoParts } from '../../harness/http.ts';
 import {
   flushRedis,
   inParallel,
+  keysMatching,
   metricSum,
   metricValue,
   waitForDrain,
@@ -123,23 +124,25 @@ describe('production tiers: Redis Cluster + S3 (real servers on loopback)', func
     await s3Client(stack.s3.endpoint).send(
       new PutObjectCommand({ Bucket: BUCKET, Key: stack.store.objectKey(key), Body: damaged }),
     );
+    const corruptBefore = await metricSum(
+      planes[0]!.url,
+      'blobcache_fills_total',
+      'result="corrupt"',
+    );
     for (let attempt = 0; attempt < 2; attempt++) {
-      const outcome = await fetch(`${planes[0]!.url}/v1/blobs/${key}`)
-        .then(
-          async (response) => {
-            expect(response.headers.get('x-cache')).to.equal('miss');
-            await response.arrayBuffer();
-            return 'complete';
-          },
-          () => 'refused',
-        )
-        .catch(() => 'cut');
-      // The bytes streamed before the digest was known, but the transfer is cut, never completed.
-      expect(outcome).to.not.equal('complete');
+      const response = await fetch(`${planes[0]!.url}/v1/blobs/${key}`);
+      // The bytes stream before the digest is known, so the answer starts as a miss...
+      expect(response.headers.get('x-cache'), `attempt ${attempt}`).to.equal('miss');
+      // ...but the transfer is cut before its end, never completed.
+      let failure: unknown;
+      await response.arrayBuffer().catch((error: unknown) => (failure = error));
+      expect(failure, `attempt ${attempt}: the transfer must break`).to.be.instanceOf(Error);
     }
     expect(
-      await metricSum(planes[0]!.url, 'blobcache_fills_total', 'result="corrupt"'),
-    ).to.be.at.least(2);
+      (await metricSum(planes[0]!.url, 'blobcache_fills_total', 'result="corrupt"')) -
+        corruptBefore,
+    ).to.equal(2);
+    expect(await stack.cluster.exists(`bc:{${key}}:m`), 'cached').to.equal(0);
   });
 
   it('serves repeated reads from the hot tier and drops it everywhere on DELETE', async () => {
@@ -168,14 +171,33 @@ describe('production tiers: Redis Cluster + S3 (real servers on loopback)', func
     const blob = blobOf(8 * MiB, 81);
     const key = md5(blob);
     await stack.store.put(Readable.from([blob], { objectMode: false }), { key });
+    const refusedBefore = await metricSum(
+      planes[0]!.url,
+      'blobcache_fills_total',
+      'result="deleted"',
+    );
     const reading = await fetch(`${planes[0]!.url}/v1/blobs/${key}`);
     expect(reading.headers.get('x-cache')).to.equal('miss');
     const reader = reading.body!.getReader();
     await reader.read();
+    // The fill is under way: it holds the fill lease and has not published.
+    expect(await stack.cluster.exists(`bc:{${key}}:lease`), 'fill lease').to.equal(1);
+    expect(await stack.cluster.exists(`bc:{${key}}:m`), 'manifest').to.equal(0);
     expect(
       (await fetch(`${planes[1]!.url}/v1/blobs/${key}`, { method: 'DELETE' })).status,
     ).to.equal(204);
-    while (!(await reader.read()).done);
+    await reader
+      .read()
+      .then(async function drain(step): Promise<void> {
+        if (!step.done) await reader.read().then(drain);
+      })
+      .catch(() => undefined);
+    // The fill ran to its end and its publish was refused.
+    await eventually('the fill to be refused', async () =>
+      (await metricSum(planes[0]!.url, 'blobcache_fills_total', 'result="deleted"')) > refusedBefore
+        ? true
+        : null,
+    );
     for (const plane of planes)
       expect((await fetch(`${plane.url}/v1/blobs/${key}`)).status).to.equal(404);
     expect(await stack.store.head(key)).to.equal(null);
@@ -187,16 +209,24 @@ describe('production tiers: Redis Cluster + S3 (real servers on loopback)', func
     const status = await uploadInTwoParts(
       `${planes[0]!.url}/v1/blobs/${streamingKey}`,
       streaming,
-      MiB,
+      2 * MiB,
       async () => {
-        // Let the server start the upload (read the generation, stage chunks) first.
-        await sleep(500);
+        // The server has started the upload: its first chunk is staged in Redis.
+        await eventually(
+          'a staged chunk',
+          async () => {
+            const keys = await keysMatching(stack.cluster, `bc:{${streamingKey}}:c:*`);
+            return keys.length > 0 ? true : null;
+          },
+          { intervalMs: 20 },
+        );
         const response = await fetch(`${planes[1]!.url}/v1/blobs/${streamingKey}`, {
           method: 'DELETE',
         });
         expect(response.status).to.equal(204);
       },
     );
+    // The upload was concurrent with the DELETE, which wins: it is not stored.
     expect(status).to.be.oneOf([200, 201]);
     const pending = blobOf(MiB, 83);
     expect((await put(planes[2]!, pending)).status).to.equal(201);
@@ -208,6 +238,7 @@ describe('production tiers: Redis Cluster + S3 (real servers on loopback)', func
       for (const plane of planes)
         expect((await fetch(`${plane.url}/v1/blobs/${key}`)).status, key).to.equal(404);
       expect(await stack.store.head(key), key).to.equal(null);
+      expect(await stack.cluster.exists(`bc:{${key}}:m`), key).to.equal(0);
     }
   });
 

@@ -3,6 +3,7 @@ import { computeStatus } from '../../../operator/src/controller/status.ts';
 import { desiredChildren } from '../../../operator/src/resources/desired.ts';
 import { httpDeployment } from '../../../operator/src/resources/http.ts';
 import {
+  REDIS_NODE_START_SCRIPT,
   redisMemory,
   redisReplicationArgs,
   redisNodeAddresses,
@@ -33,6 +34,16 @@ describe('operator builders (pure)', () => {
     ).spec!.template.spec!.containers[0]!.args!.join(' ');
     expect(args).to.contain('--maxmemory 2gb');
     expect(args).to.contain('--client-output-buffer-limit replica 1073741824 0 0');
+  });
+
+  it('starts Redis through the node start script, which owns persistence and the password', () => {
+    const container = redisShardStatefulSet(cache(), 0, CHECKSUMS.redis).spec!.template.spec!
+      .containers[0]!;
+    expect(container.command).to.deep.equal(['sh', REDIS_NODE_START_SCRIPT]);
+    expect(container.args).to.include.members(['--dir', '/data', '--port', '6379']);
+    // Set by the script, so no StatefulSet can turn persistence on or leave a password out.
+    expect(container.args!.join(' ')).to.not.match(/--save|--appendonly|--requirepass/);
+    expect(container.env?.map((variable) => variable.name)).to.include('REDIS_PASSWORD');
   });
 
   it('builds the same objects for the same BlobCache, in a stable order', () => {

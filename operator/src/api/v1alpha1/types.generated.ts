@@ -7,18 +7,41 @@ export const API_VERSION = `${GROUP}/${VERSION}`;
 export const KIND = "BlobCache";
 export const PLURAL = "blobcaches";
 
+/** Resources reserved for each Redis container (cpu, memory, and any other resource name). */
+export interface BlobCacheSpecRedisResourcesRequests {
+  cpu?: unknown;
+  memory?: unknown;
+  [field: string]: unknown;
+}
+
+/** Most of each resource a Redis container may use; memory must leave room for maxMemory and replication buffers. */
+export interface BlobCacheSpecRedisResourcesLimits {
+  cpu?: unknown;
+  memory?: unknown;
+  [field: string]: unknown;
+}
+
+/** CPU and memory requests and limits of each Redis container (as in a Pod's container resources). */
+export interface BlobCacheSpecRedisResources {
+  /** Resources reserved for each Redis container (cpu, memory, and any other resource name). */
+  requests?: BlobCacheSpecRedisResourcesRequests;
+  /** Most of each resource a Redis container may use; memory must leave room for maxMemory and replication buffers. */
+  limits?: BlobCacheSpecRedisResourcesLimits;
+  [field: string]: unknown;
+}
+
 /** The Redis Cluster of the fast tier (one StatefulSet per shard). */
 export interface BlobCacheSpecRedis {
   /** Number of Redis masters; the hash slots are spread over them. Scaling moves slots. */
   shards?: number;
   /** Replicas of each master, placed in other zones than their master. */
   replicasPerShard?: number;
-  /** Redis maxmemory of each node (e.g. 2Gi). A master may also buffer up to half of it for a replica that fell behind; give the container memory limit headroom for both. */
+  /** Redis maxmemory of each node (e.g. 2Gi). A master may also buffer up to half of it for each replica that fell behind, so a memory limit must be at least maxMemory × (1 + replicasPerShard / 2) + 128Mi (the API server refuses less). */
   maxMemory?: string;
   /** Redis server image (7.0 or newer). */
   image?: string;
-  /** CPU and memory requests and limits of each Redis container. */
-  resources?: Record<string, unknown>;
+  /** CPU and memory requests and limits of each Redis container (as in a Pod's container resources). */
+  resources?: BlobCacheSpecRedisResources;
 }
 
 /** A HorizontalPodAutoscaler for the HTTP pods. */

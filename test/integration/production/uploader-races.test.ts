@@ -1,0 +1,146 @@
+import { expect } from 'chai';
+import { Readable } from 'node:stream';
+import type { BlobStore, PutOptions, PutResult } from '../../../dataplane/src/blob/store.ts';
+import { Uploader } from '../../../dataplane/src/blob/uploader.ts';
+import { Metrics } from '../../../dataplane/src/metrics.ts';
+import { RedisFastTier } from '../../../dataplane/src/redis/fast-tier.ts';
+import { Journal, type JournalEntry } from '../../../dataplane/src/redis/journal.ts';
+import { UploadLeases } from '../../../dataplane/src/redis/upload-leases.ts';
+import { blobOf, md5 } from '../../harness/blobs.ts';
+import { silentLogger } from '../../harness/logger.ts';
+import { startProductionStack, type ProductionStack } from '../../harness/production.ts';
+
+const MiB = 1024 * 1024;
+
+/**
+ * The uploader's own races, played step by step on the real Redis Cluster and S3 server:
+ * the uploader is driven in this process, and the moment another actor acts is chosen by
+ * a hook in the durable store (the real S3 store does the work).
+ */
+describe('uploader races against a DELETE and a newer upload (real Redis and S3)', function () {
+  this.timeout(120_000);
+  let stack: ProductionStack;
+  let fast: RedisFastTier;
+  let journal: Journal;
+  let leases: UploadLeases;
+
+  before(async () => {
+    stack = await startProductionStack();
+    fast = new RedisFastTier({ redis: stack.cluster, chunkBytes: MiB, replicaWaitMs: 2_000 });
+    journal = new Journal({ redis: stack.cluster, partitions: 8, replicaWaitMs: 2_000 });
+    await journal.ensureGroups();
+    leases = new UploadLeases(stack.cluster);
+  });
+  after(async () => {
+    await stack?.stop();
+  });
+
+  const uploaderOn = (store: BlobStore, consumer: string): Uploader =>
+    new Uploader({
+      journal,
+      fast,
+      leases,
+      store,
+      metrics: new Metrics(),
+      logger: silentLogger,
+      consumer,
+      concurrency: 1,
+      claimIdleMs: 30_000,
+      retryMaxMs: 1_000,
+      abandonAfterMs: 60_000,
+      cachedTtlMs: 3_600_000,
+    });
+
+  /** Stages and publishes `blob` as an acknowledged upload would, under a new entry. */
+  async function upload(blob: Buffer, generation: string): Promise<JournalEntry> {
+    const entry = await journal.append(md5(blob), generation);
+    const staged = await fast.stage(md5(blob), Readable.from([blob], { objectMode: false }), {
+      size: blob.length,
+    });
+    const outcome = await fast.publish(staged, {
+      generation,
+      state: 'pending',
+      ttlMs: 0,
+      persistToken: entry.token,
+    });
+    expect(outcome).to.equal('published');
+    await journal.markPublished(entry);
+    return entry;
+  }
+
+  it('never leaves a cached copy without its S3 object when an upload raced by a DELETE removes the object a newer upload relied on', async () => {
+    const blob = blobOf(2 * MiB + 1, 901);
+    const key = md5(blob);
+    const stale = await upload(blob, await fast.generation(key));
+    let newer: JournalEntry | undefined;
+    // While the stale upload's copy reaches S3: a DELETE fences Redis, the blob is uploaded
+    // anew, and the new upload's uploader finds the object in S3 and marks its copy cached.
+    const racing: BlobStore = Object.create(stack.store) as BlobStore;
+    racing.put = async (source: Readable, options: PutOptions): Promise<PutResult> => {
+      const result = await stack.store.put(source, options);
+      await fast.delete(key);
+      newer = await upload(blob, await fast.generation(key));
+      await uploaderOn(stack.store, 'newer').persist(newer);
+      expect(await stack.cluster.hget(`bc:{${key}}:m`, 'state')).to.equal('cached');
+      return result;
+    };
+    await uploaderOn(racing, 'stale').persist(stale);
+
+    // The stale upload took its object out of S3 again (the DELETE wins over it)...
+    expect(await stack.store.head(key)).to.equal(null);
+    // ...and made the newer copy pending again, under an entry of its own: not evictable.
+    const manifest = await fast.manifest(key);
+    expect(manifest?.state).to.equal('pending');
+    expect(manifest?.persistToken).to.not.be.oneOf(['', stale.token, newer!.token]);
+    expect(await stack.cluster.pttl(`bc:{${key}}:m`)).to.equal(-1);
+    // That entry is in the journal and uploads it again; only it may mark it cached.
+    const replacement = (await entriesFor(key)).find(
+      (entry) => entry.token === manifest!.persistToken,
+    );
+    expect(replacement, 'the entry that persists the blob again').to.not.equal(undefined);
+    await uploaderOn(stack.store, 'again').persist(replacement!);
+    expect((await stack.store.head(key))?.size).to.equal(blob.length);
+    expect((await fast.manifest(key))?.state).to.equal('cached');
+  });
+
+  it('stops an upload to S3 that a DELETE overtakes, and leaves nothing behind', async () => {
+    const blob = blobOf(3 * MiB, 902);
+    const key = md5(blob);
+    const entry = await upload(blob, await fast.generation(key));
+    const racing: BlobStore = Object.create(stack.store) as BlobStore;
+    let deleteWaited: Promise<boolean> | undefined;
+    racing.put = async (source: Readable, options: PutOptions): Promise<PutResult> => {
+      // A DELETE arrives while the copy is under way: it fences Redis, then waits.
+      await fast.delete(key);
+      deleteWaited = leases.waitUntilNone(key, 30_000);
+      return stack.store.put(source, options);
+    };
+    await uploaderOn(racing, 'overtaken').persist(entry);
+    // The upload let go of its lease only after it removed what it stored.
+    expect(await deleteWaited).to.equal(true);
+    expect(await stack.store.head(key)).to.equal(null);
+    expect(await fast.manifest(key)).to.equal(null);
+  });
+
+  /** Entries of `key` still in its journal partition. */
+  async function entriesFor(key: string): Promise<JournalEntry[]> {
+    const found: JournalEntry[] = [];
+    for (let partition = 0; partition < journal.partitions; partition++) {
+      const raw = await stack.cluster.xrange(`bc:{journal-${partition}}`, '-', '+');
+      for (const [id, fields] of raw) {
+        const field = (name: string) => fields[fields.indexOf(name) + 1] ?? '';
+        if (field('key') === key) {
+          found.push({
+            partition,
+            id,
+            key,
+            generation: field('gen'),
+            appendedAt: Number(id.split('-')[0]),
+            token: field('tok'),
+          });
+        }
+      }
+    }
+    return found;
+  }
+});
