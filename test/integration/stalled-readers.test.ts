@@ -52,7 +52,6 @@ describe('readers that stop reading (embedded, real process)', function () {
       expect(await uploadGenerated(`${plane.url}/v1/blobs/${key}`, blob)).to.equal(201);
     }
     const cutsBefore = await idleCuts(plane.url);
-    const connectionsBefore = await openConnections(plane.url);
     const before = await rss(pid);
     const readers: Socket[] = [];
     for (const key of keys) readers.push(await stalledGet(plane.url, key));
@@ -67,7 +66,9 @@ describe('readers that stop reading (embedded, real process)', function () {
     // buffers filled are garbage until the next collection, which an idle process does not
     // run (about 1-2 MiB per connection on loopback). Before: 8 MiB per reader (+321 MiB).
     expect(growth).to.be.below(40 * 2 * MiB);
-    expect(await openConnections(plane.url)).to.be.at.least(connectionsBefore + 40);
+    // Every stalled reader is still connected (a keep-alive connection left by the uploads
+    // may close meanwhile, so connections from before are not counted on).
+    expect(await openConnections(plane.url)).to.be.at.least(40);
 
     const cutAfter = await waitForIdleCuts(plane.url, {
       before: cutsBefore,

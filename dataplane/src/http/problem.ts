@@ -1,6 +1,7 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import { isS3Unavailable } from '../backends/s3-errors.ts';
 import {
+  BlobNotFoundError,
   BlobcacheError,
   BodyTooLargeError,
   InsufficientStorageError,
@@ -96,6 +97,9 @@ export const problemHandler: ErrorRequestHandler = (error: unknown, _req, res, _
   const { logger } = requestContext(res);
   const fields = { code: problem.code, error: problem.message, cause: describeCause(problem) };
   if (problem.status >= 500) logger.error('Failed a request', fields);
+  // Asking for a blob that is not stored is how clients find out what to upload: an
+  // ordinary answer, not a rejection worth a warning.
+  else if (problem instanceof BlobNotFoundError) logger.debug('Answered not found', fields);
   else logger.warn('Rejected a request', fields);
   if (res.headersSent || res.destroyed) {
     // Mid-body failures cannot be reported in-band; cutting the connection tells the

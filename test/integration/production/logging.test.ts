@@ -49,6 +49,10 @@ describe('logging on the production tiers', function () {
 
     const errors = plane.logs.filter((line) => line.level === 'error');
     expect(errors, JSON.stringify(errors.slice(0, 3))).to.deep.equal([]);
+    // A GET of a blob not stored is an ordinary answer: logged at debug, never as a warning.
+    const notFound = plane.logs.filter((line) => line.code === 'blob-not-found');
+    expect(notFound).to.have.length(1000);
+    expect(notFound.filter((line) => line.level !== 'debug')).to.deep.equal([]);
     expect(plane.stderr()).to.equal('');
     // The S3 client's misses are there, at debug and readable: the uploads' existence
     // checks and the reads of keys never stored.
