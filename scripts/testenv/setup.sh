@@ -42,3 +42,8 @@ fi
 
 echo "== control plane for the operator tests: $(bash scripts/testenv/build-control-plane.sh)"
 echo "== Nodes for the end-to-end tests: $(bash scripts/testenv/build-nodes.sh)"
+# Packaging tests: Helm (also used by the end-to-end tier), promtool for the alert rules,
+# hadolint for the Dockerfile.
+echo "== helm: $(bash scripts/testenv/build-helm.sh)"
+echo "== promtool: $(bash scripts/testenv/build-promtool.sh)"
+echo "== hadolint: $(bash scripts/testenv/install-hadolint.sh)"
