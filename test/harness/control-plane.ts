@@ -120,7 +120,12 @@ async function stopProcess(child: ChildProcess | undefined): Promise<void> {
   await exited;
 }
 
-export async function startControlPlane(): Promise<ControlPlane> {
+export interface ControlPlaneOptions {
+  /** More kube-apiserver flags, e.g. an audit policy and log. */
+  apiServerArgs?: string[];
+}
+
+export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
   const bin = controlPlaneBinaries();
   const dir = await mkdtemp(join(tmpdir(), 'blobcache-k8s-'));
   makeCertificates(dir);
@@ -162,6 +167,7 @@ export async function startControlPlane(): Promise<ControlPlane> {
     '--authorization-mode=RBAC',
     '--allow-privileged=true',
     '--disable-admission-plugins=ServiceAccount',
+    ...(options.apiServerArgs ?? []),
   ];
   let apiServer: ChildProcess | undefined;
   const caData = readFileSync(file('ca.crt'), 'utf8');
