@@ -21,6 +21,7 @@ import { eventually } from '../harness/eventually.ts';
 import { freshNamespace, kubeConfigFor } from '../harness/kube.ts';
 import { freePorts } from '../harness/services.ts';
 import { readAuditLog, ungranted, unused, type Grant, type PolicyRule, type Use } from './rbac.ts';
+import { SKAFFOLD } from './skaffold-config.ts';
 import { CHART, helm, renderChart, type RunResult } from './tools.ts';
 
 const RELEASE = 'blobcache-operator';
@@ -126,6 +127,20 @@ describe('the chart installed with Helm into a real API server', function () {
     expect(pod.serviceAccountName).to.equal(RELEASE);
     expect(pod.containers[0]!.image).to.equal('blobcache/blobcache:0.1.0');
     expect(pod.containers[0]!.command).to.deep.equal(['node', 'dist/operator/src/main.js']);
+  });
+
+  it('accepts the dev BlobCache skaffold deploys (server-side dry run)', () => {
+    for (const manifest of SKAFFOLD.manifests.rawYaml) {
+      const applied = plane.kubectl(
+        'apply',
+        '--dry-run=server',
+        '-n',
+        'default',
+        '-f',
+        join(REPO_ROOT, manifest),
+      );
+      expect(applied.status, applied.stderr).to.equal(0);
+    }
   });
 
   it('grants no Pod exec, no Secret reads and no writes to Nodes (kubectl auth can-i)', () => {
