@@ -7,127 +7,30 @@
  * operator starts it. (Importing into containerd is checked by the end-to-end tier.)
  */
 import { expect } from 'chai';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { extract, type Header } from 'tar-stream';
-import { IMAGES, REDIS_IMAGE, VERSION, type ImageSpec } from '../../scripts/image/spec.ts';
+import type { Header } from 'tar-stream';
+import {
+  IMAGES,
+  REDIS_IMAGE,
+  VERSION,
+  type ImageName,
+  type ImageSpec,
+} from '../../scripts/image/spec.ts';
 import { REPO_ROOT } from '../harness/dataplane.ts';
 import { eventually } from '../harness/eventually.ts';
 import { freePorts } from '../harness/services.ts';
 import { readDockerfile } from './dockerfile.ts';
+import { builtImages, openArchive, runInImage, stop, type ImageArchive } from './images.ts';
 import { hadolintBinary, run } from './tools.ts';
-
-interface ImageArchive {
-  tags: string[];
-  config: {
-    config: {
-      User: string;
-      WorkingDir: string;
-      Env: string[];
-      Cmd: string[];
-      ExposedPorts: Record<string, object>;
-      Labels: Record<string, string>;
-    };
-    rootfs: { diff_ids: string[] };
-  };
-  configFileMatchesDigest: boolean;
-  layerDigest: string;
-  entries: Map<string, Header>;
-  /** The image's file system, unpacked with GNU tar. */
-  rootfs: string;
-}
-
-const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
-
-/** Lists a layer tar with its headers (streamed, never read whole). */
-async function layerEntries(path: string): Promise<Map<string, Header>> {
-  const entries = new Map<string, Header>();
-  const reader = extract();
-  reader.on('entry', (header, stream, next) => {
-    entries.set(`/${header.name.replace(/\/$/, '')}`, header);
-    stream.on('end', () => next());
-    stream.resume();
-  });
-  await pipeline(createReadStream(path), reader);
-  return entries;
-}
-
-async function openArchive(path: string, into: string): Promise<ImageArchive> {
-  await mkdir(join(into, 'rootfs'), { recursive: true });
-  const untar = (args: string[]) => {
-    const result = spawnSync('tar', args, { encoding: 'utf8' });
-    if (result.status !== 0) throw new Error(`tar ${args.join(' ')}: ${result.stderr}`);
-  };
-  untar(['-xf', path, '-C', into]);
-  const [manifest] = JSON.parse(readFileSync(join(into, 'manifest.json'), 'utf8')) as {
-    Config: string;
-    RepoTags: string[];
-    Layers: string[];
-  }[];
-  const configText = readFileSync(join(into, manifest!.Config), 'utf8');
-  const layer = join(into, manifest!.Layers[0]!);
-  const layerHash = createHash('sha256');
-  await pipeline(createReadStream(layer), layerHash);
-  untar(['-xpf', layer, '-C', join(into, 'rootfs'), '--numeric-owner']);
-  return {
-    tags: manifest!.RepoTags,
-    config: JSON.parse(configText) as ImageArchive['config'],
-    configFileMatchesDigest: manifest!.Config === `${sha256(configText)}.json`,
-    layerDigest: `sha256:${layerHash.digest('hex')}`,
-    entries: await layerEntries(layer),
-    rootfs: join(into, 'rootfs'),
-  };
-}
-
-/** Runs a command inside an image's file system as the image's user and working directory. */
-function runInImage(
-  image: ImageArchive,
-  command: string[],
-  env: Record<string, string> = {},
-): ChildProcess {
-  const { User, WorkingDir, Env } = image.config.config;
-  const [uid, gid] = User.split(':');
-  return spawn(
-    'unshare',
-    [
-      `--root=${image.rootfs}`,
-      `--wd=${WorkingDir}`,
-      `--setuid=${uid}`,
-      `--setgid=${gid}`,
-      ...command,
-    ],
-    {
-      env: {
-        ...Object.fromEntries(
-          Env.map((pair): [string, string] => [
-            pair.split('=')[0]!,
-            pair.slice(pair.indexOf('=') + 1),
-          ]),
-        ),
-        ...env,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-}
-
-async function stop(child: ChildProcess): Promise<number | null> {
-  if (child.exitCode !== null) return child.exitCode;
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  return exited;
-}
 
 describe('npm run image', function () {
   this.timeout(120_000);
   let work: string;
-  const images: Partial<Record<keyof typeof IMAGES, ImageArchive>> = {};
-  const image = (name: keyof typeof IMAGES) => {
+  let images: Partial<Record<ImageName, ImageArchive>> = {};
+  const image = (name: ImageName) => {
     const found = images[name];
     if (found === undefined) throw new Error(`The ${name} image was not built`);
     return found;
@@ -138,14 +41,7 @@ describe('npm run image', function () {
     this.timeout(600_000);
     work = await mkdtemp(join(tmpdir(), 'blobcache-images-'));
     // As the README says, from the checkout: writes build/images/*.tar.
-    const built = run('npm', ['run', 'image']);
-    if (built.status !== 0) throw new Error(`npm run image failed:\n${built.stderr}`);
-    for (const name of Object.keys(IMAGES) as (keyof typeof IMAGES)[]) {
-      images[name] = await openArchive(
-        join(REPO_ROOT, 'build/images', `${name}.tar`),
-        join(work, name),
-      );
-    }
+    images = await builtImages();
   });
   after(async () => {
     if (work !== undefined) await rm(work, { recursive: true, force: true });
@@ -153,7 +49,7 @@ describe('npm run image', function () {
 
   it('writes docker-archives: config named by its digest, diff_id the layer digest, tags', () => {
     for (const [name, spec] of Object.entries(IMAGES)) {
-      const archive = image(name as keyof typeof IMAGES);
+      const archive = image(name as ImageName);
       expect(archive.tags).to.deep.equal([`${spec.repository}:${VERSION}`]);
       expect(archive.configFileMatchesDigest, name).to.be.true;
       expect(archive.config.rootfs.diff_ids).to.deep.equal([archive.layerDigest]);
