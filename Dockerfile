@@ -31,7 +31,10 @@ RUN groupadd --system --gid 999 redis \
     && rm -rf /var/lib/apt/lists/* \
     && mkdir -p /data \
     && chown redis:redis /data
-LABEL io.blobcache.entrypoint.redis='["redis-server"]'
+# The node start script the operator's Redis pods run (docs/decisions/0020).
+COPY scripts/redis-node/start.sh /usr/local/lib/blobcache/redis-node/start.sh
+LABEL io.blobcache.entrypoint.redis='["redis-server"]' \
+      io.blobcache.entrypoint.node='["sh","/usr/local/lib/blobcache/redis-node/start.sh"]'
 WORKDIR /data
 USER 999:999
 EXPOSE 6379 16379

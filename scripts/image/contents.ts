@@ -43,6 +43,11 @@ function baseSystem(spec: ImageSpec, user: { name: string; home: string }): Root
   return rootfs;
 }
 
+/** The repository files the spec names, each where the spec puts it. */
+function copyFiles(rootfs: RootFs, spec: ImageSpec): void {
+  for (const [from, to] of Object.entries(spec.files)) rootfs.copyFile(join(REPO_ROOT, from), to);
+}
+
 const base = (spec: ImageSpec) => ({
   'org.opencontainers.image.title': spec.repository,
   'org.opencontainers.image.version': VERSION,
@@ -89,6 +94,7 @@ export function blobcacheRootFs(stage: string): ImageContents {
     .copyTree(join(app, 'node_modules'), '/app/node_modules')
     .copyFile(join(REPO_ROOT, 'package.json'), '/app/package.json')
     .directory(spec.env.BLOBCACHE_DATA_DIR!, { uid, gid });
+  copyFiles(rootfs, spec);
   return { rootfs, labels: { ...base(spec), 'io.blobcache.node.version': nodeVersion } };
 }
 
@@ -106,8 +112,8 @@ function debianPackage(name: string): { version: string; files: string[] } {
 const programs = (files: string[]) => files.filter((file) => /^\/(usr\/)?s?bin\/[^/]+$/.test(file));
 
 /**
- * Debian's redis-server and redis-cli; dash as /bin/sh and coreutils, which start scripts
- * use. The operator runs Redis nodes as `sh -c 'exec redis-server ...'`.
+ * Debian's redis-server and redis-cli; dash as /bin/sh and coreutils, which the node start
+ * script (scripts/redis-node/start.sh, copied in) needs.
  */
 export function redisRootFs(): ImageContents {
   const spec = REDIS_IMAGE;
@@ -124,6 +130,7 @@ export function redisRootFs(): ImageContents {
   rootfs.hostPath('/bin/sh');
   for (const program of programs(packages.coreutils!.files)) rootfs.hostBinary(program);
   rootfs.directory(spec.workingDir, { uid, gid });
+  copyFiles(rootfs, spec);
   const versions = Object.entries(packages).map(([name, { version }]): [string, string] => [
     `io.blobcache.debian.${name}`,
     version,

@@ -30,6 +30,8 @@ export interface ImageSpec {
    * JSON array each). The image has no ENTRYPOINT: a Pod picks one with `command`.
    */
   entryPoints: Record<string, string[]>;
+  /** Files of the repository copied into the image (path in the repository → in the image). */
+  files: Record<string, string>;
 }
 
 const PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -57,7 +59,11 @@ export const BLOBCACHE_IMAGE: ImageSpec = {
     // entry point names a file the image does not have (test/packaging checks which).
     backfill: ['node', '--max-semi-space-size=2', 'dist/dataplane/src/commands/backfill.js'],
   },
+  files: {},
 };
+
+/** Where the Redis image keeps the node start script (the operator's Redis pods run it). */
+export const REDIS_NODE_START_SCRIPT = '/usr/local/lib/blobcache/redis-node/start.sh';
 
 /** Debian's redis-server and redis-cli, a POSIX shell and coreutils for start scripts. */
 export const REDIS_IMAGE: ImageSpec = {
@@ -68,7 +74,12 @@ export const REDIS_IMAGE: ImageSpec = {
   env: { PATH },
   cmd: ['redis-server'],
   exposedPorts: [6379, 16379],
-  entryPoints: { redis: ['redis-server'] },
+  entryPoints: {
+    redis: ['redis-server'],
+    // Starts a cluster node that never comes back as an empty master of its old slots.
+    node: ['sh', REDIS_NODE_START_SCRIPT],
+  },
+  files: { 'scripts/redis-node/start.sh': REDIS_NODE_START_SCRIPT },
 };
 
 export const IMAGES = { blobcache: BLOBCACHE_IMAGE, redis: REDIS_IMAGE } as const;

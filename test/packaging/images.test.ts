@@ -194,28 +194,60 @@ describe('npm run image', function () {
     }
   });
 
-  it('Redis runs from its image the way the operator starts it, as uid 999', async function () {
-    if (!isRoot) this.skip();
-    const redis = image('redis');
-    const port = await freePorts(1, true);
-    const server = runInImage(redis, [
-      'sh',
-      '-c',
-      `exec redis-server --port ${port} --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file /data/nodes.conf --dir /data --save "" --appendonly no`,
-    ]);
-    try {
+  describe('Redis runs from its image as uid 999', () => {
+    const startRedis = async (command: (port: number) => string[], env = {}) => {
+      const redis = image('redis');
+      await rm(join(redis.rootfs, 'data/nodes.conf'), { force: true });
+      const port = await freePorts(1, true);
+      const server = runInImage(redis, command(port), env);
+      let output = '';
+      server.stderr!.on(
+        'data',
+        (chunk: Buffer) => (output = (output + String(chunk)).slice(-4000)),
+      );
       const ping = () =>
         new Promise<string>((resolve) => {
-          const cli = runInImage(redis, ['redis-cli', '-p', String(port), 'ping']);
-          let output = '';
-          cli.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-          cli.once('exit', () => resolve(output.trim()));
+          const cli = runInImage(redis, ['redis-cli', '-p', String(port), 'ping'], env);
+          let answer = '';
+          cli.stdout!.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+          cli.once('exit', () => resolve(answer.trim()));
         });
-      await eventually('redis-server to answer PING', async () => (await ping()) === 'PONG');
-      expect(statSync(join(redis.rootfs, 'data/nodes.conf')).uid).to.equal(999);
-    } finally {
-      await stop(server);
-    }
+      try {
+        await eventually(
+          'redis-server to answer PING',
+          async () => (await ping()) === 'PONG',
+        ).catch((error: unknown) => {
+          throw new Error(`${String(error)}\n${output}`);
+        });
+        expect(statSync(join(redis.rootfs, 'data/nodes.conf')).uid).to.equal(999);
+      } finally {
+        await stop(server);
+      }
+      return output;
+    };
+
+    it('through the node start script, as the operator runs it (with a password)', async function () {
+      if (!isRoot) this.skip();
+      const output = await startRedis(
+        (port) => [
+          ...REDIS_IMAGE.entryPoints.node!,
+          ...['--port', String(port), '--bind', '127.0.0.1', '--cluster-node-timeout', '5000'],
+          ...['--dir', '/data', '--maxmemory', '64mb', '--maxmemory-policy', 'volatile-lru'],
+        ],
+        // redis-cli reads the password from REDISCLI_AUTH, the script from REDIS_PASSWORD.
+        { REDIS_PASSWORD: 'test-password', REDISCLI_AUTH: 'test-password' },
+      );
+      expect(output).to.include('no cluster config: starting as a new node');
+    });
+
+    it('with sh -c exec redis-server', async function () {
+      if (!isRoot) this.skip();
+      await startRedis((port) => [
+        'sh',
+        '-c',
+        `exec redis-server --port ${port} --bind 127.0.0.1 --cluster-enabled yes --cluster-config-file /data/nodes.conf --dir /data --save "" --appendonly no`,
+      ]);
+    });
   });
 
   it('takes other names and tags', async () => {
