@@ -252,33 +252,17 @@ describe('npm run image', function () {
 
   it('takes other names and tags', async () => {
     const out = join(work, 'renamed');
-    const built = run('npm', [
-      'run',
-      'image',
-      '--',
-      '--only',
-      'redis',
-      '--out',
-      out,
-      '--redis-image',
-      'registry.example.test/team/redis:e2e',
-    ]);
-    expect(built.status, built.stderr).to.equal(0);
-    const renamed = await openArchive(join(out, 'redis.tar'), join(work, 'renamed-x'));
+    const buildRedis = async (naming: string[], folder: string) => {
+      const built = run('npm', ['run', 'image', '--', '--only', 'redis', '--out', out, ...naming]);
+      expect(built.status, built.stderr).to.equal(0);
+      return openArchive(join(out, 'redis.tar'), join(work, folder));
+    };
+    const renamed = await buildRedis(
+      ['--redis-image', 'registry.example.test/team/redis:e2e'],
+      'a',
+    );
     expect(renamed.tags).to.deep.equal(['registry.example.test/team/redis:e2e']);
-    const retagged = run('npm', [
-      'run',
-      'image',
-      '--',
-      '--only',
-      'redis',
-      '--out',
-      out,
-      '--tag',
-      'dev',
-    ]);
-    expect(retagged.status, retagged.stderr).to.equal(0);
-    const dev = await openArchive(join(out, 'redis.tar'), join(work, 'retagged-x'));
+    const dev = await buildRedis(['--tag', 'dev'], 'b');
     expect(dev.tags).to.deep.equal(['blobcache/redis:dev']);
     // Same inputs, same layer: the build is reproducible.
     expect(dev.layerDigest).to.equal(image('redis').layerDigest);
