@@ -48,6 +48,34 @@ describe('the Helm chart', function () {
     expect(chart.appVersion).to.equal(VERSION);
   });
 
+  it('documents every value with a ## @param line, and only values that exist', () => {
+    const text = readFileSync(join(CHART, 'values.yaml'), 'utf8');
+    const documented = [...text.matchAll(/^\s*## @param ([\w.]+) \S/gm)].map((match) => match[1]!);
+    const paths: string[] = [];
+    const walk = (value: unknown, path: string) => {
+      paths.push(path);
+      if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+        for (const [key, child] of Object.entries(value))
+          walk(child, path ? `${path}.${key}` : key);
+      }
+    };
+    walk(parse(text), '');
+    // A value is documented by its own line or by one of its parents' (e.g. `resources`).
+    const covered = (path: string) =>
+      documented.some((key) => path === key || path.startsWith(`${key}.`));
+    const leaves = paths.filter(
+      (path) => path !== '' && !paths.some((p) => p.startsWith(`${path}.`)),
+    );
+    expect(
+      leaves.filter((path) => !covered(path)),
+      'values without @param',
+    ).to.deep.equal([]);
+    expect(
+      documented.filter((key) => !paths.includes(key)),
+      '@param of no value',
+    ).to.deep.equal([]);
+  });
+
   it('passes helm lint --strict with the default values and with non-trivial ones', () => {
     // helm lint cannot be told that the monitoring API exists: lint those objects off
     // (helm template renders them below).
