@@ -129,6 +129,7 @@ describe('the Helm chart', function () {
     ]);
     expect(operator!.env).to.deep.include({ name: 'OPERATOR_METRICS_PORT', value: '9100' });
     expect(operator!.env).to.deep.include({ name: 'OPERATOR_LOG_LEVEL', value: 'debug' });
+    expect(operator!.env).to.deep.include({ name: 'OPERATOR_WORKERS', value: '4' });
     const deployment = find(manifests, 'Deployment', 'cache-operator') as { spec?: unknown };
     expect(deployment.spec).to.deep.include({ replicas: 2 });
     const binding = find(manifests, 'ClusterRoleBinding') as { subjects?: unknown };
@@ -159,17 +160,24 @@ describe('the Helm chart', function () {
     expect(podOf(manifests).serviceAccountName).to.equal('existing');
   });
 
-  it('grants no wildcard, no Pod exec, no Secret reads and nothing on Nodes', () => {
+  it('grants no wildcard, no Pod exec, no Pod or Node writes, and never changes a Secret', () => {
     const rules = renderChart()
       .filter((manifest) => manifest.kind === 'ClusterRole' || manifest.kind === 'Role')
       .flatMap((manifest) => manifest.rules as { resources: string[]; verbs: string[] }[]);
     expect(rules).to.have.length.greaterThan(0);
+    const reads = ['get', 'list', 'watch'];
     for (const rule of rules) {
       expect(rule.verbs).to.not.include('*');
       expect(rule.resources).to.not.include('*');
       expect(rule.resources).to.not.include('pods/exec');
-      expect(rule.resources).to.not.include('nodes');
-      if (rule.resources.includes('secrets')) expect(rule.verbs).to.deep.equal(['create']);
+      if (rule.resources.includes('pods') || rule.resources.includes('nodes')) {
+        expect(reads).to.include.members(rule.verbs);
+      }
+      // Generated Secrets are made once and never rewritten (that would rotate tokens).
+      if (rule.resources.includes('secrets')) {
+        expect(rule.verbs).to.not.include('update');
+        expect(rule.verbs).to.not.include('patch');
+      }
     }
   });
 
@@ -248,6 +256,11 @@ describe('the Helm chart', function () {
         'switches are booleans',
         ['--set-string', 'metrics.service.enabled=yes'],
         /\/metrics\/service\/enabled.*want boolean/,
+      ],
+      [
+        'environment values are strings (Kubernetes takes nothing else)',
+        ['--set', 'env[0].name=OPERATOR_WORKERS,env[0].value=4'],
+        /\/env\/0\/value.*want string/,
       ],
       [
         'a misspelt value is refused, not ignored',
