@@ -5,6 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+// Where the Redis image keeps the node start script: the operator's Redis pods run it there.
+import { REDIS_NODE_START_SCRIPT } from '../../operator/src/resources/redis.ts';
 
 export const REPO_ROOT = join(import.meta.dirname, '..', '..');
 const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
@@ -62,8 +64,7 @@ export const BLOBCACHE_IMAGE: ImageSpec = {
   files: {},
 };
 
-/** Where the Redis image keeps the node start script (the operator's Redis pods run it). */
-export const REDIS_NODE_START_SCRIPT = '/usr/local/lib/blobcache/redis-node/start.sh';
+export { REDIS_NODE_START_SCRIPT };
 
 /** Debian's redis-server and redis-cli, a POSIX shell and coreutils for start scripts. */
 export const REDIS_IMAGE: ImageSpec = {

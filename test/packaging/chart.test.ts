@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { BLOBCACHE_IMAGE, VERSION } from '../../scripts/image/spec.ts';
+import { BLOBCACHE_IMAGE, IMAGES, VERSION } from '../../scripts/image/spec.ts';
 import { CHART, find, helm, renderChart, type Manifest } from './tools.ts';
 
 const PRODUCTION_VALUES = join(import.meta.dirname, 'fixtures/values-production.yaml');
@@ -74,6 +74,17 @@ describe('the Helm chart', function () {
       documented.filter((key) => !paths.includes(key)),
       '@param of no value',
     ).to.deep.equal([]);
+  });
+
+  it("defaults BlobCaches to the images npm run image builds (the CRD's defaults)", () => {
+    const crd = parse(readFileSync(join(CHART, 'crds/blobcache.io_blobcaches.yaml'), 'utf8')) as {
+      spec: { versions: { schema: { openAPIV3Schema: unknown } }[] };
+    };
+    type Node = { properties?: Record<string, Node>; default?: unknown };
+    const spec = (crd.spec.versions[0]!.schema.openAPIV3Schema as Node).properties!.spec!;
+    const image = (tier: string) => spec.properties![tier]!.properties!.image!.default;
+    expect(image('http')).to.equal(`${IMAGES.blobcache.repository}:${VERSION}`);
+    expect(image('redis')).to.equal(`${IMAGES.redis.repository}:${VERSION}`);
   });
 
   it('passes helm lint --strict with the default values and with non-trivial ones', () => {

@@ -140,6 +140,6 @@ function defaultBlobCacheSpecRedis(value: BlobCacheSpecRedis): DefaultedBlobCach
     shards: value.shards ?? 3,
     replicasPerShard: value.replicasPerShard ?? 1,
     maxMemory: value.maxMemory ?? "1Gi",
-    image: value.image ?? "redis:7.2",
+    image: value.image ?? "blobcache/redis:0.1.0",
   };
 }

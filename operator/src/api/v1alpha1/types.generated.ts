@@ -38,7 +38,7 @@ export interface BlobCacheSpecRedis {
   replicasPerShard?: number;
   /** Redis maxmemory of each node (e.g. 2Gi). A master may also buffer up to half of it for each replica that fell behind, so a memory limit must be at least maxMemory × (1 + replicasPerShard / 2) + 128Mi (the API server refuses less). */
   maxMemory?: string;
-  /** Redis server image (7.0 or newer). */
+  /** Redis image. It must hold the node start script at /usr/local/lib/blobcache/redis-node/start.sh and redis-server 7.0 or newer, as the project's blobcache/redis image does (npm run image, or the Dockerfile's redis target). */
   image?: string;
   /** CPU and memory requests and limits of each Redis container (as in a Pod's container resources). */
   resources?: BlobCacheSpecRedisResources;
