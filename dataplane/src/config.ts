@@ -60,8 +60,10 @@ export interface DataPlaneConfig {
   uploadRetryMaxMs: number;
   /** A journal entry whose blob was never published this long after it was appended belongs to an upload that failed or was cut (the process died mid-upload), and is dropped; longer than `requestTimeoutMs`, so no upload still streaming loses its entry. Env `BLOBCACHE_UPLOAD_ABANDON_MS`. @default 3660000 */
   uploadAbandonMs: number;
-  /** How long a reader waits for another process's fill before reading the durable tier itself. Env `BLOBCACHE_FILL_WAIT_MS`. @default 30000 */
+  /** How long a reader waits for a fill whose lease another process holds to show itself (it is opening the object) before reading the durable tier itself. Env `BLOBCACHE_FILL_WAIT_MS`. @default 30000 */
   fillWaitMs: number;
+  /** Expiry of a fill's lease in Redis; the fill renews it every third of this while it runs, so a fill of any length keeps it, and a dead process's fill is taken over this long after it stopped. Env `BLOBCACHE_FILL_LEASE_MS`. @default 10000 */
+  fillLeaseMs: number;
   /** How long a durable-tier miss is remembered. Env `BLOBCACHE_NEGATIVE_CACHE_MS`. @default 5000 */
   negativeCacheMs: number;
   /** TTL given to blobs once the durable tier has them (evictable from then on). Env `BLOBCACHE_CACHED_TTL_MS`. @default 7 days */
@@ -100,6 +102,7 @@ export const DEFAULT_CONFIG: DataPlaneConfig = {
   uploadRetryMaxMs: 60_000,
   uploadAbandonMs: 3_660_000,
   fillWaitMs: 30_000,
+  fillLeaseMs: 10_000,
   negativeCacheMs: 5_000,
   cachedTtlMs: 7 * 24 * 3600 * 1000,
   replicaWaitMs: 2_000,
@@ -182,7 +185,15 @@ export const SETTINGS: readonly Setting<keyof DataPlaneConfig>[] = [
     kind: 'ms',
     min: 100,
     max: 10 * MINUTE,
-    why: 'it is the fill lease in Redis, which refuses a zero expiry',
+    why: 'readers must wait a little for a fill that holds the lease to show itself',
+  },
+  {
+    key: 'fillLeaseMs',
+    env: 'BLOBCACHE_FILL_LEASE_MS',
+    kind: 'ms',
+    min: 300,
+    max: 10 * MINUTE,
+    why: 'it is renewed every third of it, and a dead process holds fills this long',
   },
   {
     key: 'negativeCacheMs',

@@ -1,23 +1,22 @@
 /**
- * Composition root of the data plane: the only module that reads `process.env`, touches
- * the file named by `BLOBCACHE_CONFIG_FILE`, constructs SDK clients and exits the process.
+ * Composition root of the data plane: with the commands in `commands/`, the only modules that
+ * read `process.env`, construct SDK clients (through `clients.ts`) and exit the process.
  */
 import type { Cluster } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'winston';
 import { createHandler } from './app.ts';
-import { FileSystemStore } from './backends/filesystem.ts';
 import { MemoryLruStore } from './backends/memory-lru.ts';
 import type { BlobService } from './blob/service.ts';
-import type { BlobStore } from './blob/store.ts';
 import { Uploader } from './blob/uploader.ts';
 import { WriteBehindTiers } from './blob/write-behind.ts';
 import { cleanSpool } from './blob/spool.ts';
 import { WriteThroughTiers } from './blob/write-through.ts';
-import { ConfigError, loadConfig, type DataPlaneConfig } from './config.ts';
+import { connectRedis, describeDurableStore, openDurableStore, redisTrouble } from './clients.ts';
+import { ConfigError, type DataPlaneConfig } from './config.ts';
+import { configFromEnvironment } from './config-file.ts';
 import { lockDataDir } from './data-dir-lock.ts';
 import { createLogger } from './logging.ts';
 import { Metrics } from './metrics.ts';
@@ -27,21 +26,6 @@ import { Journal } from './redis/journal.ts';
 import { UploadLeases } from './redis/upload-leases.ts';
 import { startServer } from './server.ts';
 
-function readConfig(): DataPlaneConfig {
-  const fileName = process.env.BLOBCACHE_CONFIG_FILE;
-  let fileText: string | undefined;
-  if (fileName !== undefined && fileName !== '') {
-    try {
-      fileText = readFileSync(fileName, 'utf8');
-    } catch (error) {
-      throw new ConfigError(
-        `BLOBCACHE_CONFIG_FILE: cannot read ${fileName}: ${(error as Error).message}`,
-      );
-    }
-  }
-  return loadConfig({ env: process.env, fileText, fileName });
-}
-
 interface Tiers {
   blobs: BlobService;
   description: Record<string, unknown>;
@@ -49,54 +33,13 @@ interface Tiers {
   close(): Promise<void>;
 }
 
-async function durableStore(
-  config: DataPlaneConfig,
-  logger: Logger,
-  metrics: Metrics,
-): Promise<BlobStore> {
-  if (config.s3Bucket === undefined) {
-    return FileSystemStore.open(config.dataDir, {
-      onQuarantine: (key, detail) => {
-        metrics.quarantined.inc({ tier: 'durable' });
-        logger.error('Quarantined a damaged blob: removed the copy that does not hash to its key', {
-          key,
-          detail,
-        });
-      },
-    });
-  }
-  // Loaded only when used: the AWS SDK alone adds ~35 MiB to the resident set, which the
-  // embedded default should not pay for.
-  const { S3Client } = await import('@aws-sdk/client-s3');
-  const { S3Store } = await import('./backends/s3.ts');
-  const { s3SdkLogger } = await import('./backends/s3-logger.ts');
-  const client = new S3Client({
-    region: config.s3Region,
-    ...(config.s3Endpoint === undefined ? {} : { endpoint: config.s3Endpoint }),
-    forcePathStyle: config.s3ForcePathStyle ?? config.s3Endpoint !== undefined,
-    // We verify MD5 ourselves and send Content-MD5 per part; the SDK's default streaming
-    // checksums add aws-chunked framing that several S3-compatible servers mishandle.
-    requestChecksumCalculation: 'WHEN_REQUIRED',
-    responseChecksumValidation: 'WHEN_REQUIRED',
-    maxAttempts: 3,
-    requestHandler: { connectionTimeout: 3_000, requestTimeout: 60_000 },
-    // Without a logger the SDK writes its warnings (e.g. a failed streaming upload, which it
-    // cannot retry) to the console, outside the JSON log.
-    logger: s3SdkLogger(logger),
-  });
-  return new S3Store({ client, bucket: config.s3Bucket, prefix: config.s3Prefix });
-}
-
 async function buildTiers(
   config: DataPlaneConfig,
   metrics: Metrics,
   logger: Logger,
 ): Promise<Tiers> {
-  const store = await durableStore(config, logger, metrics);
-  const durable =
-    config.s3Bucket === undefined
-      ? `directory ${config.dataDir}`
-      : `s3://${config.s3Bucket}/${config.s3Prefix}`;
+  const store = await openDurableStore(config, logger, metrics);
+  const durable = describeDurableStore(config);
   if (config.redisNodes === undefined) {
     const cache = new MemoryLruStore({
       maxBytes: config.memoryCacheBytes,
@@ -116,31 +59,7 @@ async function buildTiers(
       close: () => Promise.resolve(),
     };
   }
-  const { Cluster } = await import('ioredis');
-  const redis = new Cluster(
-    config.redisNodes.map((node) => {
-      const [host, port] = node.split(':');
-      return { host: host!, port: Number(port) };
-    }),
-    {
-      slotsRefreshInterval: 5_000,
-      retryDelayOnFailover: 300,
-      retryDelayOnClusterDown: 300,
-      maxRedirections: 32,
-      redisOptions: {
-        ...(config.redisPassword === undefined ? {} : { password: config.redisPassword }),
-      },
-    },
-  );
-  // ioredis reports connection trouble as events; without listeners it prints to stderr,
-  // outside the JSON log. A failover or a restarting node is expected trouble: warn.
-  const redisTrouble =
-    (source: string) =>
-    (error: Error, node?: string): void => {
-      logger.warn('Redis reported an error', { source, node, error: error.message });
-    };
-  redis.on('error', redisTrouble('cluster'));
-  redis.on('node error', redisTrouble('node'));
+  const redis = await connectRedis({ ...config, redisNodes: config.redisNodes }, logger);
   const { setReadAheadBudget } = await import('./redis/chunks.ts');
   const readAhead = setReadAheadBudget(config.readAheadBytes);
   metrics.addScrapedGauges([
@@ -229,13 +148,14 @@ async function buildTiers(
     spoolDir: join(config.dataDir, 'spool'),
     owner,
     fillWaitMs: config.fillWaitMs,
+    fillLeaseMs: config.fillLeaseMs,
     negativeCacheMs: config.negativeCacheMs,
     cachedTtlMs: config.cachedTtlMs,
   });
   const deletions = await subscribeDeletions(redis, {
     consumer: owner,
     onDeleted: (key) => blobs.forget(key),
-    onError: redisTrouble('invalidation subscriber'),
+    onError: redisTrouble(logger, 'invalidation subscriber'),
   });
   return {
     blobs,
@@ -264,7 +184,7 @@ async function evictedKeys(redis: Cluster): Promise<number> {
 }
 
 async function main(): Promise<void> {
-  const config = readConfig();
+  const config = configFromEnvironment(process.env);
   const logger = createLogger({ level: config.logLevel });
   const metrics = new Metrics({ processMetrics: true });
   // Before anything touches the directory: a second process would empty tmp/ and spool/

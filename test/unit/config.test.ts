@@ -73,6 +73,7 @@ describe('loadConfig', () => {
   for (const name of [
     'BLOBCACHE_NEGATIVE_CACHE_MS',
     'BLOBCACHE_FILL_WAIT_MS',
+    'BLOBCACHE_FILL_LEASE_MS',
     'BLOBCACHE_CACHED_TTL_MS',
     'BLOBCACHE_REPLICA_WAIT_MS',
     'BLOBCACHE_REQUEST_TIMEOUT_MS',

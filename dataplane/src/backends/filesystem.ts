@@ -12,6 +12,7 @@ import {
   type BlobRead,
   type BlobStore,
   type ByteRange,
+  type ListedBlob,
   type PutOptions,
   type PutResult,
 } from '../blob/store.ts';
@@ -81,6 +82,20 @@ export class FileSystemStore implements BlobStore {
     await rm(store.tmpDir, { recursive: true, force: true });
     await mkdir(store.tmpDir, { recursive: true });
     await mkdir(store.blobsDir, { recursive: true });
+    return store;
+  }
+
+  /**
+   * Opens the store of a directory another process may own (its lock held elsewhere), to
+   * read it: its temp files are left alone. The backfill command reads the data plane's
+   * directory this way.
+   */
+  static async attach(
+    root: string,
+    options: FileSystemStoreOptions = {},
+  ): Promise<FileSystemStore> {
+    const store = new FileSystemStore(root, options);
+    await stat(store.blobsDir);
     return store;
   }
 
@@ -304,12 +319,14 @@ export class FileSystemStore implements BlobStore {
     });
   }
 
-  async *list(): AsyncIterable<BlobInfo> {
+  async *list(): AsyncIterable<ListedBlob> {
     for (const prefix of await readdir(this.blobsDir)) {
       for (const name of await readdir(join(this.blobsDir, prefix))) {
         if (name.endsWith('.meta.json')) continue;
-        const info = await this.head(name);
-        if (info !== null) yield info;
+        const stats = await this.statOf(name);
+        if (stats === null) continue;
+        const { sha256 } = await readMeta(this.metaPath(name));
+        yield { ...blobInfo(name, Number(stats.size), sha256), modifiedMs: Number(stats.mtimeMs) };
       }
     }
   }

@@ -20,6 +20,7 @@ import {
   type BlobRead,
   type BlobStore,
   type ByteRange,
+  type ListedBlob,
   type PutOptions,
   type PutResult,
 } from '../blob/store.ts';
@@ -315,7 +316,8 @@ export class S3Store implements BlobStore {
     return existed;
   }
 
-  async *list(): AsyncIterable<BlobInfo> {
+  /** Object names only, so without SHA-256 (a HEAD each would cost too much). */
+  async *list(): AsyncIterable<ListedBlob> {
     let token: string | undefined;
     do {
       const page = await this.client.send(
@@ -327,7 +329,13 @@ export class S3Store implements BlobStore {
       );
       for (const object of page.Contents ?? []) {
         const key = object.Key?.split('/').pop() ?? '';
-        if (/^[0-9a-f]{32}$/.test(key)) yield { key, size: object.Size ?? 0 };
+        if (!/^[0-9a-f]{32}$/.test(key)) continue;
+        const modified = object.LastModified?.getTime();
+        yield {
+          key,
+          size: object.Size ?? 0,
+          ...(modified === undefined ? {} : { modifiedMs: modified }),
+        };
       }
       token = page.IsTruncated === true ? page.NextContinuationToken : undefined;
     } while (token !== undefined);

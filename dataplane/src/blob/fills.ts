@@ -1,12 +1,16 @@
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'winston';
 import type { Metrics } from '../metrics.ts';
-import type { Manifest, PublishOutcome, RedisFastTier } from '../redis/fast-tier.ts';
+import { readAheadBudget, type ReadAheadBudget } from '../redis/chunks.ts';
+import type { Manifest, RedisFastTier } from '../redis/fast-tier.ts';
+import { FillRecords } from '../redis/fill-records.ts';
 import { DigestMismatchError, SizeMismatchError } from './errors.ts';
-import type { BlobStore } from './store.ts';
-import { Tee } from './tee.ts';
+import { followFill } from './fill-follower.ts';
+import type { FillProgress } from './fill-progress.ts';
+import { readBehind } from './fill-reader.ts';
+import { startFill, type FillEnd } from './fill-run.ts';
+import type { BlobStore, ByteRange } from './store.ts';
 import { verifiedRead } from './verified-read.ts';
 
 export interface FillOptions {
@@ -16,191 +20,202 @@ export interface FillOptions {
   logger: Logger;
   /** Identifies this process as a fill-lease holder. */
   owner: string;
-  /** How long readers wait for another fill before reading the durable tier themselves. */
+  /** How long a reader waits for a fill that holds the lease to show itself before reading the durable tier itself. */
   fillWaitMs: number;
+  /** Expiry of the fill lease; a running fill renews it every third of it. */
+  fillLeaseMs: number;
   negativeCacheMs: number;
   cachedTtlMs: number;
+  /** @default the process's read-ahead budget */
+  budget?: ReadAheadBudget;
 }
 
 /**
- * What a reader of a blob absent from Redis gets. A `streaming` stream is the whole blob,
- * verified against its key as it passes, its last piece held back until it matched: it
- * fails rather than ends when the bytes are damaged.
+ * What a reader of a blob absent from Redis gets. A `streaming` stream is the whole blob
+ * (or the range asked for), verified against its key: it fails rather than ends when the
+ * bytes are damaged.
  */
 export type MissOutcome =
   | { kind: 'absent' }
   | { kind: 'filled'; manifest: Manifest }
   | { kind: 'streaming'; stream: Readable; size: number; sha256?: string };
 
+/** How `fill` (the backfill's way in) found or left a blob. */
+export type FillResult =
+  | { kind: 'cached' }
+  | { kind: 'absent' }
+  | { kind: 'filled'; size: number; end: FillEnd }
+  | { kind: 'joined'; size: number }
+  | { kind: 'busy' }
+  | { kind: 'failed'; error: Error };
+
+/** Where the bytes of a missing blob come from. */
+type Source =
+  | { kind: 'absent' }
+  | { kind: 'cached' }
+  | { kind: 'fill'; progress: FillProgress; ended?: Promise<FillEnd> }
+  | { kind: 'bypass' };
+
 /**
- * Fills Redis from the durable tier, once per key: concurrent readers in this process wait
- * for the one fill under way (singleflight), readers in other processes wait while the
- * fill lease in Redis is held. The filler streams to its client and into Redis at once.
+ * The one fill engine of the production tiers. Each blob absent from Redis is filled once
+ * from the durable tier across every process (the fill lease, `SET NX PX`, renewed while
+ * the fill runs, Redis re-checked after taking it), and the fill belongs to no reader: it
+ * runs to its end whether or not anyone still reads. Readers anywhere stream behind it
+ * (`readBehind`): in this process from its window, in others from its staged chunks,
+ * followed by one loop per process (`followFill`). The backfill drives the same fills.
  *
- * Two fences keep it honest: the fill publishes only if no DELETE came since it read the
- * generation (checked by the publish script, atomically), and every byte it or a reader
- * that gave up waiting streams from the durable tier is verified against the key.
+ * A DELETE fences fills twice: a fill publishes only under the generation it read after
+ * taking the lease, and a renewal that finds the generation changed stops it.
  */
 export class FillCoordinator {
   private readonly options: FillOptions;
-  /** Fills under way in this process: what their waiters wait on, and how to release them. */
+  private readonly records: FillRecords;
+  private readonly budget: ReadAheadBudget;
   private fillCount = 0;
-  private readonly inFlight = new Map<string, { settled: Promise<void>; release: () => void }>();
+  /** Fills this process runs or follows, by key: what new readers of the key join. */
+  private readonly sources = new Map<string, Promise<Source>>();
 
   constructor(options: FillOptions) {
     this.options = options;
+    this.records = new FillRecords(options.fast.redis);
+    this.budget = options.budget ?? readAheadBudget();
   }
 
-  async openMiss(key: string): Promise<MissOutcome> {
-    const { fast, metrics } = this.options;
-    const running = this.inFlight.get(key);
-    if (running !== undefined) {
-      metrics.coalescedWaits.inc();
-      await Promise.race([running.settled, sleep(this.options.fillWaitMs)]);
-      return this.afterWaiting(key);
-    }
-    let finish!: () => void;
-    const flight = {
-      settled: new Promise<void>((resolve) => (finish = resolve)),
-      release: () => finish(),
-    };
-    this.inFlight.set(key, flight);
-    const done = (): void => {
-      // Only this fill's own entry: a DELETE may have let a newer fill start meanwhile.
-      if (this.inFlight.get(key) === flight) this.inFlight.delete(key);
-      finish();
-    };
-    try {
-      // Each fill holds the lease under a name of its own, so a fill fenced by a DELETE that
-      // ends late cannot release the lease of a newer fill of the same key.
-      const holder = `${this.options.owner}/${(this.fillCount += 1)}`;
-      if (!(await fast.acquireFillLease(key, holder, this.options.fillWaitMs))) {
-        metrics.coalescedWaits.inc();
-        await this.waitForRemoteFill(key);
-        done();
-        return await this.afterWaiting(key);
+  async openMiss(key: string, range?: ByteRange): Promise<MissOutcome> {
+    const { fast, store, metrics } = this.options;
+    const source = await this.sourceOf(key);
+    switch (source.kind) {
+      case 'absent':
+        return { kind: 'absent' };
+      case 'cached': {
+        const manifest = await fast.manifest(key);
+        // Deleted (or evicted) since it was seen: look again, as a new reader would.
+        return manifest === null ? this.openMiss(key, range) : { kind: 'filled', manifest };
       }
-      return await this.fill(key, holder, done);
-    } catch (error) {
-      done();
-      throw error;
+      case 'fill': {
+        const { progress } = source;
+        const stream = readBehind(this.options, progress, range);
+        return { kind: 'streaming', stream, size: progress.size, ...sha(progress.sha256) };
+      }
+      case 'bypass': {
+        metrics.fills.inc({ result: 'bypassed' });
+        const read = await store.get(key);
+        if (read === null) return { kind: 'absent' };
+        const { size, sha256 } = read.info;
+        const stream = verifiedRead(read.stream, { key, size }, range);
+        stream.once('error', (error) => {
+          if (error instanceof DigestMismatchError || error instanceof SizeMismatchError)
+            metrics.fills.inc({ result: 'corrupt' });
+        });
+        return { kind: 'streaming', stream, size, ...sha(sha256) };
+      }
     }
   }
 
   /**
-   * A DELETE came: a fill under way here can no longer publish, so its waiters stop waiting
-   * (they find the blob gone) and the next reader does not wait on it either.
+   * Loads `key` into Redis unless it is there, through the fill readers use (joining one
+   * under way anywhere), and resolves once that fill ended.
    */
+  async fill(key: string): Promise<FillResult> {
+    const source = await this.sourceOf(key);
+    if (source.kind !== 'fill') return { kind: source.kind === 'bypass' ? 'busy' : source.kind };
+    const { progress, ended } = source;
+    try {
+      await progress.settled;
+    } catch (error) {
+      return { kind: 'failed', error: error instanceof Error ? error : new Error(String(error)) };
+    }
+    if (ended === undefined) return { kind: 'joined', size: progress.size };
+    return { kind: 'filled', size: progress.size, end: await ended };
+  }
+
+  /** A DELETE came: readers that start from now on do not join fills that started earlier. */
   forget(key: string): void {
-    const flight = this.inFlight.get(key);
-    if (flight === undefined) return;
-    this.inFlight.delete(key);
-    flight.release();
+    this.sources.delete(key);
   }
 
-  /** After a fill elsewhere: read what it published, or read the durable tier (verified). */
-  private async afterWaiting(key: string): Promise<MissOutcome> {
-    const manifest = await this.options.fast.manifest(key);
-    if (manifest !== null) return { kind: 'filled', manifest };
-    if (await this.options.fast.isKnownAbsent(key)) return { kind: 'absent' };
-    this.options.metrics.fills.inc({ result: 'bypassed' });
-    const read = await this.options.store.get(key);
-    if (read === null) return { kind: 'absent' };
-    const { size, sha256 } = read.info;
-    const stream = verifiedRead(read.stream, { key, size });
-    stream.once('error', (error) => void this.reportDamage(key, error));
-    return { kind: 'streaming', stream, size, sha256 };
-  }
-
-  private async waitForRemoteFill(key: string): Promise<void> {
-    const { fast } = this.options;
-    const deadline = Date.now() + this.options.fillWaitMs;
-    let delay = 20;
-    while (Date.now() < deadline) {
-      if ((await fast.manifest(key)) !== null || !(await fast.fillLeaseHeld(key))) return;
-      await sleep(delay);
-      delay = Math.min(delay * 2, 250);
+  /** The fill new readers of `key` join: one under way here, or found (or started) anew. */
+  private sourceOf(key: string): Promise<Source> {
+    const known = this.sources.get(key);
+    if (known !== undefined) {
+      this.options.metrics.coalescedWaits.inc();
+      return known;
     }
-  }
-
-  private async fill(key: string, holder: string, done: () => void): Promise<MissOutcome> {
-    const { fast, store } = this.options;
-    const release = (): void => {
-      fast.releaseFillLease(key, holder).catch(() => undefined);
-      done();
+    const found = this.find(key);
+    this.sources.set(key, found);
+    const drop = (): void => {
+      if (this.sources.get(key) === found) this.sources.delete(key);
     };
-    let read;
-    try {
-      // Read before the durable tier: a DELETE after this point makes the publish refuse.
-      const { generation, knownAbsent } = await fast.beforeFill(key);
-      if (knownAbsent) {
-        release();
-        return { kind: 'absent' };
-      }
-      read = await store.get(key);
-      if (read === null) {
-        await fast.rememberAbsent(key, this.options.negativeCacheMs);
-        release();
-        return { kind: 'absent' };
-      }
-      const { size, sha256 } = read.info;
-      // Publishing inside the side copy, before the client sees the end, means a reader
-      // that got the whole blob finds it cached.
-      const tee = new Tee(
-        async (branch) => {
-          const staged = await fast.stage(key, branch, { size, sha256 });
-          return fast.publish(staged, {
-            generation,
-            state: 'cached',
-            ttlMs: this.options.cachedTtlMs,
-          });
-        },
-        { commitOnEnd: true },
-      );
-      const stream = pipeline(verifiedRead(read.stream, { key, size }), tee.transform, (error) => {
-        this.settle(key, tee, error ?? undefined)
-          .finally(release)
-          .catch(() => undefined);
-      });
-      return { kind: 'streaming', stream, size, sha256 };
-    } catch (error) {
-      release();
-      throw error;
-    }
-  }
-
-  private async settle(
-    key: string,
-    tee: Tee<PublishOutcome>,
-    error: Error | undefined,
-  ): Promise<void> {
-    const { metrics, logger } = this.options;
-    if (error !== undefined) {
-      await tee.abort(error);
-      if (!(await this.reportDamage(key, error))) metrics.fills.inc({ result: 'abandoned' });
-      return;
-    }
-    const outcome = await tee.commit();
-    if (outcome instanceof Error) {
-      metrics.fills.inc({ result: 'failed' });
-      logger.warn('Failed to fill the cache', { key, error: outcome.message });
-      return;
-    }
-    metrics.fills.inc({ result: outcome === 'published' ? 'filled' : outcome });
+    found.then((source) => {
+      if (source.kind === 'fill') void source.progress.settled.finally(drop).catch(() => undefined);
+      else drop();
+    }, drop);
+    return found;
   }
 
   /**
-   * Counts and logs damaged bytes from the durable tier, and remembers the damage so the
-   * next upload of the key replaces that copy. False when `error` is no damage.
+   * Finds the fill of `key`: follows one under way elsewhere, or takes the lease and starts
+   * one. While another process holds the lease without showing a fill (it is still opening
+   * the object), waits up to `fillWaitMs`, then reads the durable tier directly.
    */
-  private async reportDamage(key: string, error: Error): Promise<boolean> {
-    if (!(error instanceof DigestMismatchError || error instanceof SizeMismatchError)) return false;
-    this.options.metrics.fills.inc({ result: 'corrupt' });
-    this.options.logger.error('Refused damaged bytes from the durable tier', {
-      key,
-      error: error.message,
-    });
-    await this.options.fast.rememberDamaged(key).catch(() => undefined);
-    return true;
+  private async find(key: string): Promise<Source> {
+    const { fillWaitMs } = this.options;
+    const deadline = Date.now() + fillWaitMs;
+    let delay = 5;
+    for (;;) {
+      const seen = await this.records.lookup(key);
+      if (seen.cached) return { kind: 'cached' };
+      if (seen.knownAbsent) return { kind: 'absent' };
+      const { record, leaseHolder } = seen;
+      if (
+        record !== null &&
+        record.state === 'running' &&
+        record.generation === seen.generation &&
+        record.holder === leaseHolder
+      ) {
+        this.options.metrics.coalescedWaits.inc();
+        const deps = { records: this.records, logger: this.options.logger, budget: this.budget };
+        return { kind: 'fill', progress: followFill(deps, record) };
+      }
+      if (leaseHolder === null) {
+        const started = await this.tryStart(key);
+        if (started !== null) return started;
+      }
+      if (Date.now() > deadline) return { kind: 'bypass' };
+      await sleep(delay);
+      delay = Math.min(delay * 2, 100);
+    }
   }
+
+  /** Takes the lease and starts a fill; null when another process took it first. */
+  private async tryStart(key: string): Promise<Source | null> {
+    const { fast, store, fillLeaseMs, negativeCacheMs } = this.options;
+    const holder = `${this.options.owner}/${(this.fillCount += 1)}`;
+    if (!(await this.records.acquire(key, holder, fillLeaseMs))) return null;
+    let started = false;
+    try {
+      // Re-checked under the lease: a fill that ended just before may have published it. The
+      // generation read now is the one to publish under: a DELETE after it fences the fill.
+      const seen = await this.records.lookup(key);
+      if (seen.cached) return { kind: 'cached' };
+      if (seen.knownAbsent) return { kind: 'absent' };
+      const read = await store.get(key);
+      if (read === null) {
+        await fast.rememberAbsent(key, negativeCacheMs);
+        return { kind: 'absent' };
+      }
+      const running = await startFill(
+        { ...this.options, records: this.records, budget: this.budget, leaseMs: fillLeaseMs },
+        { key, holder, generation: seen.generation, read },
+      );
+      started = true;
+      return { kind: 'fill', ...running };
+    } finally {
+      if (!started) await this.records.release(key, holder).catch(() => undefined);
+    }
+  }
+}
+
+function sha(value: string | undefined): { sha256?: string } {
+  return value === undefined ? {} : { sha256: value };
 }

@@ -13,6 +13,12 @@ export function blobInfo(key: string, size: number, sha256: string | undefined):
   return sha256 === undefined ? { key, size } : { key, size, sha256 };
 }
 
+/** A blob as a listing of its store names it. */
+export interface ListedBlob extends BlobInfo {
+  /** When the store last wrote it (Unix ms), where the store knows (S3 `LastModified`, a file's mtime). */
+  modifiedMs?: number;
+}
+
 /** An inclusive byte range, already checked against the blob's size. */
 export interface ByteRange {
   start: number;
@@ -99,7 +105,7 @@ export interface BlobStore {
   /** Removes the blob; false when it was not stored. */
   delete(key: string): Promise<boolean>;
   /** Every stored blob, in no particular order. */
-  list(): AsyncIterable<BlobInfo>;
+  list(): AsyncIterable<ListedBlob>;
   /** Resolves when the tier can serve; rejects with the reason otherwise. */
   check(): Promise<void>;
 }

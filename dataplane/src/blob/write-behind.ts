@@ -29,7 +29,6 @@ import {
   type PutResult,
 } from './store.ts';
 import type { Uploader } from './uploader.ts';
-import { RangeWindow } from './verified-read.ts';
 
 export interface WriteBehindOptions {
   fast: RedisFastTier;
@@ -46,6 +45,7 @@ export interface WriteBehindOptions {
   /** Identifies this process as a fill-lease holder. */
   owner: string;
   fillWaitMs: number;
+  fillLeaseMs: number;
   negativeCacheMs: number;
   cachedTtlMs: number;
   /** Optional per-process hot tier in front of Redis for the most read blobs. */
@@ -148,7 +148,7 @@ export class WriteBehindTiers implements BlobService {
 
   private async openMiss(key: string, range?: ByteRange): Promise<ServedBlob | null> {
     const { metrics } = this.options;
-    const outcome = await this.fills.openMiss(key);
+    const outcome = await this.guard('reading a blob', () => this.fills.openMiss(key, range));
     metrics.cacheRequests.inc({ result: outcome.kind === 'absent' ? 'absent' : 'miss' });
     switch (outcome.kind) {
       case 'absent':
@@ -162,11 +162,7 @@ export class WriteBehindTiers implements BlobService {
       case 'streaming':
         return {
           info: blobInfo(key, outcome.size, outcome.sha256),
-          // A range is cut from the whole verified blob, its end held back until it matched.
-          stream:
-            range === undefined
-              ? outcome.stream
-              : pipeline(outcome.stream, new RangeWindow(range), () => undefined),
+          stream: outcome.stream,
           cache: 'miss',
         };
     }

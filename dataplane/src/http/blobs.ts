@@ -187,6 +187,10 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
       res.end();
       return;
     }
+    // A miss streams behind a fill whose first bytes may take a moment (a small blob's only
+    // chunk, or a range's last byte, waits until the whole blob matched its key): answer the
+    // status now, so that a failure found later is a cut transfer, as on any streamed read.
+    if (served.cache === 'miss') res.flushHeaders();
     served.stream.on('data', (chunk: Buffer) => metrics.bytesSent.inc(chunk.length));
     try {
       await pipeline(served.stream, res);

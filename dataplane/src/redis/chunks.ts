@@ -5,7 +5,8 @@ import { ChunkMissingError } from './errors.ts';
 /**
  * Splits a stream into fixed-size chunks written to Redis with `SET ... PX`, keeping at
  * most `inFlight` writes outstanding (memory: `inFlight + 1` chunks). The writable
- * finishes only once every chunk is acknowledged.
+ * finishes only once every chunk is acknowledged. `onStored` learns of each chunk Redis
+ * acknowledged, in index order (a fill hands them to readers streaming behind it).
  */
 export function chunkWriter(options: {
   redis: Cluster;
@@ -13,18 +14,35 @@ export function chunkWriter(options: {
   keyOf: (index: number) => string;
   ttlMs: number;
   inFlight: number;
+  onStored?: (index: number, data: Buffer) => void;
 }): { writable: Writable; chunkCount: () => number } {
-  const { redis, chunkBytes, keyOf, ttlMs, inFlight } = options;
+  const { redis, chunkBytes, keyOf, ttlMs, inFlight, onStored } = options;
   let buffer = Buffer.allocUnsafe(chunkBytes);
   let filled = 0;
   let index = 0;
   const pending = new Set<Promise<unknown>>();
   let failure: Error | undefined;
+  /** Acknowledged chunks not yet reported because an earlier one is still in flight. */
+  const acknowledged = new Map<number, Buffer>();
+  let reported = 0;
+  const report = (stored: number, data: Buffer): void => {
+    if (onStored === undefined) return;
+    acknowledged.set(stored, data);
+    for (let next = acknowledged.get(reported); next !== undefined;) {
+      acknowledged.delete(reported);
+      onStored(reported++, next);
+      next = acknowledged.get(reported);
+    }
+  };
 
   const send = async (data: Buffer): Promise<void> => {
-    const write = redis.set(keyOf(index++), data, 'PX', ttlMs).catch((error: unknown) => {
-      failure ??= error instanceof Error ? error : new Error(String(error));
-    });
+    const stored = index++;
+    const write = redis.set(keyOf(stored), data, 'PX', ttlMs).then(
+      () => report(stored, data),
+      (error: unknown) => {
+        failure ??= error instanceof Error ? error : new Error(String(error));
+      },
+    );
     pending.add(write);
     void write.finally(() => pending.delete(write));
     while (pending.size >= inFlight) await Promise.race(pending);
@@ -98,6 +116,11 @@ export function setReadAheadBudget(maxBytes: number): ReadAheadBudget {
   return sharedBudget;
 }
 
+/** The process's budget, shared by chunk readers and the chunks fills keep for readers. */
+export function readAheadBudget(): ReadAheadBudget {
+  return sharedBudget;
+}
+
 /** Under pressure a chunk is read (GETRANGE) and handed on in pieces of this size. */
 export const PIECE_BYTES = 64 * 1024;
 
@@ -106,7 +129,7 @@ export const PIECE_BYTES = 64 * 1024;
  * (pushed when its reader asked), one in the stream that wraps it (the tiers do, to fall
  * back to S3) and one in the socket's buffer.
  */
-const HELD_DOWNSTREAM = 3;
+export const HELD_DOWNSTREAM = 3;
 
 interface Fetch {
   index: number;

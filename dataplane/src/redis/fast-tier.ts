@@ -1,7 +1,7 @@
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ServiceUnavailableError } from '../blob/errors.ts';
 import type { BlobInfo, ByteRange } from '../blob/store.ts';
@@ -15,7 +15,6 @@ import {
   MARK_CACHED,
   PUBLISH,
   RECORD_SHA256,
-  RELEASE_LEASE,
   RESTORE_PENDING,
 } from './scripts.ts';
 
@@ -107,8 +106,14 @@ export class RedisFastTier {
     return Array.from({ length: count }, (_, index) => blobKeys.chunk(key, uploadId, index));
   }
 
-  /** Streams a published blob (or a range); fails with `ChunkMissingError` if a chunk is gone. */
-  read(manifest: Manifest, range?: ByteRange): Readable {
+  /**
+   * Streams a published blob (or a range), or the chunks a fill staged so far; fails with
+   * `ChunkMissingError` if a chunk is gone.
+   */
+  read(
+    manifest: Pick<Manifest, 'key' | 'size' | 'chunkBytes' | 'uploadId'>,
+    range?: ByteRange,
+  ): Readable {
     return chunkReader({
       redis: this.redis,
       chunkBytes: manifest.chunkBytes,
@@ -117,17 +122,6 @@ export class RedisFastTier {
       end: range?.end ?? manifest.size - 1,
       readAhead: this.options.pipelineDepth,
     });
-  }
-
-  /**
-   * What a fill needs before it reads the durable tier, in one round trip: the generation
-   * token to publish with, and whether the durable tier recently answered "no such blob".
-   */
-  async beforeFill(key: string): Promise<{ generation: string; knownAbsent: boolean }> {
-    const [generation, absent] = await execPipeline(() =>
-      this.redis.pipeline().get(blobKeys.generation(key)).exists(blobKeys.absent(key)),
-    );
-    return { generation: (generation as string | null) ?? '', knownAbsent: absent === 1 };
   }
 
   /** The generation token to pass to `publish`: a DELETE in between makes it stale. */
@@ -173,6 +167,48 @@ export class RedisFastTier {
       throw error;
     }
     return staged();
+  }
+
+  /**
+   * Where a fill stages bytes it verifies itself (once, on their way in): chunks under a
+   * fresh upload id, each reported to `onStored` once Redis acknowledged it, in order. The
+   * caller publishes (`staged()` describes them) or discards what it staged.
+   */
+  stagingWriter(
+    key: string,
+    onStored: (index: number, data: Buffer) => void,
+  ): {
+    writable: Writable;
+    uploadId: string;
+    staged: (size: number, sha256?: string) => StagedBlob;
+  } {
+    const uploadId = randomUUID().slice(0, 8);
+    const { chunkBytes } = this.options;
+    const { writable, chunkCount } = chunkWriter({
+      redis: this.redis,
+      chunkBytes,
+      keyOf: (index) => blobKeys.chunk(key, uploadId, index),
+      ttlMs: this.options.stagingTtlMs,
+      inFlight: this.options.pipelineDepth,
+      onStored,
+    });
+    return {
+      writable,
+      uploadId,
+      staged: (size, sha256) => ({
+        key,
+        size,
+        uploadId,
+        chunkBytes,
+        chunkCount: chunkCount(),
+        ...(sha256 === undefined ? {} : { sha256 }),
+      }),
+    };
+  }
+
+  /** Size of the chunks blobs are staged in. */
+  get chunkBytes(): number {
+    return this.options.chunkBytes;
   }
 
   /** Makes staged chunks visible as a blob, unless a DELETE came after `generation` was read. */
@@ -323,22 +359,12 @@ export class RedisFastTier {
     await this.redis.del(blobKeys.damaged(key));
   }
 
-  /** Takes the fill lease for `key`; false when another process holds it. */
-  async acquireFillLease(key: string, owner: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.set(blobKeys.fillLease(key), owner, 'PX', ttlMs, 'NX')) === 'OK';
-  }
-
-  async fillLeaseHeld(key: string): Promise<boolean> {
-    return (await this.redis.exists(blobKeys.fillLease(key))) === 1;
-  }
-
-  /** Drops the fill lease whoever holds it (a DELETE fenced the fill that holds it). */
+  /**
+   * Drops the fill lease and fill record whoever holds them (a DELETE fenced the fill): no
+   * reader anywhere starts streaming behind that fill any more.
+   */
   async dropFillLease(key: string): Promise<void> {
-    await this.redis.del(blobKeys.fillLease(key));
-  }
-
-  async releaseFillLease(key: string, owner: string): Promise<void> {
-    await RELEASE_LEASE.run(this.redis, [blobKeys.fillLease(key)], [owner]);
+    await this.redis.del(blobKeys.fillLease(key), blobKeys.fillRecord(key));
   }
 
   async check(): Promise<void> {

@@ -9,6 +9,8 @@ export const blobKeys = {
   generation: (md5: string) => `bc:{${md5}}:g`,
   /** Held by the one process filling the blob from the durable tier. */
   fillLease: (md5: string) => `bc:{${md5}}:lease`,
+  /** The fill under way (holder, generation, upload id): readers anywhere stream behind it. */
+  fillRecord: (md5: string) => `bc:{${md5}}:fill`,
   /** Present while the durable tier recently answered "no such blob". */
   absent: (md5: string) => `bc:{${md5}}:absent`,
   /** Uploads of the blob to the durable tier under way (a sorted set: member → expiry). */
@@ -38,3 +40,11 @@ export function journalPartitionOf(md5: string, partitions: number): number {
 
 /** Identifies the Redis data set; a new id means the cache started cold (see backfill). */
 export const INCARNATION_KEY = 'bc:incarnation';
+
+/**
+ * Progress of backfill partition `partition` (JSON). The hash tag puts it in the slot of
+ * `INCARNATION_KEY`, so the operator reads both from one node.
+ */
+export function backfillProgressKey(partition: number): string {
+  return `bc:{${INCARNATION_KEY}}:backfill:${partition}`;
+}

@@ -176,23 +176,27 @@ describe('production tiers: Redis Cluster + S3 (real servers on loopback)', func
       'blobcache_fills_total',
       'result="deleted"',
     );
+    // The fill runs whoever reads: S3's answer is held mid-object to keep it under way.
+    const held = stack.proxy.hold(key, 2 * MiB);
     const reading = await fetch(`${planes[0]!.url}/v1/blobs/${key}`);
     expect(reading.headers.get('x-cache')).to.equal('miss');
     const reader = reading.body!.getReader();
     await reader.read();
+    await held.reached;
     // The fill is under way: it holds the fill lease and has not published.
     expect(await stack.cluster.exists(`bc:{${key}}:lease`), 'fill lease').to.equal(1);
     expect(await stack.cluster.exists(`bc:{${key}}:m`), 'manifest').to.equal(0);
     expect(
       (await fetch(`${planes[1]!.url}/v1/blobs/${key}`, { method: 'DELETE' })).status,
     ).to.equal(204);
+    held.release();
     await reader
       .read()
       .then(async function drain(step): Promise<void> {
         if (!step.done) await reader.read().then(drain);
       })
       .catch(() => undefined);
-    // The fill ran to its end and its publish was refused.
+    // The fill ran to its end (or was stopped at a lease renewal) and could not publish.
     await eventually('the fill to be refused', async () =>
       (await metricSum(planes[0]!.url, 'blobcache_fills_total', 'result="deleted"')) > refusedBefore
         ? true

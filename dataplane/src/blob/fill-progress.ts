@@ -1,0 +1,187 @@
+import type { ReadAheadBudget } from '../redis/chunks.ts';
+
+/** A chunk kept in memory for readers: in the fill's window, or still pinned by a reader. */
+interface Held {
+  data: Buffer;
+  pins: number;
+  inWindow: boolean;
+}
+
+interface Waiter {
+  index: number;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+export interface FillShape {
+  key: string;
+  size: number;
+  chunkBytes: number;
+  /** Where the fill stages its chunks in Redis (`bc:{K}:c:<uploadId>:<i>`). */
+  uploadId: string;
+  sha256?: string;
+}
+
+export interface FillProgressOptions extends FillShape {
+  /** Shared with every Redis read of the process (docs/decisions/0018). */
+  budget: ReadAheadBudget;
+  /** Most recent chunks kept in memory while readers are attached. @default 8 */
+  windowChunks?: number;
+}
+
+/**
+ * What the readers of one fill share inside a process: which chunks they may read (staged
+ * in Redis), the most recent ones in memory, and how the fill ended. The fill (or a process
+ * following a fill elsewhere) reports chunks as Redis acknowledges them and never waits
+ * for readers: a reader that falls out of the window reads Redis instead.
+ *
+ * The last chunk becomes readable only when the fill `finish`es, that is once the bytes
+ * matched the key and the fill published them: nobody holds a whole blob before it was
+ * verified, and whoever got it whole finds it cached.
+ *
+ * Memory: at most `windowChunks` chunks, plus the chunks readers pinned, all taken from
+ * the read-ahead budget (a chunk that does not fit is simply not kept).
+ */
+export class FillProgress implements FillShape {
+  readonly key: string;
+  readonly size: number;
+  readonly chunkBytes: number;
+  readonly uploadId: string;
+  readonly sha256?: string;
+  readonly chunkCount: number;
+  /** Resolves when the fill finished, rejects when it failed (never unhandled). */
+  readonly settled: Promise<void>;
+  private readonly budget: ReadAheadBudget;
+  private readonly windowChunks: number;
+  private readonly held = new Map<number, Held>();
+  private readonly window: number[] = [];
+  private waiters: Waiter[] = [];
+  private storedCount = 0;
+  private readable = 0;
+  private readers = 0;
+  private failure: Error | undefined;
+  private finished = false;
+  private settle!: { resolve: () => void; reject: (error: Error) => void };
+
+  constructor(options: FillProgressOptions) {
+    this.key = options.key;
+    this.size = options.size;
+    this.chunkBytes = options.chunkBytes;
+    this.uploadId = options.uploadId;
+    if (options.sha256 !== undefined) this.sha256 = options.sha256;
+    this.chunkCount = Math.ceil(options.size / options.chunkBytes);
+    this.budget = options.budget;
+    this.windowChunks = options.windowChunks ?? 8;
+    this.settled = new Promise<void>((resolve, reject) => (this.settle = { resolve, reject }));
+    this.settled.catch(() => undefined);
+  }
+
+  get ended(): boolean {
+    return this.finished || this.failure !== undefined;
+  }
+
+  /** A reader joins; call the returned function when it is done. */
+  attach(): () => void {
+    this.readers += 1;
+    let attached = true;
+    return () => {
+      if (!attached) return;
+      attached = false;
+      this.readers -= 1;
+      if (this.readers === 0) this.clearWindow();
+    };
+  }
+
+  /** True when a reader waits for chunk `index` (worth fetching it into memory). */
+  awaited(index: number): boolean {
+    return this.waiters.some((waiter) => waiter.index === index);
+  }
+
+  /** Chunk `index` is in Redis (reported in order); `data` when the caller has its bytes. */
+  stored(index: number, data?: Buffer): void {
+    if (this.ended || index !== this.storedCount) return;
+    this.storedCount = index + 1;
+    if (data !== undefined && this.readers > 0 && this.budget.tryTake(data.length)) {
+      this.held.set(index, { data, pins: 0, inWindow: true });
+      this.window.push(index);
+      while (this.window.length > this.windowChunks) this.leaveWindow(this.window.shift()!);
+    }
+    // The last chunk waits for `finish`: see the class comment.
+    this.advance(Math.min(this.storedCount, this.chunkCount - 1));
+  }
+
+  /** Every chunk is staged and verified, and the fill published (or was refused). */
+  finish(): void {
+    if (this.ended) return;
+    this.finished = true;
+    this.advance(this.chunkCount);
+    this.settle.resolve();
+    if (this.readers === 0) this.clearWindow();
+  }
+
+  fail(error: Error): void {
+    if (this.ended) return;
+    this.failure = error;
+    for (const waiter of this.waiters) waiter.reject(error);
+    this.waiters = [];
+    this.settle.reject(error);
+    this.clearWindow();
+  }
+
+  /** Resolves once chunk `index` may be read; rejects if the fill fails first. */
+  waitFor(index: number): Promise<void> {
+    if (index < this.readable) return Promise.resolve();
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) => this.waiters.push({ index, resolve, reject }));
+  }
+
+  /** Chunks `0..n-1` may be read now. */
+  get readableChunks(): number {
+    return this.readable;
+  }
+
+  /** The first chunk index still in memory (readers behind it read Redis). */
+  get windowStart(): number {
+    return this.window[0] ?? this.storedCount;
+  }
+
+  /** Chunk `index` from memory, pinned until `release(index)`; undefined when not there. */
+  take(index: number): Buffer | undefined {
+    const entry = this.held.get(index);
+    if (entry === undefined || index >= this.readable) return undefined;
+    entry.pins += 1;
+    return entry.data;
+  }
+
+  release(index: number): void {
+    const entry = this.held.get(index);
+    if (entry === undefined) return;
+    entry.pins -= 1;
+    this.forgetIfUnused(index, entry);
+  }
+
+  private advance(readable: number): void {
+    if (readable <= this.readable) return;
+    this.readable = readable;
+    const ready = this.waiters.filter((waiter) => waiter.index < readable);
+    this.waiters = this.waiters.filter((waiter) => waiter.index >= readable);
+    for (const waiter of ready) waiter.resolve();
+  }
+
+  private leaveWindow(index: number): void {
+    const entry = this.held.get(index);
+    if (entry === undefined) return;
+    entry.inWindow = false;
+    this.forgetIfUnused(index, entry);
+  }
+
+  private forgetIfUnused(index: number, entry: Held): void {
+    if (entry.pins > 0 || entry.inWindow) return;
+    this.held.delete(index);
+    this.budget.give(entry.data.length);
+  }
+
+  private clearWindow(): void {
+    for (const index of this.window.splice(0)) this.leaveWindow(index);
+  }
+}

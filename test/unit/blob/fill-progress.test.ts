@@ -1,0 +1,116 @@
+import { expect } from 'chai';
+import { FillProgress } from '../../../dataplane/src/blob/fill-progress.ts';
+import { ReadAheadBudget } from '../../../dataplane/src/redis/chunks.ts';
+
+const CHUNK = 1024;
+
+function progressOf(chunks: number, budget = new ReadAheadBudget(64 * CHUNK), windowChunks = 2) {
+  return new FillProgress({
+    key: 'k',
+    size: chunks * CHUNK - 10,
+    chunkBytes: CHUNK,
+    uploadId: 'u',
+    budget,
+    windowChunks,
+  });
+}
+
+/** Whether `promise` settled by the time pending callbacks ran. */
+async function settledYet(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  promise.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  return settled;
+}
+
+describe('FillProgress', () => {
+  it('lets readers take each chunk once stored, but the last only once the fill finished', async () => {
+    const progress = progressOf(3);
+    const waiting = progress.waitFor(0);
+    expect(await settledYet(waiting)).to.be.false;
+    progress.stored(0);
+    expect(await settledYet(waiting)).to.be.true;
+    progress.stored(1);
+    progress.stored(2);
+    expect(progress.readableChunks).to.equal(2);
+    const last = progress.waitFor(2);
+    expect(await settledYet(last)).to.be.false;
+    progress.finish();
+    expect(await settledYet(last)).to.be.true;
+    expect(progress.readableChunks).to.equal(3);
+    await progress.settled;
+  });
+
+  it('ignores chunks reported out of order or twice', () => {
+    const progress = progressOf(4);
+    progress.stored(1);
+    expect(progress.readableChunks).to.equal(0);
+    progress.stored(0);
+    progress.stored(0);
+    expect(progress.readableChunks).to.equal(1);
+  });
+
+  it('fails every waiter, and later ones, when the fill fails', async () => {
+    const progress = progressOf(3);
+    const waiting = progress.waitFor(1);
+    progress.fail(new Error('damaged'));
+    const errors = await Promise.all([
+      waiting.catch((error: Error) => error.message),
+      progress.waitFor(2).catch((error: Error) => error.message),
+      progress.settled.catch((error: Error) => error.message),
+    ]);
+    expect(errors).to.deep.equal(['damaged', 'damaged', 'damaged']);
+  });
+
+  it('keeps a window of recent chunks for attached readers, within the budget', () => {
+    const budget = new ReadAheadBudget(64 * CHUNK);
+    const progress = progressOf(6, budget, 2);
+    const detach = progress.attach();
+    for (let i = 0; i < 4; i++) progress.stored(i, Buffer.alloc(CHUNK, i));
+    expect(budget.inUse()).to.equal(2 * CHUNK);
+    expect(progress.windowStart).to.equal(2);
+    expect(progress.take(1)).to.equal(undefined);
+    expect(progress.take(3)?.[0]).to.equal(3);
+    // A pinned chunk keeps its bytes (and its budget) after it leaves the window.
+    progress.stored(4, Buffer.alloc(CHUNK, 4));
+    progress.stored(5, Buffer.alloc(CHUNK, 5));
+    expect(budget.inUse()).to.equal(3 * CHUNK);
+    progress.release(3);
+    expect(budget.inUse()).to.equal(2 * CHUNK);
+    detach();
+    expect(budget.inUse()).to.equal(0);
+  });
+
+  it('keeps nothing in memory without readers, or without room in the budget', () => {
+    const budget = new ReadAheadBudget(CHUNK);
+    const progress = progressOf(4, budget);
+    progress.stored(0, Buffer.alloc(CHUNK));
+    expect(budget.inUse()).to.equal(0);
+    const detach = progress.attach();
+    progress.stored(1, Buffer.alloc(CHUNK));
+    progress.stored(2, Buffer.alloc(CHUNK));
+    expect(budget.inUse()).to.equal(CHUNK);
+    expect(progress.take(1)).to.not.equal(undefined);
+    expect(progress.take(2)).to.equal(undefined);
+    progress.release(1);
+    detach();
+    expect(budget.inUse()).to.equal(0);
+  });
+
+  it('finishes an empty blob with nothing to read', async () => {
+    const progress = new FillProgress({
+      key: 'k',
+      size: 0,
+      chunkBytes: CHUNK,
+      uploadId: 'u',
+      budget: new ReadAheadBudget(CHUNK),
+    });
+    expect(progress.chunkCount).to.equal(0);
+    progress.finish();
+    await progress.settled;
+    expect(progress.ended).to.be.true;
+  });
+});
