@@ -34,9 +34,11 @@ export function readBehind(
   const { chunkBytes } = progress;
   const start = range?.start ?? 0;
   const end = range?.end ?? progress.size - 1;
-  const detach = progress.attach();
 
   async function* bytes(): AsyncGenerator<Buffer> {
+    // Attached on the first read: a stream destroyed before it never runs this body (nor
+    // its `finally`), and must not keep the fill's window in memory.
+    const detach = progress.attach();
     let position = start;
     const pinned: number[] = [];
     /** The final piece goes out only once the fill is known good. */
