@@ -2,6 +2,7 @@
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
+const TiB = 1024 * GiB;
 
 /** A configuration error; the message always names the offending key. */
 export class ConfigError extends Error {
@@ -36,6 +37,8 @@ const SIZE_UNITS: Record<string, number> = {
   mi: MiB,
   g: GiB,
   gi: GiB,
+  t: TiB,
+  ti: TiB,
 };
 
 type Value = string | number | boolean | string[];
@@ -55,11 +58,11 @@ function parseNumber(value: string, kind: NumberKind, name: string): number {
       }
       return Number(value);
     case 'bytes': {
-      const match = /^(\d+)\s*([kmg]i?)?b?$/i.exec(value);
+      const match = /^(\d+)\s*([kmgt]i?)?b?$/i.exec(value);
       const unit = SIZE_UNITS[(match?.[2] ?? '').toLowerCase()];
       if (match?.[1] === undefined || unit === undefined) {
         throw new ConfigError(
-          `${name} must be a size such as 1048576, 512Mi or 5Gi; got '${value}'`,
+          `${name} must be a size such as 1048576, 512Mi, 5Gi or 2Ti; got '${value}'`,
         );
       }
       return Number(match[1]) * unit;

@@ -22,6 +22,19 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  readonly backfillProgress = new Gauge({
+    name: 'blobcache_operator_backfill_progress_ratio',
+    help: 'Share of the current backfill done (bytes of the newest blobs selected that are in Redis; 1 once the Job succeeded), per BlobCache while a backfill warms it.',
+    labelNames: ['namespace', 'blobcache'] as const,
+    registers: [this.registry],
+  });
+
+  /** Sets (or, with null, removes) a BlobCache's backfill progress. */
+  setBackfillProgress(namespace: string, blobcache: string, ratio: number | null): void {
+    if (ratio === null) this.backfillProgress.remove({ namespace, blobcache });
+    else this.backfillProgress.set({ namespace, blobcache }, ratio);
+  }
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry });
   }

@@ -57,8 +57,8 @@ export const BLOBCACHE_IMAGE: ImageSpec = {
     // A small young generation frees streamed buffers sooner (docs/decisions/0004).
     dataplane: DATAPLANE,
     operator: ['node', 'dist/operator/src/main.js'],
-    // `npm run backfill` (the cold-start work) compiles to this path; until it lands the
-    // entry point names a file the image does not have (test/packaging checks which).
+    // `npm run backfill` compiled; the operator's backfill Jobs run it (a unit test keeps
+    // the operator's command and this one equal).
     backfill: ['node', '--max-semi-space-size=2', 'dist/dataplane/src/commands/backfill.js'],
   },
   files: {},

@@ -287,7 +287,7 @@ describe('operator reconcile against a real kube-apiserver', function () {
     ).to.be.true;
     const table = plane.kubectl('-n', namespace, 'get', 'blobcaches');
     expect(table.stdout.split('\n')[0]).to.match(
-      /NAME\s+SHARDS\s+HTTP-READY\s+HTTP-DESIRED\s+DURABILITY\s+READY\s+AGE/,
+      /NAME\s+SHARDS\s+HTTP-READY\s+HTTP-DESIRED\s+DURABILITY\s+READY\s+WARM\s+AGE/,
     );
     expect(table.stdout).to.match(/cache\s+3\s+0\s+4\s+WriteBehind\s+False/);
   });

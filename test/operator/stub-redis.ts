@@ -12,6 +12,8 @@ export function stubRedis(views: Map<string, ClusterNode[]>): RedisAdmin & { ask
       asked.push(node.host);
       return Promise.resolve(views.get(node.host) ?? null);
     },
+    // The stubbed nodes hold no keys (no incarnation: no backfill).
+    get: () => Promise.resolve(null),
     close: () => Promise.resolve(),
   };
 }
@@ -19,6 +21,9 @@ export function stubRedis(views: Map<string, ClusterNode[]>): RedisAdmin & { ask
 /** For tests without Redis pods: any question to Redis is a test failure. */
 export const noRedis: RedisAdmin = {
   clusterNodes(node) {
+    return Promise.reject(new Error(`no Redis was expected to be asked, but ${node.host} was`));
+  },
+  get(node) {
     return Promise.reject(new Error(`no Redis was expected to be asked, but ${node.host} was`));
   },
   close: () => Promise.resolve(),

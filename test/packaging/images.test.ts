@@ -7,10 +7,11 @@
  * operator starts it. (Importing into containerd is checked by the end-to-end tier.)
  */
 import { expect } from 'chai';
-import { existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { readFileSync, realpathSync, statSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, posix } from 'node:path';
+import { Readable } from 'node:stream';
 import type { Header } from 'tar-stream';
 import {
   IMAGES,
@@ -19,8 +20,10 @@ import {
   type ImageName,
   type ImageSpec,
 } from '../../scripts/image/spec.ts';
+import { blobOf, md5 } from '../harness/blobs.ts';
 import { REPO_ROOT } from '../harness/dataplane.ts';
 import { eventually } from '../harness/eventually.ts';
+import { startProductionStack } from '../harness/production.ts';
 import { freePorts } from '../harness/services.ts';
 import { readDockerfile } from './dockerfile.ts';
 import { builtImages, openArchive, runInImage, stop, type ImageArchive } from './images.ts';
@@ -98,17 +101,9 @@ describe('npm run image', function () {
     const loader = resolveInImage(entries, '/lib64/ld-linux-x86-64.so.2');
     expect(entries.get(loader)?.type, `the dynamic loader (${loader})`).to.equal('file');
     expect(image('blobcache').config.config.Labels['io.blobcache.node.version']).to.match(/^v24\./);
-    // Each entry point's script is in the image; backfill only once its command exists.
+    // Each entry point's script is in the image.
     for (const [name, command] of Object.entries(IMAGES.blobcache.entryPoints)) {
       const script = `/app/${command.at(-1)!}`;
-      const source = join(
-        REPO_ROOT,
-        command
-          .at(-1)!
-          .replace(/^dist\//, '')
-          .replace(/\.js$/, '.ts'),
-      );
-      if (name === 'backfill' && !existsSync(source)) continue;
       expect(entries.has(script), `${name}: ${script}`).to.be.true;
     }
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
@@ -191,6 +186,30 @@ describe('npm run image', function () {
       );
     } finally {
       expect(await stop(operator)).to.equal(0);
+    }
+  });
+
+  it('the backfill entry point runs from the image and loads S3 into a Redis Cluster', async function () {
+    if (!isRoot) this.skip();
+    this.timeout(180_000);
+    const stack = await startProductionStack();
+    try {
+      const blobs = [blobOf(300_000, 1), blobOf(2_000_000, 2)];
+      for (const blob of blobs)
+        await stack.store.put(Readable.from([blob], { objectMode: false }), { key: md5(blob) });
+      const env = stack.env({ BLOBCACHE_BACKFILL_MAX_BYTES: '1Gi', JOB_COMPLETION_INDEX: '0' });
+      delete env.BLOBCACHE_DATA_DIR;
+      const backfill = runInImage(image('blobcache'), IMAGES.blobcache.entryPoints.backfill!, env);
+      let output = '';
+      backfill.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      backfill.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const code = await new Promise<number | null>((resolve) => backfill.once('exit', resolve));
+      expect(code, output).to.equal(0);
+      expect(output).to.match(/Backfill 1\/1 done: 2\/2 blobs/);
+      for (const blob of blobs)
+        expect(await stack.cluster.exists(`bc:{${md5(blob)}}:m`), md5(blob)).to.equal(1);
+    } finally {
+      await stack.stop();
     }
   });
 

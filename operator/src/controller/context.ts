@@ -4,6 +4,14 @@ import type { DefaultedBlobCache } from '../api/v1alpha1/defaults.generated.ts';
 import type { BlobCacheStatus } from '../api/v1alpha1/types.generated.ts';
 import type { KubeClient, ObjectRef, TypeRef } from '../kube/client.ts';
 import type { RedisAdmin } from '../redis/admin.ts';
+import type { WarmVerdict } from './backfill.ts';
+
+/** status.backfill and the Warm condition, as the backfill phase decided them. */
+export interface BackfillReportForStatus {
+  status: BlobCacheStatus['backfill'];
+  /** undefined leaves the Warm condition as it is. */
+  warm?: WarmVerdict;
+}
 
 export interface PhaseResult {
   /** Reconcile again after this long (for what no watch event announces, e.g. Redis state). */
@@ -35,6 +43,8 @@ export interface ReconcileContext {
   readonly holds: PruneHold[];
   /** Secrets the pods consume that do not exist (the user has to create them). */
   readonly missingSecrets: string[];
+  /** What the backfill phase found (unset when it did not run: the last status stands). */
+  backfill?: BackfillReportForStatus;
   /** Records an Event about the BlobCache; best effort (a failure is logged, not thrown). */
   event(type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
 }

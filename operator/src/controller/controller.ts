@@ -74,6 +74,8 @@ export function startController(options: ControllerOptions): Controller {
     const started = performance.now();
     try {
       const result = await reconcile(deps, { namespace, name });
+      if (result.backfillProgress !== undefined || result.gone === true)
+        metrics?.setBackfillProgress(namespace, name, result.backfillProgress ?? null);
       if (result.gone === true) {
         queue.drop(key);
       } else {

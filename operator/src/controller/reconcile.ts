@@ -7,6 +7,8 @@ import type { KubeClient } from '../kube/client.ts';
 import type { RedisAdmin } from '../redis/admin.ts';
 import type { PhaseResult, ReconcileContext } from './context.ts';
 import { TerminalError } from './errors.ts';
+import { progressRatio } from './backfill.ts';
+import { backfillPhase } from './phases/backfill.ts';
 import { childrenPhase } from './phases/children.ts';
 import { membershipPhase } from './phases/membership.ts';
 import type { Phase } from './phases/phase.ts';
@@ -23,6 +25,11 @@ export interface ReconcileKey {
 export interface ReconcileResult extends PhaseResult {
   /** The BlobCache no longer exists (or is being deleted): nothing to come back for. */
   gone?: true;
+  /**
+   * Share of the current backfill done (0-1), null when no backfill warms the cache, unset
+   * when the backfill phase did not run (for blobcache_operator_backfill_progress_ratio).
+   */
+  backfillProgress?: number | null;
 }
 
 export interface ReconcileDeps {
@@ -36,7 +43,8 @@ export interface ReconcileDeps {
 
 /**
  * The phases of a reconcile, in order. Membership runs before prune because it may hold
- * deletions back; a backfill phase belongs between them. The status is written after all
+ * deletions back; backfill between them, once membership has seen the cluster, and before
+ * prune, which removes the Jobs it no longer wants. The status is written after all
  * of them, and also when one fails.
  */
 export const PHASES: readonly Phase[] = [
@@ -44,6 +52,7 @@ export const PHASES: readonly Phase[] = [
   secretsPhase,
   childrenPhase,
   membershipPhase,
+  backfillPhase,
   prunePhase,
 ];
 
@@ -110,5 +119,8 @@ export async function reconcile(deps: ReconcileDeps, key: ReconcileKey): Promise
   if (failure !== undefined) {
     throw failure instanceof Error ? failure : new Error('A phase failed', { cause: failure });
   }
-  return combine(results);
+  return {
+    ...combine(results),
+    ...(ctx.backfill === undefined ? {} : { backfillProgress: progressRatio(ctx.backfill.status) }),
+  };
 }

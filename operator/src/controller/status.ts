@@ -4,6 +4,7 @@ import type { DefaultedBlobCache } from '../api/v1alpha1/defaults.generated.ts';
 import type { BlobCacheStatus } from '../api/v1alpha1/types.generated.ts';
 import { selectorLabels } from '../resources/labels.ts';
 import { names } from '../resources/names.ts';
+import type { BackfillReportForStatus } from './context.ts';
 
 export interface StatusInputs {
   deployment: V1Deployment | null;
@@ -15,6 +16,8 @@ export interface StatusInputs {
   missingSecrets?: readonly string[];
   /** Why the spec can never work, when it cannot. */
   invalid?: { reason: string; message: string };
+  /** What the backfill phase decided (unset: it did not run; the last status stands). */
+  backfill?: BackfillReportForStatus;
 }
 
 /** The status a BlobCache should have given what its children and phases report (pure). */
@@ -66,11 +69,23 @@ export function computeStatus(
     else set(ConditionType.Progressing, !ready, ready ? 'Stable' : 'RollingOut');
   }
   set(ConditionType.Degraded, partial, partial ? 'SomeReplicasNotReady' : 'NotDegraded');
+  const warm = inputs.backfill?.warm;
+  if (warm !== undefined) {
+    conditions = setCondition(
+      conditions,
+      { type: ConditionType.Warm, ...warm, observedGeneration: generation },
+      now,
+    );
+  }
   const selector = Object.entries(selectorLabels(cache, 'http'))
     .map(([key, value]) => `${key}=${value}`)
     .join(',');
   const rest: BlobCacheStatus = { ...cache.status };
   delete rest.operation;
+  if (inputs.backfill !== undefined) {
+    if (inputs.backfill.status === undefined) delete rest.backfill;
+    else rest.backfill = inputs.backfill.status;
+  }
   return {
     ...rest,
     observedGeneration: generation,

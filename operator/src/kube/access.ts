@@ -34,6 +34,7 @@ export const TYPES = {
     plural: 'horizontalpodautoscalers',
   },
   Lease: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', plural: 'leases' },
+  Job: { apiVersion: 'batch/v1', kind: 'Job', plural: 'jobs' },
 } as const satisfies Record<string, ResourceType>;
 
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
@@ -60,6 +61,7 @@ export const WATCHED: readonly WatchedType[] = [
   { type: TYPES.Deployment, labelSelector: MANAGED },
   { type: TYPES.PodDisruptionBudget, labelSelector: MANAGED },
   { type: TYPES.HorizontalPodAutoscaler, labelSelector: MANAGED },
+  { type: TYPES.Job, labelSelector: MANAGED },
   { type: TYPES.Pod, labelSelector: `${MANAGED},app.kubernetes.io/component=redis` },
 ];
 
@@ -72,6 +74,12 @@ export const OWNED: readonly ResourceType[] = [
   TYPES.PodDisruptionBudget,
   TYPES.HorizontalPodAutoscaler,
 ];
+
+/**
+ * Kinds of owned children created once and never changed (a Job's pod template is
+ * immutable: backfill Jobs, one per Redis data set), pruned when no longer wanted.
+ */
+export const CREATED_ONCE: readonly ResourceType[] = [TYPES.Job];
 
 export interface WriteAccess {
   type: ResourceType;
@@ -90,6 +98,11 @@ export const WRITES: readonly WriteAccess[] = [
     type,
     verbs: [...APPLY, 'delete'],
     why: 'server-side apply of owned children; pruning',
+  })),
+  ...CREATED_ONCE.map((type) => ({
+    type,
+    verbs: ['create', 'delete'],
+    why: 'backfill Jobs, created once per Redis data set; pruned a while after they finished',
   })),
   { type: TYPES.Secret, verbs: ['create', 'delete'], why: 'generated Secrets, made once' },
   { type: TYPES.BlobCache, subresource: 'status', verbs: ['patch'], why: 'status' },

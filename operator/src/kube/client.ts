@@ -150,7 +150,13 @@ export function makeKubeClient(config: KubeConfig): KubeClient {
           undefined,
           undefined,
           'Background',
-          options.uid === undefined ? undefined : { preconditions: { uid: options.uid } },
+          // With a body the API server reads the options from it alone (the query's are
+          // ignored): without the policy here, a Job would be deleted with its kind's
+          // default, orphaning its pods.
+          {
+            propagationPolicy: 'Background',
+            ...(options.uid === undefined ? {} : { preconditions: { uid: options.uid } }),
+          },
         );
         return true;
       } catch (error) {

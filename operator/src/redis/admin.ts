@@ -39,6 +39,8 @@ export interface RedisAdmin {
    * (a wrong password, a node without cluster mode) throws.
    */
   clusterNodes(node: RedisEndpoint): Promise<ClusterNode[] | null>;
+  /** GET of a string key on this very node (no redirection followed); null when absent. */
+  get(node: RedisEndpoint, key: string): Promise<string | null>;
   /** Closes every connection. */
   close(): Promise<void>;
 }

@@ -71,6 +71,15 @@ export function makeRedisAdmin(options: { timeoutMs: number }): RedisAdmin {
         throw new Error(`Redis ${node.host}:${node.port} refused CLUSTER NODES`, { cause: error });
       }
     },
+    async get(node, key) {
+      try {
+        const client = await connection(node);
+        return await client.get(key);
+      } catch (error) {
+        drop(`${node.host}:${node.port}`);
+        throw error;
+      }
+    },
     async close() {
       await Promise.allSettled(
         [...connections.values()].map(({ client }) => client.quit().catch(() => undefined)),

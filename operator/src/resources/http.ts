@@ -1,6 +1,7 @@
 import type {
   V1ConfigMap,
   V1Deployment,
+  V1EnvVar,
   V1PodDisruptionBudget,
   V1Service,
   V2HorizontalPodAutoscaler,
@@ -11,7 +12,7 @@ import { tokensSecretName } from './checksum.ts';
 import { CONFIG_CHECKSUM_ANNOTATION, names } from './names.ts';
 import { redisNodeAddresses, zoneSpread } from './redis.ts';
 
-const DATA_DIR = '/var/lib/blobcache';
+export const DATA_DIR = '/var/lib/blobcache';
 
 /** The data plane's settings (everything but secrets), as environment variables. */
 export function httpConfigMap(cache: DefaultedBlobCache): V1ConfigMap {
@@ -38,21 +39,37 @@ export function httpConfigMap(cache: DefaultedBlobCache): V1ConfigMap {
   };
 }
 
+function secretEnv(variable: string, secret: string, key: string, optional = false): V1EnvVar {
+  return { name: variable, valueFrom: { secretKeyRef: { name: secret, key, optional } } };
+}
+
+/**
+ * What the data plane needs from Secrets to reach its tiers: the Redis password and, when
+ * named, the S3 credentials (the HTTP pods and the backfill Job's both read them).
+ */
+export function tierSecretsEnv(cache: DefaultedBlobCache): V1EnvVar[] {
+  const credentials = cache.spec.store.s3.credentialsSecretName;
+  return [
+    secretEnv('BLOBCACHE_REDIS_PASSWORD', names.redisSecret(cache.metadata.name!), 'password'),
+    ...(credentials === undefined
+      ? []
+      : [
+          secretEnv('AWS_ACCESS_KEY_ID', credentials, 'AWS_ACCESS_KEY_ID'),
+          secretEnv('AWS_SECRET_ACCESS_KEY', credentials, 'AWS_SECRET_ACCESS_KEY'),
+        ]),
+  ];
+}
+
 /**
  * The HTTP tier. With autoscaling the replica count is left out entirely: with server-side
  * apply the operator then owns no `spec.replicas`, and never fights the HPA over it.
  * `configChecksum` digests the ConfigMap and Secrets the pods read, so a change rolls them.
  */
 export function httpDeployment(cache: DefaultedBlobCache, configChecksum: string): V1Deployment {
-  const { http, store } = cache.spec;
+  const { http } = cache.spec;
   const name = cache.metadata.name!;
   const port = http.port;
   const tokens = tokensSecretName(cache);
-  const secretEnv = (variable: string, secret: string, key: string, optional = false) => ({
-    name: variable,
-    valueFrom: { secretKeyRef: { name: secret, key, optional } },
-  });
-  const credentials = store.s3.credentialsSecretName;
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -82,13 +99,7 @@ export function httpDeployment(cache: DefaultedBlobCache, configChecksum: string
               env: [
                 secretEnv('BLOBCACHE_READ_TOKEN', tokens, 'read-token', true),
                 secretEnv('BLOBCACHE_WRITE_TOKEN', tokens, 'write-token', true),
-                secretEnv('BLOBCACHE_REDIS_PASSWORD', names.redisSecret(name), 'password'),
-                ...(credentials === undefined
-                  ? []
-                  : [
-                      secretEnv('AWS_ACCESS_KEY_ID', credentials, 'AWS_ACCESS_KEY_ID'),
-                      secretEnv('AWS_SECRET_ACCESS_KEY', credentials, 'AWS_SECRET_ACCESS_KEY'),
-                    ]),
+                ...tierSecretsEnv(cache),
               ],
               ports: [{ name: 'http', containerPort: port }],
               readinessProbe: { httpGet: { path: '/readyz', port: 'http' }, periodSeconds: 5 },

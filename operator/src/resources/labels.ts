@@ -1,7 +1,7 @@
 import type { V1OwnerReference } from '@kubernetes/client-node';
 import { API_VERSION, KIND, type BlobCache } from '../api/v1alpha1/types.generated.ts';
 
-export type Component = 'redis' | 'http';
+export type Component = 'redis' | 'http' | 'backfill';
 
 /** Labels every owned object carries; selectors use the subset that never changes. */
 export function selectorLabels(

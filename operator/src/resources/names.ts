@@ -9,6 +9,8 @@ export const names = {
   apiTokens: (cache: string) => `${cache}-api-tokens`,
   redisSecret: (cache: string) => `${cache}-redis`,
   redisShard: (cache: string, shard: number) => `${cache}-redis-${shard}`,
+  /** One per Redis data set (incarnation): `digest` names it (see backfillJobName). */
+  backfillJob: (cache: string, digest: string) => `${cache}-backfill-${digest}`,
 };
 
 /**

@@ -18,7 +18,8 @@ export function redisMemory(quantity: string): string {
   return `${value}${unit}`;
 }
 
-function memoryBytes(quantity: string): number {
+/** `1Gi` → 1073741824. */
+export function memoryBytes(quantity: string): number {
   const match = /^(\d+)(Ki|Mi|Gi|Ti)?$/.exec(quantity);
   if (match === null) throw new Error(`'${quantity}' is not a memory quantity`);
   const exponent = { Ki: 1, Mi: 2, Gi: 3, Ti: 4 }[match[2] ?? ''] ?? 0;

@@ -12,7 +12,12 @@ describe('withDefaults (generated from the CRD)', () => {
       store: { s3: { bucket: 'b', region: 'us-east-1', prefix: 'blobs' } },
       durability: 'WriteBehind',
       topology: { zoneLabelKey: 'topology.kubernetes.io/zone', spread: 'Preferred' },
-      backfill: { policy: 'OnColdStart', maxBytes: '1Gi', parallelism: 2 },
+      backfill: {
+        policy: 'OnColdStart',
+        maxBytes: '1Gi',
+        parallelism: 2,
+        ttlSecondsAfterFinished: 86400,
+      },
     });
   });
 

@@ -16,6 +16,7 @@ export interface DefaultedBlobCacheSpecBackfill extends BlobCacheSpecBackfill {
   policy: "OnColdStart" | "Never";
   maxBytes: string;
   parallelism: number;
+  ttlSecondsAfterFinished: number;
 }
 
 /** BlobCacheSpecTopology with the CRD's defaults applied. */
@@ -91,6 +92,7 @@ function defaultBlobCacheSpecBackfill(value: BlobCacheSpecBackfill): DefaultedBl
     policy: value.policy ?? "OnColdStart",
     maxBytes: value.maxBytes ?? "1Gi",
     parallelism: value.parallelism ?? 2,
+    ttlSecondsAfterFinished: value.ttlSecondsAfterFinished ?? 86400,
   };
 }
 

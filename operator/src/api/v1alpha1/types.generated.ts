@@ -108,6 +108,8 @@ export interface BlobCacheSpecBackfill {
   maxBytes?: string;
   /** Pods of the backfill Job (each takes a share of the key prefixes). */
   parallelism?: number;
+  /** How long a finished backfill Job (and its pods, with their logs) is kept before the operator deletes it. */
+  ttlSecondsAfterFinished?: number;
 }
 
 /** The desired cache. */
@@ -175,14 +177,38 @@ export interface BlobCacheStatusOperation {
   state?: Record<string, unknown>;
 }
 
-/** Progress of the last backfill. */
+/** The backfill of the Redis data set the cache holds now (its incarnation), once the operator saw it. */
 export interface BlobCacheStatusBackfill {
-  /** Pending, Running, Succeeded or Failed. */
+  /** Id of the Redis data set this backfill warms (Redis key bc:incarnation); a new one starts a new backfill. */
+  incarnation?: string;
+  /** Pending, Running, Succeeded, Failed, or Skipped (backfill.policy was Never when the data set was new). */
   phase?: string;
   /** Name of the backfill Job. */
   job?: string;
-  /** Bytes loaded so far. */
+  /** Bytes of the selected blobs in Redis now (loaded by the Job, or found there). */
   loadedBytes?: number;
+  /** Bytes of the newest blobs selected, at most maxBytes (over the partitions that reported). */
+  totalBytes?: number;
+  /** Selected blobs in Redis now. */
+  loadedBlobs?: number;
+  /** Blobs selected (over the partitions that reported). */
+  totalBlobs?: number;
+  /** Selected blobs that could not be loaded (damaged or gone in the durable tier). */
+  skippedBlobs?: number;
+  /** Share of the selected bytes in Redis now. */
+  percent?: number;
+  /** Current load rate over all partitions. */
+  bytesPerSecond?: number;
+  /** Estimated time left. */
+  secondsLeft?: number;
+  /** Pods of the Job that have reported progress. */
+  partitionsReporting?: number;
+  /** When the Job was created. */
+  startedAt?: string;
+  /** When the Job finished. */
+  completedAt?: string;
+  /** Details for people. */
+  message?: string;
 }
 
 /** What the operator observed. */
@@ -199,7 +225,7 @@ export interface BlobCacheStatus {
   http?: BlobCacheStatusHttp;
   /** The multi-step cluster operation under way (for example removing shards), kept here so that an operator restart resumes it. */
   operation?: BlobCacheStatusOperation;
-  /** Progress of the last backfill. */
+  /** The backfill of the Redis data set the cache holds now (its incarnation), once the operator saw it. */
   backfill?: BlobCacheStatusBackfill;
 }
 

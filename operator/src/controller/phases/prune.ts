@@ -1,5 +1,5 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { MANAGED_BY, MANAGED_BY_LABEL, OWNED, TYPES } from '../../kube/access.ts';
+import { CREATED_ONCE, MANAGED_BY, MANAGED_BY_LABEL, OWNED, TYPES } from '../../kube/access.ts';
 import { objectKey, ownedBy, type ReconcileContext } from '../context.ts';
 import type { Phase } from './phase.ts';
 
@@ -8,7 +8,7 @@ export async function ownedObjects(ctx: ReconcileContext): Promise<KubernetesObj
   const { name, namespace, uid } = ctx.blobCache.metadata;
   const labels = { [MANAGED_BY_LABEL]: MANAGED_BY, 'app.kubernetes.io/instance': name! };
   const lists = await Promise.all(
-    [...OWNED, TYPES.Secret].map(async (type) =>
+    [...OWNED, ...CREATED_ONCE, TYPES.Secret].map(async (type) =>
       (await ctx.kube.list(type, namespace!, labels)).map((object) => ({
         ...object,
         apiVersion: type.apiVersion,
@@ -21,7 +21,8 @@ export async function ownedObjects(ctx: ReconcileContext): Promise<KubernetesObj
 
 /**
  * Deletes owned objects the spec no longer asks for (a shard scaled away, an autoscaler
- * turned off, a generated Secret replaced by the user's), unless a phase holds the
+ * turned off, a generated Secret replaced by the user's, a backfill Job finished a while
+ * ago or of an older Redis data set), unless a phase holds the
  * deletion back until it is safe (see ReconcileContext.holds).
  */
 export const prunePhase: Phase = {

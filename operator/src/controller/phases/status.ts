@@ -31,6 +31,7 @@ export async function writeStatus(ctx: ReconcileContext, invalid?: TerminalError
       shards,
       operation: ctx.status.operation,
       missingSecrets: ctx.missingSecrets,
+      ...(ctx.backfill === undefined ? {} : { backfill: ctx.backfill }),
       ...(invalid === undefined
         ? {}
         : { invalid: { reason: invalid.reason, message: invalid.message } }),
