@@ -12,9 +12,15 @@ import {
   type MembershipOutcome,
   type RecordedOperation,
 } from '../../operator/src/redis/membership.ts';
-import type { MembershipSpec } from '../../operator/src/redis/model.ts';
-import type { LoopbackRedis } from '../harness/loopback-redis.ts';
+import type { MembershipSpec, RedisPod } from '../../operator/src/redis/model.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
+
+/** Where the Redis pods are (a LoopbackRedis, or a fixed list in another process). */
+export interface PodSource {
+  records(): RedisPod[];
+  readonly password: string;
+  readonly nodeTimeoutMs: number;
+}
 
 export interface Round {
   at: number;
@@ -28,13 +34,13 @@ export interface Round {
 
 export class TestOperator {
   readonly admin: RedisAdmin;
-  readonly loopback: LoopbackRedis;
+  readonly loopback: PodSource;
   spec: MembershipSpec;
   recorded: RecordedOperation | undefined;
   readonly rounds: Round[] = [];
   private readonly options: MembershipOptions;
 
-  constructor(loopback: LoopbackRedis, spec: MembershipSpec, options: MembershipOptions = {}) {
+  constructor(loopback: PodSource, spec: MembershipSpec, options: MembershipOptions = {}) {
     this.loopback = loopback;
     this.spec = spec;
     this.options = options;

@@ -231,6 +231,12 @@ export class LoopbackRedis {
     await Promise.all(names.map((name) => this.answering(name)));
   }
 
+  /** Deletes a pod for good (a StatefulSet scaled down). */
+  async deletePod(name: string): Promise<void> {
+    await this.killNode(this.nodes.get(name)!);
+    this.nodes.delete(name);
+  }
+
   /** Deletes a shard's pods (what pruning its StatefulSet does). */
   async deleteShard(shard: number): Promise<void> {
     for (const [name, node] of [...this.nodes]) {

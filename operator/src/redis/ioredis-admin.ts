@@ -111,7 +111,10 @@ export function makeRedisAdmin(options: RedisAdminOptions): RedisAdmin {
       throw new RedisCommandError(name(node), command, message, { cause: error });
     }
   };
-  /** Runs a read; an unreachable node is null. */
+  /**
+   * Runs a read; a node that cannot be reached, or is still loading its data (a replica's
+   * full sync), is null: not there yet.
+   */
   const read = async <T>(
     node: RedisEndpoint,
     command: string,
@@ -121,6 +124,7 @@ export function makeRedisAdmin(options: RedisAdminOptions): RedisAdmin {
       return await run(node, command, act);
     } catch (error) {
       if (isUnreachable(error)) return null;
+      if (error instanceof RedisCommandError && /LOADING/.test(error.message)) return null;
       throw error;
     }
   };

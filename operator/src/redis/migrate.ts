@@ -34,9 +34,11 @@ export interface MoveOptions {
   replicaWaitMs: number;
   /** Unix ms after which no new group is started. */
   deadline: number;
+  /** Told of each group of slots once it is opened and once it is closed (logs, tests). */
+  onGroup?: (event: { state: 'opened' | 'closed'; slots: number[]; keys: number }) => void;
 }
 
-export const DEFAULT_MOVE_OPTIONS: Omit<MoveOptions, 'deadline'> = {
+export const DEFAULT_MOVE_OPTIONS: Omit<MoveOptions, 'deadline' | 'onGroup'> = {
   batchBytes: 8 * 1024 * 1024,
   migrateTimeoutMs: 10_000,
   keysPerGroup: 32,
@@ -221,6 +223,8 @@ export async function moveSlots(
       source,
       'CLUSTER SETSLOT MIGRATING',
     );
+    const keys = group.counts.reduce((sum, count) => sum + count, 0);
+    options.onGroup?.({ state: 'opened', slots: group.slots, keys });
     for (const slot of moving) await migrateSlot(admin, args, slot, options, result);
     check(
       await admin.setSlots(target, group.slots, 'NODE', target.id),
@@ -237,6 +241,7 @@ export async function moveSlots(
       args.others.map((node) => admin.setSlots(node, group.slots, 'NODE', target.id)),
     );
     result.slots += group.slots.length;
+    options.onGroup?.({ state: 'closed', slots: group.slots, keys });
   }
   result.ms = Date.now() - started;
   return result;

@@ -164,6 +164,14 @@ export function signature(member: Member): string {
     .join('|');
 }
 
+/** Who replicates whom, as the answering member sees it. */
+function replicationSignature(member: Member): string {
+  return member.inspection.nodes
+    .map((node) => `${node.id}>${node.masterId ?? '-'}`)
+    .sort()
+    .join('|');
+}
+
 /** Why the view is not stable enough for a scale or zone decision, or null when it is. */
 export function instability(model: ClusterModel): string | null {
   // Pods of shards scaled away may come and go: once out of the cluster they do not count.
@@ -188,6 +196,8 @@ export function instability(model: ClusterModel): string | null {
   }
   const signatures = new Set(model.members.map(signature));
   if (signatures.size > 1) return 'the nodes do not agree on who serves which slots yet';
+  const replication = new Set(model.members.map(replicationSignature));
+  if (replication.size > 1) return 'the nodes do not agree on who replicates whom yet';
   return null;
 }
 

@@ -10,16 +10,7 @@
  * (every pod answers, every node agrees, nothing failing): move slots, remove leaving
  * nodes, fix zones, record the incarnation.
  */
-import {
-  coverage,
-  isMasterMember,
-  readyShards,
-  removable,
-  servingMaster,
-  shardMembers,
-  wanted,
-  type Verdict,
-} from './facts.ts';
+import { coverage, readyShards, removable, servingMaster, wanted, type Verdict } from './facts.ts';
 import { healStep } from './heal.ts';
 import {
   buildModel,
@@ -30,6 +21,7 @@ import {
   type PodReport,
 } from './model.ts';
 import { hasOpenSlots, planOpenSlots } from './open-slots.ts';
+import { replicateStep } from './replicate.ts';
 import { removals, scaleStep } from './scale.ts';
 import { initialRanges } from './slots.ts';
 import type { OperationType, Step } from './steps.ts';
@@ -133,39 +125,6 @@ function createStep(model: ClusterModel): { step: Step | null; waiting: string |
     return { member, ranges: [range] };
   });
   return { step: { kind: 'AssignSlots', assignments }, waiting: null };
-}
-
-const REPLICA_OF_OTHER = (member: Member, master: Member) =>
-  !(member.inspection.role === 'replica' && member.self.masterId === master.id);
-
-/** Wires each wanted pod of a shard to the shard's master. */
-function replicateStep(
-  model: ClusterModel,
-  zones: ZonePlan,
-): { step: Step | null; waiting: string | null } {
-  const links: { member: Member; master: Member }[] = [];
-  const shards = new Set(model.members.map((member) => member.pod.shard));
-  for (const shard of [...shards].sort((a, b) => a - b)) {
-    const members = shardMembers(model, shard).filter((member) => !member.pod.terminating);
-    const master =
-      servingMaster(model, shard) ??
-      members.find((member) => member.pod.name === zones.masters.get(shard)) ??
-      members.filter(isMasterMember).sort((a, b) => a.pod.ordinal - b.pod.ordinal)[0];
-    if (master === undefined) continue;
-    for (const member of members) {
-      if (member === master || member.slots > 0 || !REPLICA_OF_OTHER(member, master)) continue;
-      // REPLICATE needs the master known as a master in the replica's own view.
-      const seen = member.inspection.nodes.find((node) => node.id === master.id);
-      if (seen === undefined || !seen.flags.includes('master')) {
-        return {
-          step: null,
-          waiting: `waiting for ${member.pod.name} to learn ${master.pod.name}`,
-        };
-      }
-      links.push({ member, master });
-    }
-  }
-  return { step: links.length > 0 ? { kind: 'Replicate', links } : null, waiting: null };
 }
 
 export function plan(input: PlanInput): Plan {

@@ -156,11 +156,25 @@ function incarnation(input: PlanInput, model: ClusterModel): Outcome {
   };
 }
 
+/** A replica still copying its master's data: the shard is not whole yet. */
+function syncing(model: ClusterModel): Outcome {
+  const replica = model.members.find(
+    (member) => member.inspection.role === 'replica' && !member.inspection.masterLinkUp,
+  );
+  if (replica === undefined) return NONE;
+  return {
+    step: null,
+    waiting: `${replica.pod.name} is copying its master's data`,
+    operation: 'Heal',
+  };
+}
+
 export function scaleStep(input: PlanInput, model: ClusterModel, zones: ZonePlan): Outcome {
   for (const rule of [
     () => moves(model, zones),
     () => zoneFix(input, model, zones),
     () => incarnation(input, model),
+    () => syncing(model),
   ]) {
     const outcome = rule();
     if (outcome.step !== null || outcome.waiting !== null) return outcome;

@@ -29,6 +29,8 @@ export interface FakeNode {
   terminating?: boolean;
   /** No IP yet. */
   pending?: boolean;
+  /** Listed by the others but no pod any more (a node that died with its pod). */
+  gone?: boolean;
 }
 
 export const idOf = (node: FakeNode) => node.id ?? `n${node.shard}${node.ordinal}`.padEnd(40, '0');
@@ -85,10 +87,12 @@ function inspection(node: FakeNode, all: readonly FakeNode[]): NodeInspection {
 
 /** What every pod answers. */
 export function reports(nodes: readonly FakeNode[]): PodReport[] {
-  return nodes.map((node) => ({
-    pod: podOf(node),
-    inspection: node.down === true || node.pending === true ? null : inspection(node, nodes),
-  }));
+  return nodes
+    .filter((node) => node.gone !== true)
+    .map((node) => ({
+      pod: podOf(node),
+      inspection: node.down === true || node.pending === true ? null : inspection(node, nodes),
+    }));
 }
 
 export const spec = (

@@ -96,6 +96,29 @@ describe('membership planner (pure)', () => {
       ]);
     });
 
+    it('never gives the replica of a failed master an empty node as its new master', () => {
+      // Shard 1's master died with its pod; the pod came back empty on another node and was
+      // introduced. The replica holds the shard's data: it is promoted, never re-pointed.
+      const nodes = healthy(3).map((node) =>
+        node.shard === 1 && node.ordinal === 0
+          ? { ...node, gone: true, down: true, seenAs: ['fail'], pongMs: NOW - 1_000 }
+          : node,
+      );
+      const fresh: FakeNode = { shard: 1, ordinal: 0, id: 'fresh'.padEnd(40, '0'), zone: 'b' };
+      // Only suspected yet (fail?): no rule acts on the master, and none re-points its replica.
+      const suspected = nodes.map((node) =>
+        node.gone === true ? { ...node, seenAs: ['fail?'] } : node,
+      );
+      const first = plan(input([...suspected, fresh]));
+      expect(first.step).to.equal(null);
+      expect(first.waiting).to.match(/fail\?/);
+      const early = plan(input([...nodes, fresh]));
+      expect(early.step).to.equal(null);
+      expect(early.waiting).to.match(/waiting for its replica to take over/);
+      const later = plan(input([...nodes, fresh], { now: NOW + failoverGraceMs(5_000) }));
+      expect(stepOf(later.step, 'Failover').member.pod.name).to.equal(podName(1, 1));
+    });
+
     it('re-points a replica that follows another shard’s master', () => {
       const nodes = healthy(3).map((node) =>
         node.shard === 2 && node.ordinal === 1
