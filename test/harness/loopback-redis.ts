@@ -15,11 +15,7 @@ import { promisify } from 'node:util';
 import type { RedisPod } from '../../operator/src/redis/model.ts';
 import { clusterNodeArgs } from '../../operator/src/redis/node-settings.ts';
 import { eventually } from './eventually.ts';
-import { requireCommand } from './services.ts';
-
-/** Starts every Redis node, in the tests as in the operator's StatefulSets. */
-const REDIS_NODE_START_SCRIPT = new URL('../../scripts/redis-node/start.sh', import.meta.url)
-  .pathname;
+import { REDIS_NODE_START_SCRIPT, requireCommand } from './services.ts';
 
 const run = promisify(execFile);
 

@@ -6,6 +6,7 @@ import type {
   V1TopologySpreadConstraint,
 } from '@kubernetes/client-node';
 import type { DefaultedBlobCache } from '../api/v1alpha1/defaults.generated.ts';
+import { clusterNodeArgs, NODE_TIMEOUT_MS } from '../redis/node-settings.ts';
 import { metadataFor, selectorLabels, type Component } from './labels.ts';
 import { CONFIG_CHECKSUM_ANNOTATION, names, REDIS_BUS_PORT, REDIS_PORT } from './names.ts';
 
@@ -104,8 +105,11 @@ export function redisShardStatefulSet(
               args: [
                 '--port',
                 String(REDIS_PORT),
-                '--cluster-node-timeout',
-                '5000',
+                ...clusterNodeArgs(NODE_TIMEOUT_MS),
+                // Clients reach a node by its pod's stable DNS name (the headless Service
+                // publishes it), not by an IP that changes when the pod moves.
+                '--cluster-announce-hostname',
+                `$(POD_NAME).${name}.${cache.metadata.namespace}.svc`,
                 '--dir',
                 '/data',
                 '--maxmemory',
@@ -117,6 +121,7 @@ export function redisShardStatefulSet(
                 '512mb',
               ],
               env: [
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 {
                   name: 'REDIS_PASSWORD',
                   valueFrom: {
