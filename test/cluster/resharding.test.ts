@@ -20,6 +20,7 @@ interface RoundTrip {
   scaleInMs: number;
   movedBytes: number;
   moveMs: number;
+  keysMs: number;
   dropped: number;
   load: LoadReport;
   acknowledged: number;
@@ -33,10 +34,11 @@ function moved(stack: ClusterStack, from: number) {
       return {
         bytes: sum.bytes + result.bytes,
         ms: sum.ms + result.ms,
+        keysMs: sum.keysMs + result.keysMs,
         dropped: sum.dropped + result.dropped,
       };
     },
-    { bytes: 0, ms: 0, dropped: 0 },
+    { bytes: 0, ms: 0, keysMs: 0, dropped: 0 },
   );
 }
 
@@ -163,6 +165,7 @@ async function roundTrip(mode: Resharding): Promise<RoundTrip> {
       scaleInMs,
       movedBytes: out.bytes + inn.bytes,
       moveMs: out.ms + inn.ms,
+      keysMs: out.keysMs + inn.keysMs,
       dropped: inn.dropped,
       load: report,
       acknowledged: all.length,
@@ -176,7 +179,7 @@ function print(trip: RoundTrip): void {
   const mib = trip.movedBytes / MiB;
   console.log(
     `      ${trip.mode}: 3→5→3 in ${(trip.wallMs / 1000).toFixed(1)} s (out ${(trip.scaleOutMs / 1000).toFixed(1)} s, in ${(trip.scaleInMs / 1000).toFixed(1)} s); ` +
-      `moved ${mib.toFixed(0)} MiB in ${(trip.moveMs / 1000).toFixed(1)} s of slot moves (${(mib / (trip.moveMs / 1000)).toFixed(0)} MiB/s)` +
+      `slot moves ${(trip.moveMs / 1000).toFixed(1)} s, of which keys ${(trip.keysMs / 1000).toFixed(1)} s for ${mib.toFixed(0)} MiB (${(mib / (trip.keysMs / 1000)).toFixed(0)} MiB/s)` +
       (trip.dropped > 0 ? `, dropped ${trip.dropped} blobs S3 had` : '') +
       `; load: ${trip.load.puts} PUTs, ${trip.load.gets} GETs, failures ${JSON.stringify(Object.fromEntries(trip.load.failures))}, longest gap ${trip.load.longestGapMs} ms; ${trip.acknowledged} blobs acknowledged`,
   );

@@ -83,6 +83,11 @@ export interface RedisAdmin {
   clusterNodes(node: RedisEndpoint): Promise<ClusterNode[] | null>;
   /** CLUSTER NODES, INFO and DBSIZE of a node at once; null when it cannot be reached. */
   inspect(node: RedisEndpoint): Promise<NodeInspection | null>;
+  /**
+   * How far the node is in its replication stream (INFO replication: master_repl_offset on
+   * a master, slave_repl_offset on a replica); null when it cannot be reached.
+   */
+  replicationOffset(node: RedisEndpoint): Promise<number | null>;
   /** CLUSTER MEET: `node` shakes hands with the node at `peer` (an IP, not a name). */
   meet(node: RedisEndpoint, peer: { ip: string; port: number }): Promise<void>;
   /** CLUSTER ADDSLOTSRANGE on a node that owns none of them. */

@@ -58,12 +58,16 @@ export async function executeStep(
     const others = model.members
       .filter((member) => isMasterMember(member) && member !== source && member !== target)
       .map(at);
+    const targetReplicas = model.members
+      .filter((member) => member.self.masterId === target.id)
+      .map(at);
     return moveSlots(
       admin,
       {
         source: node(source),
         target: node(target),
         others,
+        targetReplicas,
         slots,
         drop,
         ...(open ? { open } : {}),

@@ -8,7 +8,7 @@ import {
 } from './admin.ts';
 import { DROP_CACHED_BLOB_LUA } from './blob-layout.ts';
 import { parseClusterNodes } from './cluster-nodes.ts';
-import { parseInspection } from './info.ts';
+import { parseInfo, parseInspection } from './info.ts';
 
 const UNREACHABLE = [
   /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|EPIPE/,
@@ -174,6 +174,12 @@ export function makeRedisAdmin(options: RedisAdminOptions): RedisAdmin {
           });
         },
       ),
+    replicationOffset: (node) =>
+      read(node, 'INFO replication', async (client) => {
+        const info = parseInfo(String(await client.call('INFO', 'replication')));
+        const role = info.get('role');
+        return Number(info.get(role === 'slave' ? 'slave_repl_offset' : 'master_repl_offset') ?? 0);
+      }),
     meet: (node, peer) => ok(node, 'CLUSTER', 'MEET', peer.ip, peer.port),
     addSlots: (node, ranges) => ok(node, 'CLUSTER', 'ADDSLOTSRANGE', ...ranges.flat()),
     bumpEpoch: (node) => ok(node, 'CLUSTER', 'BUMPEPOCH'),
