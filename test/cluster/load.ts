@@ -15,8 +15,10 @@ export interface Acknowledged {
 export interface LoadReport {
   puts: number;
   gets: number;
-  /** Status (or 'error' for a failed connection) → count, for every non-success. */
+  /** `PUT 503`, `GET error` (a failed connection), … → count, for every non-success. */
   failures: Map<string, number>;
+  /** Blobs whose GET failed at least once. */
+  unavailable: Set<string>;
   /** Longest time without any successful request while the load ran. */
   longestGapMs: number;
   /** GETs whose body did not match the blob (must stay 0). */
@@ -80,6 +82,7 @@ export class Load {
     puts: 0,
     gets: 0,
     failures: new Map(),
+    unavailable: new Set(),
     longestGapMs: 0,
     corrupt: 0,
   };
@@ -117,9 +120,9 @@ export class Load {
         if (status === 201 || status === 200) {
           this.acknowledged.push(blob);
           this.success();
-        } else this.failure(String(status));
+        } else this.failure(`PUT ${status}`);
       } catch {
-        this.failure('error');
+        this.failure('PUT error');
       }
       await sleep(this.options.putEveryMs);
     }
@@ -137,9 +140,13 @@ export class Load {
         const { status, intact } = await getBlob(this.url, blob);
         if (status === 200 && !intact) this.report.corrupt++;
         if (intact) this.success();
-        else this.failure(String(status));
+        else {
+          this.failure(`GET ${status}`);
+          this.report.unavailable.add(blob.md5);
+        }
       } catch {
-        this.failure('error');
+        this.failure('GET error');
+        this.report.unavailable.add(blob.md5);
       }
       await sleep(25);
     }
@@ -154,6 +161,10 @@ export class Load {
   async stop(): Promise<LoadReport> {
     this.running = false;
     await Promise.all(this.loops);
-    return { ...this.report, failures: new Map(this.report.failures) };
+    return {
+      ...this.report,
+      failures: new Map(this.report.failures),
+      unavailable: new Set(this.report.unavailable),
+    };
   }
 }

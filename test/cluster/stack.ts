@@ -4,6 +4,7 @@
  * processes pointed at both.
  */
 import { CreateBucketCommand, HeadObjectCommand } from '@aws-sdk/client-s3';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,6 +91,14 @@ export class ClusterStack {
     });
     this.planes.push(plane);
     return plane;
+  }
+
+  /**
+   * Whether the S3 server's directory holds the blob: also answers while the server is
+   * down (versitygw keeps each object as a file under the bucket's directory).
+   */
+  storedInS3(md5: string): boolean {
+    return existsSync(join(this.dir, 's3', 'data', BUCKET, 'blobs', md5.slice(0, 2), md5));
   }
 
   /** Whether S3 has the blob (looked up directly, not through a data plane). */
