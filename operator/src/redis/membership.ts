@@ -241,7 +241,7 @@ function record(
   ].sort((a, b) => a - b);
   return {
     type,
-    step: chosen.step?.kind ?? (blocked === undefined ? 'Wait' : 'Blocked'),
+    step: blocked !== undefined ? 'Blocked' : (chosen.step?.kind ?? 'Wait'),
     startedAt,
     ...(leaving.length > 0 ? { shards: leaving } : {}),
     message:
