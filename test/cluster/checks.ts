@@ -1,7 +1,10 @@
 import { expect } from 'chai';
 import { slotCount, type ClusterNode } from '../../operator/src/redis/admin.ts';
 import type { RedisPod } from '../../operator/src/redis/model.ts';
+import type { SpawnedDataPlane } from '../harness/dataplane.ts';
 import type { LoopbackRedis } from '../harness/loopback-redis.ts';
+import { inParallel } from '../harness/production-helpers.ts';
+import { getBlob, type Acknowledged } from './load.ts';
 import type { TestOperator } from './test-operator.ts';
 
 /** The cluster as one of its nodes sees it, each node named by its pod. */
@@ -61,4 +64,17 @@ export async function expectZoneRules(operator: TestOperator): Promise<void> {
   for (const { pod } of masters) perZone.set(pod.zone!, (perZone.get(pod.zone!) ?? 0) + 1);
   for (const [zone, count] of perZone)
     expect(count, `masters in zone ${zone}`).to.be.at.most(Math.floor(masters.length / 2));
+}
+
+/** Every blob comes back whole from the data plane. */
+export async function expectServed(
+  plane: SpawnedDataPlane,
+  blobs: readonly Acknowledged[],
+  what: string,
+): Promise<void> {
+  const results = await inParallel(blobs, 4, (blob) => getBlob(plane.url, blob));
+  const bad = results.flatMap((result, index) =>
+    result.intact ? [] : [`${blobs[index]!.md5}: ${result.status}`],
+  );
+  expect(bad, `${what}: blobs not served whole`).to.deep.equal([]);
 }

@@ -5,23 +5,25 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { slotCount } from '../../operator/src/redis/admin.ts';
+import type { RedisPod } from '../../operator/src/redis/model.ts';
+import { redisReadyCheck } from '../../operator/src/resources/redis.ts';
 import type { SpawnedDataPlane } from '../harness/dataplane.ts';
 import { REPO_ROOT } from '../harness/dataplane.ts';
 import { eventually } from '../harness/eventually.ts';
 import { inParallel } from '../harness/production-helpers.ts';
-import { clusterView, expectCheckClean, expectZoneRules } from './checks.ts';
-import { getBlob, putBlob, type Acknowledged } from './load.ts';
+import { clusterView, expectCheckClean, expectServed, expectZoneRules } from './checks.ts';
+import { putBlob, type Acknowledged } from './load.ts';
 import { ClusterStack } from './stack.ts';
 
 const MiB = 1024 * 1024;
 
-/** Every blob comes back whole. */
-async function expectServed(plane: SpawnedDataPlane, blobs: readonly Acknowledged[], what: string) {
-  const results = await inParallel(blobs, 4, (blob) => getBlob(plane.url, blob));
-  const bad = results.flatMap((result, index) =>
-    result.intact ? [] : [`${blobs[index]!.md5}: ${result.status}`],
-  );
-  expect(bad, `${what}: blobs not served whole`).to.deep.equal([]);
+/** Whether the Redis pods' readiness check passes on a node. */
+async function ready(pod: RedisPod, password: string): Promise<boolean> {
+  const check = spawn('sh', ['-c', redisReadyCheck({ host: pod.ip!, port: pod.port })], {
+    env: { PATH: process.env.PATH ?? '', REDIS_PASSWORD: password },
+    stdio: 'ignore',
+  });
+  return (await new Promise<number | null>((resolve) => check.once('exit', resolve))) === 0;
 }
 
 /** Open slot markers anywhere in the cluster, as every pod reports them. */
@@ -177,7 +179,13 @@ describe('cluster membership: heal', function () {
         if ((await masterOf(stack, blob.md5)) === victim.name) onShard.push(blob);
       expect(onShard.length, 'blobs on the shard').to.be.greaterThan(0);
       const replaced = await stack.redis.replace(victim.name);
+      expect(await ready(replaced, stack.redis.password), 'an empty node is not ready').to.equal(
+        false,
+      );
       const rounds = await stack.operator.converge();
+      expect(await ready(replaced, stack.redis.password), 'a replica in sync is ready').to.equal(
+        true,
+      );
       const steps = rounds.flatMap((round) => (round.step === undefined ? [] : [round.step]));
       expect(steps).to.include.members(['Forget', 'Meet', 'Replicate']);
       const view = await clusterView(stack.operator);

@@ -1,11 +1,10 @@
 import { expect } from 'chai';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Resharding } from '../../operator/src/redis/model.ts';
-import type { SpawnedDataPlane } from '../harness/dataplane.ts';
 import { eventually } from '../harness/eventually.ts';
 import { inParallel } from '../harness/production-helpers.ts';
-import { expectCheckClean, expectZoneRules } from './checks.ts';
-import { getBlob, Load, putBlob, type Acknowledged, type LoadReport } from './load.ts';
+import { expectCheckClean, expectServed, expectZoneRules } from './checks.ts';
+import { Load, putBlob, type Acknowledged, type LoadReport } from './load.ts';
 import { ClusterStack } from './stack.ts';
 
 const MiB = 1024 * 1024;
@@ -40,15 +39,6 @@ function moved(stack: ClusterStack, from: number) {
     },
     { bytes: 0, ms: 0, keysMs: 0, dropped: 0 },
   );
-}
-
-/** Every blob comes back whole from the data plane. */
-async function expectServed(plane: SpawnedDataPlane, blobs: readonly Acknowledged[], what: string) {
-  const results = await inParallel(blobs, 4, (blob) => getBlob(plane.url, blob));
-  const bad = results.flatMap((result, index) =>
-    result.intact ? [] : [`${blobs[index]!.md5}: ${result.status}`],
-  );
-  expect(bad, `${what}: blobs not served whole`).to.deep.equal([]);
 }
 
 /**

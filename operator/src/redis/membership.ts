@@ -4,6 +4,7 @@
  * Kubernetes API; the cluster tests run the very same function with pods on loopback.
  */
 import calculateSlot from 'cluster-key-slot';
+import type { BlobCacheStatus } from '../api/v1alpha1/types.generated.ts';
 import type { RedisAdmin } from './admin.ts';
 import { INCARNATION_KEY } from './blob-layout.ts';
 import { endpointOf, executeStep, type ExecuteOptions, type StepOutcome } from './execute.ts';
@@ -21,14 +22,7 @@ import { describeStep, type OperationType, type StepKind } from './steps.ts';
 import type { Verdict } from './facts.ts';
 
 /** The operation as status.operation keeps it. */
-export interface RecordedOperation {
-  type: string;
-  step: string;
-  startedAt?: string;
-  shards?: number[];
-  message?: string;
-  state?: Record<string, unknown>;
-}
+export type RecordedOperation = NonNullable<BlobCacheStatus['operation']>;
 
 export interface MembershipInput {
   spec: MembershipSpec;

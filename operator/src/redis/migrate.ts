@@ -115,8 +115,8 @@ async function replicasCaughtUp(
     waiting = waiting.filter((_, index) => offsets[index] !== null && offsets[index]! < goal);
     if (waiting.length === 0) return;
     if (Date.now() > deadline) {
-      throw new MoveBlockedError(
-        'ReplicaLagging',
+      // Not blocked for good: the step is retried (and resumed) after a back-off.
+      throw new Error(
         `the replicas of ${node.host}:${node.port} did not catch up within ${waitMs} ms`,
       );
     }

@@ -56,6 +56,10 @@ describe('operator builders (pure)', () => {
     expect(args).to.contain('--cluster-node-timeout 5000');
     // Kubernetes expands $(POD_NAME) from the pod's own name: the headless Service's record.
     expect(args).to.contain('--cluster-announce-hostname $(POD_NAME).c-redis-1.ns.svc');
+    // Ready only once it serves the cluster (what rollouts and budgets wait for).
+    expect(container.readinessProbe?.exec?.command?.join(' ')).to.match(
+      /cluster_state:ok.*master_link_status:up/s,
+    );
     expect(
       container.env?.find((variable) => variable.name === 'POD_NAME')?.valueFrom,
     ).to.deep.equal({
