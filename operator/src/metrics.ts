@@ -29,10 +29,43 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  readonly slotsUncovered = new Gauge({
+    name: 'blobcache_operator_slots_uncovered',
+    help: 'Redis Cluster slots without a master serving them, per BlobCache (0 before its cluster was first created).',
+    labelNames: ['namespace', 'blobcache'] as const,
+    registers: [this.registry],
+  });
+
   /** Sets (or, with null, removes) a BlobCache's backfill progress. */
-  setBackfillProgress(namespace: string, blobcache: string, ratio: number | null): void {
-    if (ratio === null) this.backfillProgress.remove({ namespace, blobcache });
-    else this.backfillProgress.set({ namespace, blobcache }, ratio);
+  backfill(key: { namespace: string; name: string }, ratio: number | null): void {
+    const labels = { namespace: key.namespace, blobcache: key.name };
+    if (ratio === null) this.backfillProgress.remove(labels);
+    else this.backfillProgress.set(labels, ratio);
+  }
+
+  readonly replicasInMasterZone = new Gauge({
+    name: 'blobcache_operator_replicas_in_master_zone',
+    help: "Redis replicas running in their master's zone, per BlobCache.",
+    labelNames: ['namespace', 'blobcache'] as const,
+    registers: [this.registry],
+  });
+
+  /** Records what the membership phase found of a BlobCache's Redis Cluster. */
+  redisCluster(
+    key: { namespace: string; name: string },
+    found: { slotsUncovered: number; replicasInMasterZone: number },
+  ): void {
+    const labels = { namespace: key.namespace, blobcache: key.name };
+    this.slotsUncovered.set(labels, found.slotsUncovered);
+    this.replicasInMasterZone.set(labels, found.replicasInMasterZone);
+  }
+
+  /** Drops the per-BlobCache series of a BlobCache that is gone. */
+  forget(key: { namespace: string; name: string }): void {
+    const labels = { namespace: key.namespace, blobcache: key.name };
+    this.slotsUncovered.remove(labels);
+    this.replicasInMasterZone.remove(labels);
+    this.backfillProgress.remove(labels);
   }
 
   constructor(options: { processMetrics?: boolean } = {}) {

@@ -9,13 +9,17 @@ import {
   type V1Job,
 } from '@kubernetes/client-node';
 import { expect } from 'chai';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   API_VERSION,
   KIND,
   type BlobCache,
 } from '../../operator/src/api/v1alpha1/types.generated.ts';
-import { reconcile } from '../../operator/src/controller/reconcile.ts';
+import { PHASES, reconcile } from '../../operator/src/controller/reconcile.ts';
 import type { KubeClient } from '../../operator/src/kube/client.ts';
 import type { RedisAdmin, RedisEndpoint } from '../../operator/src/redis/admin.ts';
 import { makeRedisAdmin } from '../../operator/src/redis/ioredis-admin.ts';
@@ -24,6 +28,7 @@ import { runBackfill } from '../harness/backfill.ts';
 import { blobOf, md5 } from '../harness/blobs.ts';
 import { freshNamespace, mergeSpec, startTestbed, type Testbed } from '../harness/kube.ts';
 import { silentLogger as logger } from '../harness/logger.ts';
+import { LoopbackRedis } from '../harness/loopback-redis.ts';
 import { startProductionStack, type ProductionStack } from '../harness/production.ts';
 
 /**
@@ -31,20 +36,30 @@ import { startProductionStack, type ProductionStack } from '../harness/productio
  * alone runs no pods, so each Pod's IP is mapped to one real node on loopback (which runs
  * without a password). CLUSTER NODES answers the real addresses, used as they are.
  */
-function podsToLoopback(): RedisAdmin & { map(ip: string, port: number): void } {
+function podsToLoopback(): { admin: RedisAdmin; map(ip: string, port: number): void } {
   const real = makeRedisAdmin({ timeoutMs: 3_000 });
   const ports = new Map<string, number>();
   const at = (node: RedisEndpoint): RedisEndpoint => {
     const port = ports.get(node.host);
     return port === undefined ? { host: node.host, port: node.port } : { host: '127.0.0.1', port };
   };
-  return {
-    map: (ip, port) => ports.set(ip, port),
-    clusterNodes: (node) => real.clusterNodes(at(node)),
-    get: (node, key) => real.get(at(node), key),
-    close: () => real.close(),
-  };
+  const admin = new Proxy(real, {
+    get(target, method) {
+      const value: unknown = Reflect.get(target, method);
+      if (method === 'close' || typeof value !== 'function') return value;
+      return (node: RedisEndpoint, ...rest: unknown[]) =>
+        (value as (...args: unknown[]) => unknown).call(target, at(node), ...rest);
+    },
+  });
+  return { admin, map: (ip, port) => void ports.set(ip, port) };
 }
+
+/**
+ * The reconcile without membership: the harness made this Redis Cluster, on addresses that
+ * are not the Pods' (membership, which would write the incarnation, is run for real in the
+ * suite after this one).
+ */
+const WITHOUT_MEMBERSHIP = PHASES.filter((phase) => phase.name !== 'membership');
 
 describe('operator backfill: cold starts make one Job per Redis data set (real API server and Redis Cluster)', function () {
   this.timeout(240_000);
@@ -64,7 +79,7 @@ describe('operator backfill: cold starts make one Job per Redis data set (real A
     redis = podsToLoopback();
   });
   after(async () => {
-    await redis?.close();
+    await redis?.admin.close();
     await Promise.all([bed?.stop(), stack?.stop()]);
   });
   beforeEach(async () => {
@@ -77,7 +92,10 @@ describe('operator backfill: cold starts make one Job per Redis data set (real A
   const batch = () => config.makeApiClient(BatchV1Api);
   const run = async (name = 'cache') => {
     await bed.caughtUp(namespace);
-    return reconcile({ kube, redis, logger, now: () => clock }, { namespace, name });
+    return reconcile(
+      { kube, redis: redis.admin, logger, now: () => clock, phases: WITHOUT_MEMBERSHIP },
+      { namespace, name },
+    );
   };
   const create = (name: string, spec: Record<string, unknown>) =>
     objects.create({
@@ -321,5 +339,153 @@ describe('operator backfill: cold starts make one Job per Redis data set (real A
     expect(await jobs()).to.deep.equal([]);
     expect((await status())?.backfill).to.include({ incarnation: 'inc-never', phase: 'Skipped' });
     expect(await warm()).to.include({ status: 'Unknown', reason: 'BackfillNever' });
+  });
+});
+
+/**
+ * The whole reconcile (membership included) against real redis-server processes on
+ * loopback addresses standing for the Pods: the incarnation is the one membership writes
+ * when it creates the cluster, and again when every pod came back empty.
+ */
+describe('operator backfill: the incarnation cluster creation writes starts the Job (real API server, membership, real Redis)', function () {
+  this.timeout(300_000);
+  let bed: Testbed;
+  let admin: RedisAdmin;
+  let redis: LoopbackRedis | undefined;
+  let namespace: string;
+
+  before(async function () {
+    this.timeout(600_000);
+    bed = await startTestbed();
+    admin = makeRedisAdmin({ timeoutMs: 3_000 });
+  });
+  after(async () => {
+    await redis?.stop();
+    await admin?.close();
+    await bed?.stop();
+  });
+  beforeEach(async () => {
+    namespace = await freshNamespace(bed.config);
+  });
+
+  const core = () => bed.config.makeApiClient(CoreV1Api);
+  const batch = () => bed.config.makeApiClient(BatchV1Api);
+  const cache = () =>
+    bed.objects.read<BlobCache & KubernetesObject>({
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: { name: 'cache', namespace },
+    });
+  const jobs = async () =>
+    (await batch().listNamespacedJob({ namespace })).items.map((job) => job.metadata!.name!);
+  const events = async (reason: string) =>
+    (await core().listNamespacedEvent({ namespace })).items.filter(
+      (event) => event.reason === reason,
+    );
+  const run = async () => {
+    await bed.caughtUp(namespace);
+    return reconcile({ kube: bed.kube, redis: admin, logger }, { namespace, name: 'cache' });
+  };
+  /** Reconciles as the controller would (its requeues, shortened) until `done` holds. */
+  const reconcileUntil = async (what: string, done: (cache: BlobCache) => boolean) => {
+    for (let round = 0; round < 120; round++) {
+      const result = await run().catch(() => ({ requeueAfterMs: 500 }));
+      if (done(await cache())) return;
+      await sleep(Math.min(result.requeueAfterMs ?? 1_000, 1_000));
+    }
+    throw new Error(`Timed out reconciling until ${what}`);
+  };
+  /** The Pods of the loopback nodes, as the shard's StatefulSet would make them. */
+  const pointPods = async (create: boolean) => {
+    for (const pod of redis!.records()) {
+      if (create)
+        await core().createNamespacedPod({
+          namespace,
+          body: {
+            metadata: {
+              name: pod.name,
+              labels: {
+                'app.kubernetes.io/name': 'blobcache',
+                'app.kubernetes.io/instance': 'cache',
+                'app.kubernetes.io/component': 'redis',
+                'app.kubernetes.io/managed-by': 'blobcache-operator',
+                'blobcache.io/shard': String(pod.shard),
+              },
+            },
+            spec: {
+              containers: [
+                {
+                  name: 'redis',
+                  image: 'redis:7.2',
+                  ports: [{ name: 'redis', containerPort: pod.port }],
+                },
+              ],
+            },
+          },
+        });
+      await core().patchNamespacedPodStatus(
+        {
+          name: pod.name,
+          namespace,
+          body: { status: { phase: 'Running', podIP: pod.ip, podIPs: [{ ip: pod.ip }] } },
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+    }
+  };
+
+  it('makes one Job once membership created the cluster, and one more when it comes back empty', async () => {
+    await bed.objects.create({
+      apiVersion: API_VERSION,
+      kind: KIND,
+      metadata: { name: 'cache', namespace },
+      spec: {
+        redis: { shards: 1, replicasPerShard: 1 },
+        store: { s3: { bucket: 'bkt' } },
+        backfill: { parallelism: 3 },
+      },
+    } as KubernetesObject);
+    await run();
+    const secret = await core().readNamespacedSecret({ name: 'cache-redis', namespace });
+    redis = await LoopbackRedis.create({
+      dir: await mkdtemp(join(tmpdir(), 'blobcache-backfill-op-')),
+      password: Buffer.from(secret.data!.password!, 'base64').toString('utf8'),
+    });
+    await redis.addPods(0, 2);
+    await pointPods(true);
+
+    await reconcileUntil('the new data set has its backfill', (found) =>
+      Boolean(found.status?.backfill?.job),
+    );
+    const first = (await cache()).status!;
+    expect(first.redis?.incarnation).to.match(/^[0-9a-f-]{36}$/);
+    expect(first.backfill).to.include({
+      incarnation: first.redis!.incarnation,
+      phase: 'Pending',
+      job: backfillJobName('cache', first.redis!.incarnation!),
+    });
+    expect(await jobs()).to.deep.equal([first.backfill!.job]);
+    const job = await batch().readNamespacedJob({ name: first.backfill!.job!, namespace });
+    expect(job.spec).to.deep.include({ completionMode: 'Indexed', completions: 3, parallelism: 3 });
+    expect(await events('SetIncarnation')).to.have.length(1);
+    expect(await events('BackfillStarted')).to.have.length(1);
+    for (let round = 0; round < 3; round++) await run();
+    expect(await jobs(), 'reconciles start no second Job').to.deep.equal([first.backfill!.job]);
+
+    // Every pod rescheduled at once, empty: membership creates the cluster again, a new
+    // data set; its Job replaces the old one's.
+    await redis.replaceAll();
+    await pointPods(false);
+    await reconcileUntil(
+      'the data set made anew has its backfill',
+      (found) =>
+        found.status?.backfill?.incarnation !== undefined &&
+        found.status.backfill.incarnation !== first.backfill!.incarnation,
+    );
+    const second = (await cache()).status!;
+    expect(second.backfill?.incarnation).to.equal(second.redis?.incarnation);
+    await run();
+    expect(await jobs()).to.deep.equal([backfillJobName('cache', second.redis!.incarnation!)]);
+    expect(await events('BackfillStarted')).to.have.length(2);
   });
 });

@@ -12,6 +12,7 @@ export interface BackfillReportForStatus {
   /** undefined leaves the Warm condition as it is. */
   warm?: WarmVerdict;
 }
+import type { MembershipReport } from '../redis/membership.ts';
 
 export interface PhaseResult {
   /** Reconcile again after this long (for what no watch event announces, e.g. Redis state). */
@@ -45,6 +46,8 @@ export interface ReconcileContext {
   readonly missingSecrets: string[];
   /** What the backfill phase found (unset when it did not run: the last status stands). */
   backfill?: BackfillReportForStatus;
+  /** What the membership phase found of the Redis Cluster (unset when it did not run). */
+  membership?: MembershipReport;
   /** Records an Event about the BlobCache; best effort (a failure is logged, not thrown). */
   event(type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
 }

@@ -67,15 +67,13 @@ export function startController(options: ControllerOptions): Controller {
   });
   const isLeader = options.isLeader ?? (() => true);
   const kube = fenced(withCache(options.kube, watches.cache), isLeader);
-  const deps = { kube, redis: options.redis, logger, phases: options.phases };
+  const deps = { kube, redis: options.redis, logger, phases: options.phases, metrics };
 
   const work = async (key: string): Promise<void> => {
     const [namespace = '', name = ''] = key.split('/');
     const started = performance.now();
     try {
       const result = await reconcile(deps, { namespace, name });
-      if (result.backfillProgress !== undefined || result.gone === true)
-        metrics?.setBackfillProgress(namespace, name, result.backfillProgress ?? null);
       if (result.gone === true) {
         queue.drop(key);
       } else {

@@ -4,6 +4,7 @@ import { defaulted } from '../api/v1alpha1/defaults.generated.ts';
 import { type BlobCache } from '../api/v1alpha1/types.generated.ts';
 import { TYPES } from '../kube/access.ts';
 import type { KubeClient } from '../kube/client.ts';
+import type { OperatorMetrics } from '../metrics.ts';
 import type { RedisAdmin } from '../redis/admin.ts';
 import type { PhaseResult, ReconcileContext } from './context.ts';
 import { TerminalError } from './errors.ts';
@@ -25,11 +26,6 @@ export interface ReconcileKey {
 export interface ReconcileResult extends PhaseResult {
   /** The BlobCache no longer exists (or is being deleted): nothing to come back for. */
   gone?: true;
-  /**
-   * Share of the current backfill done (0-1), null when no backfill warms the cache, unset
-   * when the backfill phase did not run (for blobcache_operator_backfill_progress_ratio).
-   */
-  backfillProgress?: number | null;
 }
 
 export interface ReconcileDeps {
@@ -39,6 +35,8 @@ export interface ReconcileDeps {
   now?: () => Date;
   /** @default PHASES */
   phases?: readonly Phase[];
+  /** Where per-BlobCache gauges go (what membership found of the Redis Cluster). */
+  metrics?: OperatorMetrics;
 }
 
 /**
@@ -75,6 +73,7 @@ export async function reconcile(deps: ReconcileDeps, key: ReconcileKey): Promise
   const found = await kube.get<BlobCache>({ ...TYPES.BlobCache, ...key });
   if (found === null || found.metadata.deletionTimestamp !== undefined) {
     // Deleted: owner references let the garbage collector remove the children.
+    deps.metrics?.forget(key);
     return { gone: true };
   }
   const blobCache = defaulted(found);
@@ -110,6 +109,8 @@ export async function reconcile(deps: ReconcileDeps, key: ReconcileKey): Promise
     }
   }
   const terminal = failure instanceof TerminalError ? failure : undefined;
+  if (ctx.membership !== undefined) deps.metrics?.redisCluster(key, ctx.membership);
+  if (ctx.backfill !== undefined) deps.metrics?.backfill(key, progressRatio(ctx.backfill.status));
   try {
     await writeStatus(ctx, terminal);
   } catch (error) {
@@ -119,8 +120,5 @@ export async function reconcile(deps: ReconcileDeps, key: ReconcileKey): Promise
   if (failure !== undefined) {
     throw failure instanceof Error ? failure : new Error('A phase failed', { cause: failure });
   }
-  return {
-    ...combine(results),
-    ...(ctx.backfill === undefined ? {} : { backfillProgress: progressRatio(ctx.backfill.status) }),
-  };
+  return combine(results);
 }

@@ -38,8 +38,16 @@ export interface BackfillState {
   reports: PartitionReport[];
 }
 
-/** The master serving the slot of `key` in `view`, as an endpoint (the asking node's own when it is that master). */
-function ownerOf(view: ClusterNode[], key: string, asked: RedisEndpoint): RedisEndpoint | null {
+/**
+ * The master serving the slot of `key` in `view`, as an endpoint (the asking node's own when
+ * it is that master); null when no master serves it, undefined when the slot is on the move
+ * (its owner could answer "absent" for a key already moved).
+ */
+function ownerOf(
+  view: ClusterNode[],
+  key: string,
+  asked: RedisEndpoint,
+): RedisEndpoint | null | undefined {
   const slot = calculateSlot(key);
   const owner = view.find(
     (node) =>
@@ -48,6 +56,7 @@ function ownerOf(view: ClusterNode[], key: string, asked: RedisEndpoint): RedisE
       node.slots.some(([first, last]) => first <= slot && slot <= last),
   );
   if (owner === undefined) return null;
+  if (owner.migrating.some((move) => move.slot === slot)) return undefined;
   if (owner.flags.includes('myself')) return asked;
   const at = owner.address.lastIndexOf(':');
   const host = owner.address.slice(0, at);
@@ -80,6 +89,7 @@ export async function readBackfillState(
     const view = await admin.clusterNodes(node).catch(() => null);
     if (view === null) continue;
     const owner = ownerOf(view, INCARNATION_KEY, node);
+    if (owner === undefined) return { incarnation: undefined, reports: [] };
     if (owner === null) return { incarnation: null, reports: [] };
     try {
       const incarnation = await admin.get(owner, INCARNATION_KEY);

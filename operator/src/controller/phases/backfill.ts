@@ -27,8 +27,8 @@ async function redisNodes(ctx: ReconcileContext): Promise<RedisEndpoint[]> {
 }
 
 /**
- * Cold starts: when Redis holds a new data set (a new incarnation id: a new cluster, or one
- * wiped whole) and `backfill.policy` is OnColdStart, runs the indexed backfill Job that
+ * Cold starts: when Redis holds a new data set (a new incarnation id, written by membership
+ * when it creates the cluster: a new cluster, or one wiped whole and created again) and `backfill.policy` is OnColdStart, runs the indexed backfill Job that
  * loads the newest blobs of S3, once per incarnation; reports its progress (from Redis) and
  * outcome (from the Job) in status.backfill and the Warm condition, with Events; a finished
  * Job is kept `ttlSecondsAfterFinished`, then pruned. Runs after membership, before prune.
@@ -38,10 +38,17 @@ export const backfillPhase: Phase = {
   async run(ctx) {
     const { blobCache } = ctx;
     const nodes = await redisNodes(ctx);
-    const state =
+    const read =
       nodes.length === 0
         ? { incarnation: undefined, reports: [] }
         : await readBackfillState(ctx.redis, nodes, blobCache.spec.backfill.parallelism);
+    // Membership, which writes the id when it creates the cluster, read it just before
+    // (under the same guards): its answer wins should the two reads straddle a change.
+    const known = ctx.membership?.incarnation;
+    const state =
+      known === undefined || known === read.incarnation
+        ? read
+        : { incarnation: known, reports: [] };
     const named = ctx.status.backfill?.job;
     const job = named === undefined ? null : await current<V1Job>(ctx, TYPES.Job, named);
     const decision = decideBackfill(blobCache, { ...state, job }, ctx.now());

@@ -32,6 +32,7 @@ export async function writeStatus(ctx: ReconcileContext, invalid?: TerminalError
       operation: ctx.status.operation,
       missingSecrets: ctx.missingSecrets,
       ...(ctx.backfill === undefined ? {} : { backfill: ctx.backfill }),
+      ...(ctx.membership === undefined ? {} : { membership: ctx.membership }),
       ...(invalid === undefined
         ? {}
         : { invalid: { reason: invalid.reason, message: invalid.message } }),
