@@ -16,8 +16,7 @@ const ALERTS = join(CHART, 'files/alerts.yaml');
 const DASHBOARD = join(CHART, 'files/dashboard.json');
 
 /** Metrics the dashboard and alerts read before the code emits them, and who adds them. */
-const PENDING: Record<string, string> = {
-};
+const PENDING: Record<string, string> = {};
 
 interface Panel {
   id: number;
