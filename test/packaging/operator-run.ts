@@ -1,7 +1,8 @@
 /**
  * The operator run from source with a token of the chart's ServiceAccount, against the
  * audited API server where the chart is installed: it reconciles both samples, prunes
- * what the spec no longer asks for, recreates its Lease, and is never refused a request.
+ * what the spec no longer asks for, runs and deletes a backfill Job, recreates its Lease,
+ * and is never refused a request.
  * A suite of install.test.ts, which installs the chart first and checks the audit log after.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -13,6 +14,7 @@ import { REPO_ROOT } from '../harness/dataplane.ts';
 import { eventually } from '../harness/eventually.ts';
 import { freshNamespace } from '../harness/kube.ts';
 import { freePorts } from '../harness/services.ts';
+import { coldStartBackfill } from './backfill-scenario.ts';
 import type { AuditedCluster } from './cluster.ts';
 import { readAuditLog } from './rbac.ts';
 
@@ -276,6 +278,9 @@ export function operatorWithTokenSuite(getCluster: () => AuditedCluster): void {
         .be.true;
       expect(await getCluster().exists('v1', 'Secret', 'droplets-tokens', namespace)).to.be.true;
     });
+
+    it('runs a backfill Job for a new Redis data set, and deletes it once unwanted', () =>
+      coldStartBackfill(getCluster(), namespace, until));
 
     it('creates its Lease again when it is deleted by hand', async () => {
       kubectl('delete', 'lease', 'blobcache-operator', '-n', RELEASE_NAMESPACE);

@@ -28,8 +28,8 @@ export class FillLostError extends Error {
  * Follows a fill run by another process, so readers here stream behind it: one loop per
  * blob and process notices each chunk as it is staged (fetching its bytes into memory when
  * a reader waits for it, only checking it exists otherwise) and the fill's outcome. The
- * fill counts as lost when its lease passes to another holder, or stays gone longer than it
- * lasts, before the fill ended.
+ * fill counts as lost when its lease passes to another holder, or when neither its lease
+ * nor a new chunk was seen for longer than the lease lasts, before the fill ended.
  */
 export function followFill(deps: FollowDeps, record: FillRecord): FillProgress {
   const progress = new FillProgress({ ...record, budget: deps.budget });
@@ -58,6 +58,8 @@ async function follow(deps: FollowDeps, record: FillRecord, progress: FillProgre
       progress.stored(index, poll.chunk === true ? undefined : poll.chunk);
       index += 1;
       delay = MIN_POLL_MS;
+      // A fill that stages chunks is alive, whatever its lease looked like a moment ago.
+      leaseSeen = Date.now();
       continue;
     }
     if (poll.state === 'failed') throw new FillLostError(`The fill of ${record.key} failed`);

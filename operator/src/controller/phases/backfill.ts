@@ -4,12 +4,13 @@ import type { RedisEndpoint } from '../../redis/admin.ts';
 import { readBackfillState } from '../../redis/backfill-state.ts';
 import { backfillJob } from '../../resources/backfill-job.ts';
 import { selectorLabels } from '../../resources/labels.ts';
-import { names, REDIS_PORT } from '../../resources/names.ts';
+import { names } from '../../resources/names.ts';
 import { decideBackfill } from '../backfill.ts';
 import { current, objectKey, type ReconcileContext } from '../context.ts';
+import { redisPod } from './membership.ts';
 import type { Phase } from './phase.ts';
 
-/** The Redis pods of the BlobCache that have an address, with the cluster's password. */
+/** The Redis pods of the BlobCache that have an address (as membership sees them), with the cluster's password. */
 async function redisNodes(ctx: ReconcileContext): Promise<RedisEndpoint[]> {
   const { namespace, name } = ctx.blobCache.metadata;
   const pods = await ctx.kube.list<V1Pod>(
@@ -21,9 +22,13 @@ async function redisNodes(ctx: ReconcileContext): Promise<RedisEndpoint[]> {
   const encoded = secret?.data?.password;
   const password = encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString();
   return pods
-    .map((pod) => pod.status?.podIP)
-    .filter((ip): ip is string => ip !== undefined && ip !== '')
-    .map((host) => ({ host, port: REDIS_PORT, ...(password === undefined ? {} : { password }) }));
+    .map((pod) => redisPod(pod, new Map()))
+    .filter((pod) => pod.ip !== undefined)
+    .map((pod) => ({
+      host: pod.ip!,
+      port: pod.port,
+      ...(password === undefined ? {} : { password }),
+    }));
 }
 
 /**
@@ -54,7 +59,15 @@ export const backfillPhase: Phase = {
     const decision = decideBackfill(blobCache, { ...state, job }, ctx.now());
     if (decision.create !== undefined) {
       const desired = backfillJob(blobCache, decision.create);
-      const { created, object } = await ctx.kube.createIfAbsent(desired);
+      // Created once: a Job the cache holds already is not asked for again.
+      const existing =
+        job?.metadata?.name === desired.metadata!.name
+          ? job
+          : await current<V1Job>(ctx, TYPES.Job, desired.metadata!.name!);
+      const { created, object } =
+        existing !== null
+          ? { created: false, object: existing }
+          : await ctx.kube.createIfAbsent(desired);
       ctx.fresh.set(objectKey(desired), object);
       if (created) ctx.log.info('Created backfill Job', { job: desired.metadata!.name });
     }
