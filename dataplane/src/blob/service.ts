@@ -20,6 +20,11 @@ export interface LocatedBlob {
 export interface ServedBlob extends BlobRead {
   /** `hit` when served from the fast tier, `miss` when read through from the durable tier. */
   cache: CacheOutcome;
+  /**
+   * The stream follows a fill whose first bytes may take a while (they wait for chunks,
+   * or for the whole blob's digest): the status is best sent at once.
+   */
+  behindFill?: true;
 }
 
 /**

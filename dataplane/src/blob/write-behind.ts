@@ -164,6 +164,7 @@ export class WriteBehindTiers implements BlobService {
           info: blobInfo(key, outcome.size, outcome.sha256),
           stream: outcome.stream,
           cache: 'miss',
+          behindFill: true,
         };
     }
   }

@@ -190,7 +190,9 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
     // A miss streams behind a fill whose first bytes may take a moment (a small blob's only
     // chunk, or a range's last byte, waits until the whole blob matched its key): answer the
     // status now, so that a failure found later is a cut transfer, as on any streamed read.
-    if (served.cache === 'miss') res.flushHeaders();
+    // Only then: flushing the status of a stream that starts at once (the embedded tiers'
+    // read of a file) kept stalled readers of it from being cut as idle.
+    if (served.behindFill === true) res.flushHeaders();
     served.stream.on('data', (chunk: Buffer) => metrics.bytesSent.inc(chunk.length));
     try {
       await pipeline(served.stream, res);
