@@ -13,6 +13,8 @@ export interface FollowDeps {
 /** Polls start this fast after a chunk arrived and slow down to `MAX_POLL_MS` while none does. */
 const MIN_POLL_MS = 2;
 const MAX_POLL_MS = 50;
+/** Expiries of the lease without lease or chunk after which the followed fill counts as lost. */
+const LOST_AFTER_EXPIRIES = 3;
 /** Redis errors in a row after which the followed fill counts as lost to this process. */
 const MAX_ERRORS = 10;
 
@@ -29,7 +31,7 @@ export class FillLostError extends Error {
  * blob and process notices each chunk as it is staged (fetching its bytes into memory when
  * a reader waits for it, only checking it exists otherwise) and the fill's outcome. The
  * fill counts as lost when its lease passes to another holder, or when neither its lease
- * nor a new chunk was seen for longer than the lease lasts, before the fill ended.
+ * nor a new chunk was seen for three times as long as the lease lasts, before it ended.
  */
 export function followFill(deps: FollowDeps, record: FillRecord): FillProgress {
   const progress = new FillProgress({ ...record, budget: deps.budget });
@@ -69,12 +71,14 @@ async function follow(deps: FollowDeps, record: FillRecord, progress: FillProgre
       progress.finish();
       return;
     }
-    // A lease gone for a moment may be a renewal late by a stall (the filler takes it back);
-    // gone for longer than its expiry, or held by another fill, the fill is lost.
+    // A lease gone for a while may be a renewal late by a stall of the filler's process (it
+    // takes an unclaimed lease back): only another holder ends the fill at once (a new fill
+    // took over); with neither lease nor chunk for three expiries, the filler is taken for
+    // dead (no other process would have left its lease unclaimed that long).
     if (poll.leaseHolder === record.holder) leaseSeen = Date.now();
     if (
       (poll.leaseHolder !== null && poll.leaseHolder !== record.holder) ||
-      Date.now() - leaseSeen > record.leaseMs
+      Date.now() - leaseSeen > LOST_AFTER_EXPIRIES * record.leaseMs
     ) {
       deps.logger.warn('Lost the fill this process streamed behind', { key: record.key, index });
       throw new FillLostError(`The fill of ${record.key} stopped before its end`);
