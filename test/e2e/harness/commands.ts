@@ -9,14 +9,21 @@ export interface CommandResult {
   stderr: string;
 }
 
+export interface CommandOptions {
+  timeoutMs?: number;
+  input?: string;
+  cwd?: string;
+}
+
 /** Runs a command to completion; never throws. */
 export function attempt(
   command: string,
   args: readonly string[],
-  options: { timeoutMs?: number; input?: string } = {},
+  options: CommandOptions = {},
 ): CommandResult {
   const result = spawnSync(command, args, {
     encoding: 'utf8',
+    cwd: options.cwd,
     timeout: options.timeoutMs ?? 60_000,
     input: options.input,
     maxBuffer: 64 * 1024 * 1024,
@@ -32,7 +39,7 @@ export function attempt(
 export function run(
   command: string,
   args: readonly string[],
-  options: { timeoutMs?: number; input?: string } = {},
+  options: CommandOptions = {},
 ): string {
   const result = attempt(command, args, options);
   if (result.status !== 0) {
