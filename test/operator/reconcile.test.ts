@@ -289,7 +289,7 @@ describe('operator reconcile against a real kube-apiserver', function () {
     expect(table.stdout.split('\n')[0]).to.match(
       /NAME\s+SHARDS\s+HTTP-READY\s+HTTP-DESIRED\s+DURABILITY\s+READY\s+AGE/,
     );
-    expect(table.stdout).to.match(/cache\s+3\s+0\s+4\s+WriteBehind\s+False/);
+    expect(table.stdout).to.match(/cache\s+0\/3\s+0\s+4\s+WriteBehind\s+False/);
   });
 
   it('documents the API for kubectl explain', () => {

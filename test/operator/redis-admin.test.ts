@@ -4,7 +4,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { slotCount, type RedisAdmin } from '../../operator/src/redis/admin.ts';
-import { shardDrained } from '../../operator/src/redis/drain.ts';
 import { makeRedisAdmin } from '../../operator/src/redis/ioredis-admin.ts';
 import { eventually } from '../harness/eventually.ts';
 import { freePorts, startRedisCluster, type RedisClusterHandle } from '../harness/services.ts';
@@ -71,23 +70,5 @@ describe('the operator RedisAdmin against a real Redis Cluster', function () {
       node.kill('SIGKILL');
       await new Promise((resolve) => node.once('exit', resolve));
     }
-  });
-
-  it('feeds the drain rule: a real master with slots keeps its shard', async () => {
-    const reports = await Promise.all(
-      cluster.nodes.map(async ({ port }, index) => ({
-        pod: `node-${port}`,
-        // As with one StatefulSet per shard: call each node's shard its position.
-        shard: index,
-        started: true,
-        view: await admin.clusterNodes(endpoint(port)),
-      })),
-    );
-    const masterIndex = reports.findIndex((report) =>
-      report.view?.some((node) => node.flags.includes('myself') && node.slots.length > 0),
-    );
-    const verdict = shardDrained(masterIndex, reports);
-    expect(verdict.drained).to.equal(false);
-    expect(verdict.reason).to.match(/still serves \d+ slots/);
   });
 });

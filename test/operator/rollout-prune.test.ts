@@ -14,7 +14,7 @@ import {
 } from '../../operator/src/api/v1alpha1/types.generated.ts';
 import { TerminalError } from '../../operator/src/controller/errors.ts';
 import { reconcile } from '../../operator/src/controller/reconcile.ts';
-import type { ClusterNode, RedisAdmin } from '../../operator/src/redis/admin.ts';
+import type { RedisAdmin } from '../../operator/src/redis/admin.ts';
 import {
   freshNamespace,
   mergeSpec as patchSpec,
@@ -22,7 +22,7 @@ import {
   type Testbed,
 } from '../harness/kube.ts';
 import { silentLogger as logger } from '../harness/logger.ts';
-import { clusterNode, noRedis, stubRedis } from './stub-redis.ts';
+import { noRedis } from './stub-redis.ts';
 
 const CHECKSUM = 'blobcache.io/config-checksum';
 
@@ -137,30 +137,6 @@ describe('operator rollouts, pruning and invalid specs against a real kube-apise
     );
   });
 
-  /** A Redis pod as its StatefulSet would make it, running at `ip`. */
-  const redisPod = async (shard: number, ordinal: number, ip: string) => {
-    const name = `cache-redis-${shard}-${ordinal}`;
-    await core().createNamespacedPod({
-      namespace,
-      body: {
-        metadata: {
-          name,
-          labels: {
-            'app.kubernetes.io/name': 'blobcache',
-            'app.kubernetes.io/instance': 'cache',
-            'app.kubernetes.io/component': 'redis',
-            'app.kubernetes.io/managed-by': 'blobcache-operator',
-            'blobcache.io/shard': String(shard),
-          },
-        },
-        spec: { containers: [{ name: 'redis', image: 'redis:7.2' }] },
-      },
-    });
-    await core().patchNamespacedPodStatus(
-      { name, namespace, body: { status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
-  };
   const shardObjects = async (shard: number) => ({
     statefulSet: await exists('apps/v1', 'StatefulSet', `cache-redis-${shard}`),
     service: await exists('v1', 'Service', `cache-redis-${shard}`),
@@ -168,63 +144,6 @@ describe('operator rollouts, pruning and invalid specs against a real kube-apise
   });
   const all = { statefulSet: true, service: true, budget: true };
   const none = { statefulSet: false, service: false, budget: false };
-
-  it('removes a shard scaled away only once the membership phase says it is drained', async () => {
-    await create({ redis: { shards: 3 }, store: { s3: { bucket: 'bkt' } } });
-    await run();
-    await redisPod(0, 0, '10.0.0.1');
-    await redisPod(2, 0, '10.0.2.1');
-    // Shard 2's master serves a third of the slots, and shard 0 knows it.
-    const leaving = clusterNode('2', {
-      myself: true,
-      slots: [[10923, 16383]],
-      address: '10.0.2.1:6379',
-    });
-    const staying = (...others: ClusterNode[]) => [
-      clusterNode('1', { myself: true, slots: [[0, 10922]], address: '10.0.0.1:6379' }),
-      ...others,
-    ];
-    const views = new Map<string, ClusterNode[]>([
-      ['10.0.2.1', [leaving]],
-      ['10.0.0.1', staying({ ...leaving, flags: ['master'] })],
-    ]);
-    const redis = stubRedis(views);
-    await mergeSpec({ redis: { shards: 2 } });
-
-    const result = await run(redis);
-    expect(result.requeueAfterMs, 'Redis is polled while a shard drains').to.be.a('number');
-    expect(await shardObjects(2)).to.deep.equal(all);
-    expect(redis.asked).to.include.members(['10.0.0.1', '10.0.2.1']);
-    let status = (await read<BlobCache>(API_VERSION, KIND, 'cache')).status;
-    expect(status?.operation).to.include({ type: 'ScaleIn', step: 'WaitForDrain' });
-    expect(status?.operation?.shards).to.deep.equal([2]);
-    expect(status?.operation?.message).to.match(/cache-redis-2-0 still serves 5461 slots/);
-    expect(status?.conditions?.find((c) => c.type === 'Progressing')).to.include({
-      status: 'True',
-      reason: 'ScaleIn',
-    });
-    const startedAt = status?.operation?.startedAt;
-
-    // Slots moved away, but the cluster still counts the node: still kept.
-    views.set('10.0.2.1', [{ ...leaving, slots: [] }]);
-    views.set('10.0.0.1', staying({ ...leaving, slots: [], flags: ['master'] }));
-    await run(redis);
-    expect(await shardObjects(2)).to.deep.equal(all);
-    status = (await read<BlobCache>(API_VERSION, KIND, 'cache')).status;
-    expect(status?.operation?.message).to.match(/cache-redis-0-0 still counts 10.0.2.1:6379/);
-    expect(status?.operation?.startedAt, 'the operation resumes, not restarts').to.equal(startedAt);
-
-    // Forgotten by the rest of the cluster: the shard goes.
-    views.set('10.0.0.1', staying());
-    await run(redis);
-    expect(await shardObjects(2)).to.deep.equal(none);
-    expect(await shardObjects(1)).to.deep.equal(all);
-    await run(redis);
-    status = (await read<BlobCache>(API_VERSION, KIND, 'cache')).status;
-    expect(status?.operation).to.equal(undefined);
-    const events = await core().listNamespacedEvent({ namespace });
-    expect(events.items.map((event) => event.reason)).to.include('Pruned');
-  });
 
   it('removes a shard without pods at once, and an autoscaler that was turned off', async () => {
     await create({

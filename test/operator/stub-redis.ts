@@ -1,42 +1,15 @@
-import type { ClusterNode, RedisAdmin } from '../../operator/src/redis/admin.ts';
+import type { RedisAdmin } from '../../operator/src/redis/admin.ts';
 
 /**
- * A RedisAdmin for reconcile tests, standing in for Redis pods that an API server alone
- * never runs: it answers CLUSTER NODES for each pod IP from `views` (absent: unreachable).
+ * For reconcile tests without Redis pods (an API server alone runs none): any question to
+ * Redis is a test failure.
  */
-export function stubRedis(views: Map<string, ClusterNode[]>): RedisAdmin & { asked: string[] } {
-  const asked: string[] = [];
-  return {
-    asked,
-    clusterNodes(node) {
-      asked.push(node.host);
-      return Promise.resolve(views.get(node.host) ?? null);
-    },
-    close: () => Promise.resolve(),
-  };
-}
-
-/** For tests without Redis pods: any question to Redis is a test failure. */
-export const noRedis: RedisAdmin = {
-  clusterNodes(node) {
-    return Promise.reject(new Error(`no Redis was expected to be asked, but ${node.host} was`));
+export const noRedis: RedisAdmin = new Proxy({} as RedisAdmin, {
+  get(_target, method) {
+    if (method === 'close') return () => Promise.resolve();
+    return (node: { host?: string } | undefined) =>
+      Promise.reject(
+        new Error(`no Redis was expected to be asked, but ${String(method)} went to ${node?.host}`),
+      );
   },
-  close: () => Promise.resolve(),
-};
-
-export function clusterNode(
-  id: string,
-  options: { myself?: boolean; slots?: [number, number][]; address?: string } = {},
-): ClusterNode {
-  return {
-    id,
-    address: options.address ?? `10.0.0.${id}:6379`,
-    flags: options.myself === true ? ['myself', 'master'] : ['master'],
-    masterId: null,
-    configEpoch: 1,
-    connected: true,
-    slots: options.slots ?? [],
-    migrating: [],
-    importing: [],
-  };
-}
+});

@@ -4,6 +4,7 @@ import type { DefaultedBlobCache } from '../api/v1alpha1/defaults.generated.ts';
 import type { BlobCacheStatus } from '../api/v1alpha1/types.generated.ts';
 import type { KubeClient, ObjectRef, TypeRef } from '../kube/client.ts';
 import type { RedisAdmin } from '../redis/admin.ts';
+import type { MembershipReport } from '../redis/membership.ts';
 
 export interface PhaseResult {
   /** Reconcile again after this long (for what no watch event announces, e.g. Redis state). */
@@ -35,6 +36,8 @@ export interface ReconcileContext {
   readonly holds: PruneHold[];
   /** Secrets the pods consume that do not exist (the user has to create them). */
   readonly missingSecrets: string[];
+  /** What the membership phase found of the Redis Cluster (unset when it did not run). */
+  membership?: MembershipReport;
   /** Records an Event about the BlobCache; best effort (a failure is logged, not thrown). */
   event(type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
 }

@@ -4,6 +4,7 @@ import type { DefaultedBlobCache } from '../api/v1alpha1/defaults.generated.ts';
 import type { BlobCacheStatus } from '../api/v1alpha1/types.generated.ts';
 import { selectorLabels } from '../resources/labels.ts';
 import { names } from '../resources/names.ts';
+import type { MembershipReport } from '../redis/membership.ts';
 
 export interface StatusInputs {
   deployment: V1Deployment | null;
@@ -15,6 +16,8 @@ export interface StatusInputs {
   missingSecrets?: readonly string[];
   /** Why the spec can never work, when it cannot. */
   invalid?: { reason: string; message: string };
+  /** What the membership phase found (unset: it did not run; the last status stands). */
+  membership?: MembershipReport;
 }
 
 /** The status a BlobCache should have given what its children and phases report (pure). */
@@ -59,11 +62,31 @@ export function computeStatus(
   } else {
     // The cache serves during an operation (a scale-in, say): Ready follows the pods, and
     // Progressing tells what is under way.
-    const ready = replicasReady;
-    set(ConditionType.Ready, ready, ready ? 'AllReplicasReady' : 'ReplicasNotReady');
-    if (operation !== undefined)
+    // Pods that run are not a cache that serves: slots without a master answer nothing.
+    const uncovered = inputs.membership?.slotsCovered;
+    const ready = replicasReady && uncovered?.status !== 'False';
+    if (replicasReady && !ready)
+      set(ConditionType.Ready, false, 'SlotsNotCovered', uncovered?.message ?? summary);
+    else set(ConditionType.Ready, ready, ready ? 'AllReplicasReady' : 'ReplicasNotReady');
+    const blocked = inputs.membership?.blocked;
+    if (blocked !== undefined)
+      set(ConditionType.Progressing, false, blocked.reason, blocked.message);
+    else if (operation !== undefined)
       set(ConditionType.Progressing, true, operation.type, operation.message ?? operation.step);
     else set(ConditionType.Progressing, !ready, ready ? 'Stable' : 'RollingOut');
+  }
+  const { membership } = inputs;
+  if (membership !== undefined) {
+    for (const [type, verdict] of [
+      [ConditionType.SlotsCovered, membership.slotsCovered],
+      [ConditionType.ZoneSpread, membership.zoneSpread],
+    ] as const) {
+      conditions = setCondition(
+        conditions,
+        { type, ...verdict, observedGeneration: generation },
+        now,
+      );
+    }
   }
   set(ConditionType.Degraded, partial, partial ? 'SomeReplicasNotReady' : 'NotDegraded');
   const selector = Object.entries(selectorLabels(cache, 'http'))
@@ -76,13 +99,34 @@ export function computeStatus(
     observedGeneration: generation,
     url: `http://${names.service(name!)}.${namespace}.svc:${http.port}`,
     conditions,
-    redis: { readyNodes, desiredNodes },
+    redis: redisCounts(cache, readyNodes, desiredNodes, membership),
     http: {
       replicas: inputs.deployment?.status?.replicas ?? 0,
       readyReplicas: readyHttp,
       selector,
     },
     ...(operation === undefined ? {} : { operation }),
+  };
+}
+
+/** status.redis: node counts, and shard counts and the incarnation once membership ran. */
+function redisCounts(
+  cache: DefaultedBlobCache,
+  readyNodes: number,
+  desiredNodes: number,
+  membership: MembershipReport | undefined,
+): NonNullable<BlobCacheStatus['redis']> {
+  const previous = cache.status?.redis ?? {};
+  const desiredShards = cache.spec.redis.shards;
+  const readyShards = membership?.shardsReady ?? previous.readyShards ?? 0;
+  const incarnation = membership?.incarnation ?? previous.incarnation;
+  return {
+    readyNodes,
+    desiredNodes,
+    readyShards,
+    desiredShards,
+    shards: `${readyShards}/${desiredShards}`,
+    ...(incarnation === undefined ? {} : { incarnation }),
   };
 }
 

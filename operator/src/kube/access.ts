@@ -1,9 +1,10 @@
 /**
  * Everything the operator reads and changes in the Kubernetes API, in one declarative
- * place: the controller's informers are built from WATCHED, every write goes through a
- * KubeClient method whose verbs are listed in WRITES, and `rbacRules()` turns both into the
- * least-privilege rules a ClusterRole needs (the Helm chart derives or checks its RBAC from
- * it). Reads are served from the informers' caches, so what is read needs list + watch.
+ * place: the controller's informers are built from WATCHED, the few reads past them are in
+ * READS, every write goes through a KubeClient method whose verbs are listed in WRITES, and
+ * `rbacRules()` turns them into the least-privilege rules a ClusterRole needs (the Helm
+ * chart derives or checks its RBAC from it). Reads are mostly served from the informers'
+ * caches, so what is read needs list + watch.
  */
 import { API_VERSION, KIND, PLURAL } from '../api/v1alpha1/types.generated.ts';
 
@@ -20,6 +21,7 @@ export const TYPES = {
   Secret: { apiVersion: 'v1', kind: 'Secret', plural: 'secrets' },
   Service: { apiVersion: 'v1', kind: 'Service', plural: 'services' },
   Pod: { apiVersion: 'v1', kind: 'Pod', plural: 'pods' },
+  Node: { apiVersion: 'v1', kind: 'Node', plural: 'nodes' },
   Event: { apiVersion: 'v1', kind: 'Event', plural: 'events' },
   StatefulSet: { apiVersion: 'apps/v1', kind: 'StatefulSet', plural: 'statefulsets' },
   Deployment: { apiVersion: 'apps/v1', kind: 'Deployment', plural: 'deployments' },
@@ -71,6 +73,21 @@ export const OWNED: readonly ResourceType[] = [
   TYPES.Deployment,
   TYPES.PodDisruptionBudget,
   TYPES.HorizontalPodAutoscaler,
+];
+
+export interface ReadAccess {
+  type: ResourceType;
+  verbs: readonly string[];
+  why: string;
+}
+
+/**
+ * Reads that bypass the informers' caches. Nodes are read one by one, by name, for the zone
+ * label of the node a Redis pod runs on: caching every Node of a large cluster (each with
+ * its image list and status) would cost far more memory than the few reads it saves.
+ */
+export const READS: readonly ReadAccess[] = [
+  { type: TYPES.Node, verbs: ['get'], why: 'the zone of the node each Redis pod runs on' },
 ];
 
 export interface WriteAccess {
@@ -133,6 +150,11 @@ export function rbacRules(): { cluster: PolicyRule[]; ownNamespace: PolicyRule[]
         key: type.plural,
         group: groupOf(type),
         verbs: ['list', 'watch'],
+      })),
+      ...READS.map((read) => ({
+        key: read.type.plural,
+        group: groupOf(read.type),
+        verbs: read.verbs,
       })),
       ...WRITES.filter((write) => write.ownNamespaceOnly !== true).map((write) => ({
         key: resource(write.type, write.subresource),

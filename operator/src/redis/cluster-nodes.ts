@@ -2,9 +2,10 @@ import type { ClusterNode } from './admin.ts';
 
 /**
  * Parses the reply of CLUSTER NODES (Redis 7): one node per line,
- * `<id> <ip:port@cport[,hostname]> <flags> <master> <ping-sent> <pong-recv> <config-epoch>
- * <link-state> <slot> ...`, where a slot entry is `N`, `N-M`, `[N->-id]` (migrating) or
- * `[N-<-id]` (importing).
+ * `<id> <ip:port@cport[,hostname[,key=value...]]> <flags> <master> <ping-sent> <pong-recv>
+ * <config-epoch> <link-state> <slot> ...`, where a slot entry is `N`, `N-M`, `[N->-id]`
+ * (migrating) or `[N-<-id]` (importing). Redis 7.2 adds `key=value` fields (shard-id) after
+ * the hostname; they are skipped.
  */
 export function parseClusterNodes(reply: string): ClusterNode[] {
   return reply
@@ -15,17 +16,19 @@ export function parseClusterNodes(reply: string): ClusterNode[] {
 }
 
 function parseLine(line: string): ClusterNode {
-  const [id, endpoint, flags, master, , , epoch, link, ...slotFields] = line.split(' ');
+  const [id, endpoint, flags, master, , pong, epoch, link, ...slotFields] = line.split(' ');
   if (id === undefined || endpoint === undefined || link === undefined) {
     throw new Error(`Unexpected CLUSTER NODES line: '${line}'`);
   }
   const [address = '', hostname] = endpoint.split(',');
+  const named = hostname !== undefined && hostname !== '' && !hostname.includes('=');
   const node: ClusterNode = {
     id,
     address: address.split('@')[0] ?? '',
-    ...(hostname === undefined || hostname === '' ? {} : { hostname }),
+    ...(named ? { hostname } : {}),
     flags: flags === undefined || flags === 'noflags' ? [] : flags.split(','),
     masterId: master === undefined || master === '-' ? null : master,
+    pongReceivedMs: Number(pong ?? 0) || 0,
     configEpoch: Number(epoch),
     connected: link === 'connected',
     slots: [],

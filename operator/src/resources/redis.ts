@@ -6,6 +6,7 @@ import type {
   V1TopologySpreadConstraint,
 } from '@kubernetes/client-node';
 import type { DefaultedBlobCache } from '../api/v1alpha1/defaults.generated.ts';
+import { clusterNodeArgs, NODE_TIMEOUT_MS } from '../redis/node-settings.ts';
 import { metadataFor, selectorLabels, type Component } from './labels.ts';
 import { CONFIG_CHECKSUM_ANNOTATION, names, REDIS_BUS_PORT, REDIS_PORT } from './names.ts';
 
@@ -27,6 +28,26 @@ function memoryBytes(quantity: string): number {
 
 /** Where the Redis image keeps scripts/redis-node/start.sh. */
 export const REDIS_NODE_START_SCRIPT = '/usr/local/lib/blobcache/redis-node/start.sh';
+
+/**
+ * A Redis pod is ready when it serves the cluster: it sees the cluster as ok (a new, empty
+ * node does not), and, as a replica, its link to its master is up (it holds a copy). A
+ * StatefulSet rollout waits for that before it restarts the next pod of the shard, and a
+ * PodDisruptionBudget counts a replica still copying as unavailable, so neither takes the
+ * shard's last copy away while a new pod is still joining.
+ */
+const LOCAL_REDIS = { host: '127.0.0.1', port: REDIS_PORT };
+
+export function redisReadyCheck(node: { host: string; port: number } = LOCAL_REDIS): string {
+  const cli = `redis-cli -h ${node.host} -p ${node.port}`;
+  return [
+    'export REDISCLI_AUTH="$REDIS_PASSWORD"',
+    `cluster=$(${cli} CLUSTER INFO) || exit 1`,
+    `replication=$(${cli} INFO replication) || exit 1`,
+    'case "$cluster" in *cluster_state:ok*) ;; *) exit 1 ;; esac',
+    'case "$replication" in *role:slave*) case "$replication" in *master_link_status:up*) ;; *) exit 1 ;; esac ;; esac',
+  ].join('\n');
+}
 
 /**
  * Redis settings for blob traffic. Replicas receive every chunk of every upload; under a
@@ -104,8 +125,11 @@ export function redisShardStatefulSet(
               args: [
                 '--port',
                 String(REDIS_PORT),
-                '--cluster-node-timeout',
-                '5000',
+                ...clusterNodeArgs(NODE_TIMEOUT_MS),
+                // Clients reach a node by its pod's stable DNS name (the headless Service
+                // publishes it), not by an IP that changes when the pod moves.
+                '--cluster-announce-hostname',
+                `$(POD_NAME).${name}.${cache.metadata.namespace}.svc`,
                 '--dir',
                 '/data',
                 '--maxmemory',
@@ -117,6 +141,7 @@ export function redisShardStatefulSet(
                 '512mb',
               ],
               env: [
+                { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
                 {
                   name: 'REDIS_PASSWORD',
                   valueFrom: {
@@ -131,7 +156,11 @@ export function redisShardStatefulSet(
                 { name: 'redis', containerPort: REDIS_PORT },
                 { name: 'cluster-bus', containerPort: REDIS_BUS_PORT },
               ],
-              readinessProbe: { tcpSocket: { port: 'redis' }, periodSeconds: 5 },
+              readinessProbe: {
+                exec: { command: ['sh', '-c', redisReadyCheck()] },
+                periodSeconds: 5,
+                timeoutSeconds: 3,
+              },
               livenessProbe: {
                 tcpSocket: { port: 'redis' },
                 periodSeconds: 10,

@@ -46,6 +46,27 @@ describe('operator builders (pure)', () => {
     expect(container.env?.map((variable) => variable.name)).to.include('REDIS_PASSWORD');
   });
 
+  it('runs every node with the cluster settings membership relies on, announcing its DNS name', () => {
+    const container = redisShardStatefulSet(cache(), 1, CHECKSUMS.redis).spec!.template.spec!
+      .containers[0]!;
+    const args = container.args!.join(' ');
+    expect(args).to.contain('--cluster-allow-replica-migration no');
+    expect(args).to.contain('--cluster-require-full-coverage no');
+    expect(args).to.contain('--cluster-preferred-endpoint-type hostname');
+    expect(args).to.contain('--cluster-node-timeout 5000');
+    // Kubernetes expands $(POD_NAME) from the pod's own name: the headless Service's record.
+    expect(args).to.contain('--cluster-announce-hostname $(POD_NAME).c-redis-1.ns.svc');
+    // Ready only once it serves the cluster (what rollouts and budgets wait for).
+    expect(container.readinessProbe?.exec?.command?.join(' ')).to.match(
+      /cluster_state:ok.*master_link_status:up/s,
+    );
+    expect(
+      container.env?.find((variable) => variable.name === 'POD_NAME')?.valueFrom,
+    ).to.deep.equal({
+      fieldRef: { fieldPath: 'metadata.name' },
+    });
+  });
+
   it('builds the same objects for the same BlobCache, in a stable order', () => {
     expect(desiredChildren(cache(), CHECKSUMS)).to.deep.equal(desiredChildren(cache(), CHECKSUMS));
     expect(

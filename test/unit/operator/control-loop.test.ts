@@ -3,7 +3,12 @@ import { ConditionType } from '../../../operator/src/api/v1alpha1/conditions.ts'
 import { contains } from '../../../operator/src/controller/contains.ts';
 import { isSpecRejection } from '../../../operator/src/controller/errors.ts';
 import { combine } from '../../../operator/src/controller/reconcile.ts';
-import { computeStatus, statusPatch } from '../../../operator/src/controller/status.ts';
+import type { V1StatefulSet } from '@kubernetes/client-node';
+import {
+  computeStatus,
+  statusPatch,
+  type StatusInputs,
+} from '../../../operator/src/controller/status.ts';
 import { rbacRules, WATCHED } from '../../../operator/src/kube/access.ts';
 import { blobCache } from './fixtures.ts';
 
@@ -94,6 +99,75 @@ describe('control loop pieces (pure)', () => {
     });
   });
 
+  it('report the Redis Cluster: slot coverage and zones as conditions, ready shards, a blocked move', () => {
+    const ready: V1StatefulSet = { status: { replicas: 2, readyReplicas: 2 } };
+    const inputs: StatusInputs = {
+      deployment: { status: { readyReplicas: 2 } },
+      shards: [ready, ready, ready],
+    };
+    const membership = {
+      slotsCovered: { status: 'True' as const, reason: 'AllSlotsCovered', message: 'all' },
+      zoneSpread: { status: 'False' as const, reason: 'MastersConcentrated', message: 'zone a' },
+      shardsReady: 2,
+      incarnation: 'i-1',
+    };
+    const serving = computeStatus(blobCache(), { ...inputs, membership }, NOW);
+    expect(condition(serving, ConditionType.Ready)).to.include({ status: 'True' });
+    expect(condition(serving, ConditionType.SlotsCovered)).to.include({
+      status: 'True',
+      reason: 'AllSlotsCovered',
+    });
+    expect(condition(serving, ConditionType.ZoneSpread)).to.include({
+      status: 'False',
+      reason: 'MastersConcentrated',
+    });
+    expect(serving.redis).to.include({
+      readyShards: 2,
+      desiredShards: 3,
+      shards: '2/3',
+      incarnation: 'i-1',
+    });
+    const uncovered = computeStatus(
+      blobCache(),
+      {
+        ...inputs,
+        membership: {
+          ...membership,
+          slotsCovered: { status: 'False', reason: 'SlotsUnassigned', message: '5 slots' },
+        },
+      },
+      NOW,
+    );
+    expect(condition(uncovered, ConditionType.Ready)).to.include({
+      status: 'False',
+      reason: 'SlotsNotCovered',
+      message: '5 slots',
+    });
+    const blocked = computeStatus(
+      blobCache(),
+      {
+        ...inputs,
+        operation: { type: 'ScaleIn', step: 'Blocked' },
+        membership: { ...membership, blocked: { reason: 'TargetOutOfMemory', message: 'full' } },
+      },
+      NOW,
+    );
+    expect(condition(blocked, ConditionType.Progressing)).to.include({
+      status: 'False',
+      reason: 'TargetOutOfMemory',
+    });
+    // Without a membership report (the phase did not run), the last conditions stand.
+    const kept = computeStatus(
+      { ...blobCache(), status: serving },
+      inputs,
+      new Date('2026-01-01T00:01:00Z'),
+    );
+    expect(condition(kept, ConditionType.ZoneSpread)).to.deep.equal(
+      condition(serving, ConditionType.ZoneSpread),
+    );
+    expect(kept.redis?.incarnation).to.equal('i-1');
+  });
+
   it('write removed status fields as null in the merge patch', () => {
     expect(
       statusPatch({ url: 'u', operation: { type: 'ScaleIn', step: 'x' } }, { url: 'u' }),
@@ -117,6 +191,12 @@ describe('control loop pieces (pure)', () => {
       'patch',
     ]);
     expect(cluster.some((r) => r.resources.includes('leases'))).to.equal(false);
+    // Nodes are read one by one for their zone, never listed or watched.
+    expect(cluster.find((r) => r.resources[0] === 'nodes')).to.deep.equal({
+      apiGroups: [''],
+      resources: ['nodes'],
+      verbs: ['get'],
+    });
     expect(ownNamespace).to.deep.equal([
       {
         apiGroups: ['coordination.k8s.io'],

@@ -7,7 +7,13 @@ import type { BlobCacheSpec } from '../../../operator/src/api/v1alpha1/types.gen
 describe('withDefaults (generated from the CRD)', () => {
   it('fills in every default of the CRD, and nothing the CRD does not default', () => {
     expect(withDefaults({ store: { s3: { bucket: 'b' } } })).to.deep.equal({
-      redis: { shards: 3, replicasPerShard: 1, maxMemory: '1Gi', image: 'blobcache/redis:0.1.0' },
+      redis: {
+        shards: 3,
+        replicasPerShard: 1,
+        maxMemory: '1Gi',
+        resharding: 'Migrate',
+        image: 'blobcache/redis:0.1.0',
+      },
       http: { replicas: 2, image: 'blobcache/blobcache:0.1.0', port: 8080 },
       store: { s3: { bucket: 'b', region: 'us-east-1', prefix: 'blobs' } },
       durability: 'WriteBehind',

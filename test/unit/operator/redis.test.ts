@@ -1,7 +1,5 @@
 import { expect } from 'chai';
-import type { ClusterNode } from '../../../operator/src/redis/admin.ts';
 import { parseClusterNodes } from '../../../operator/src/redis/cluster-nodes.ts';
-import { shardDrained, type NodeReport } from '../../../operator/src/redis/drain.ts';
 import { isUnreachable } from '../../../operator/src/redis/ioredis-admin.ts';
 
 const REPLY = [
@@ -50,55 +48,5 @@ describe('Redis admin helpers (pure)', () => {
     ];
     for (const [message, unreachable] of cases)
       expect(isUnreachable(new Error(message)), message).to.equal(unreachable);
-  });
-
-  describe('the drain rule', () => {
-    const node = (id: string, flags: string[], slots: [number, number][] = []): ClusterNode => ({
-      id,
-      address: `10.0.0.${id}:6379`,
-      flags,
-      masterId: null,
-      configEpoch: 0,
-      connected: true,
-      slots,
-      migrating: [],
-      importing: [],
-    });
-    const report = (
-      pod: string,
-      shard: number,
-      view: ClusterNode[] | null,
-      started = true,
-    ): NodeReport => ({ pod, shard, started, view });
-
-    it('keeps a shard whose node still serves slots, or that cannot be asked', () => {
-      const serving = [report('c-redis-3-0', 3, [node('9', ['myself', 'master'], [[0, 99]])])];
-      expect(shardDrained(3, serving)).to.deep.equal({
-        drained: false,
-        reason: 'pod c-redis-3-0 still serves 100 slots',
-      });
-      expect(shardDrained(3, [report('c-redis-3-0', 3, null)]).drained).to.equal(false);
-    });
-
-    it('keeps a shard the remaining nodes still count in the cluster', () => {
-      const reports = [
-        report('c-redis-3-0', 3, [node('9', ['myself', 'master'])]),
-        report('c-redis-0-0', 0, [
-          node('1', ['myself', 'master'], [[0, 16383]]),
-          node('9', ['master']),
-        ]),
-      ];
-      expect(shardDrained(3, reports).reason).to.match(/c-redis-0-0 still counts 10.0.0.9:6379/);
-    });
-
-    it('releases a shard with no pods, pods that never started, or nodes the cluster forgot', () => {
-      expect(shardDrained(3, []).drained).to.equal(true);
-      expect(shardDrained(3, [report('c-redis-3-0', 3, null, false)]).drained).to.equal(true);
-      const forgotten = [
-        report('c-redis-3-0', 3, [node('9', ['myself', 'master'])]),
-        report('c-redis-0-0', 0, [node('1', ['myself', 'master'], [[0, 16383]])]),
-      ];
-      expect(shardDrained(3, forgotten).drained).to.equal(true);
-    });
   });
 });

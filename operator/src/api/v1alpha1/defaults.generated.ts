@@ -53,6 +53,7 @@ export interface DefaultedBlobCacheSpecRedis extends BlobCacheSpecRedis {
   shards: number;
   replicasPerShard: number;
   maxMemory: string;
+  resharding: "Migrate" | "Drop";
   image: string;
 }
 
@@ -140,6 +141,7 @@ function defaultBlobCacheSpecRedis(value: BlobCacheSpecRedis): DefaultedBlobCach
     shards: value.shards ?? 3,
     replicasPerShard: value.replicasPerShard ?? 1,
     maxMemory: value.maxMemory ?? "1Gi",
+    resharding: value.resharding ?? "Migrate",
     image: value.image ?? "blobcache/redis:0.1.0",
   };
 }

@@ -38,6 +38,8 @@ export interface BlobCacheSpecRedis {
   replicasPerShard?: number;
   /** Redis maxmemory of each node (e.g. 2Gi). A master may also buffer up to half of it for each replica that fell behind, so a memory limit must be at least maxMemory × (1 + replicasPerShard / 2) + 128Mi (the API server refuses less). */
   maxMemory?: string;
+  /** How keys travel when shards are added or removed. Migrate moves every key with its slot. Drop moves only what S3 does not have yet (blobs waiting for their upload, the write-behind journal, bookkeeping) and drops blobs S3 has, which refill from S3 on their next read: less to copy, colder afterwards. */
+  resharding?: "Migrate" | "Drop";
   /** Redis image. It must hold the node start script at /usr/local/lib/blobcache/redis-node/start.sh and redis-server 7.0 or newer, as the project's blobcache/redis image does (npm run image, or the Dockerfile's redis target). */
   image?: string;
   /** CPU and memory requests and limits of each Redis container (as in a Pod's container resources). */
@@ -147,6 +149,14 @@ export interface BlobCacheStatusRedis {
   readyNodes?: number;
   /** Redis pods wanted (shards × (1 + replicasPerShard)). */
   desiredNodes?: number;
+  /** Shards of the spec whose master serves slots with every replica attached and in sync. */
+  readyShards?: number;
+  /** Shards the spec asks for. */
+  desiredShards?: number;
+  /** readyShards/desiredShards, for kubectl get. */
+  shards?: string;
+  /** Id of the data set held in Redis (key bc:incarnation); a new one means the cache started cold (a new or wiped cluster). */
+  incarnation?: string;
 }
 
 /** HTTP tier counts. */
@@ -161,9 +171,9 @@ export interface BlobCacheStatusHttp {
 
 /** The multi-step cluster operation under way (for example removing shards), kept here so that an operator restart resumes it. */
 export interface BlobCacheStatusOperation {
-  /** What is being done, e.g. ScaleIn. */
+  /** What is being done (Create, ScaleOut, ScaleIn, Rebalance, Heal, ZoneBalance). */
   type: string;
-  /** The step being worked on, e.g. WaitForDrain. */
+  /** The step last taken (e.g. MoveSlots, Replicate, RemoveNodes), Wait while waiting for the cluster, or Blocked when it needs someone to act. */
   step: string;
   /** When the operation started. */
   startedAt?: string;

@@ -1,16 +1,14 @@
-import type { V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
-import { timestamp } from '../../api/v1alpha1/conditions.ts';
+import type { V1Node, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import { TYPES } from '../../kube/access.ts';
-import type { RedisAdmin } from '../../redis/admin.ts';
-import { shardDrained, type NodeReport } from '../../redis/drain.ts';
+import { reconcileMembership } from '../../redis/membership.ts';
+import type { RedisPod } from '../../redis/model.ts';
+import { NODE_TIMEOUT_MS } from '../../redis/node-settings.ts';
 import { selectorLabels } from '../../resources/labels.ts';
 import { names, REDIS_PORT } from '../../resources/names.ts';
 import { current, ownedBy, type ReconcileContext } from '../context.ts';
 import type { Phase } from './phase.ts';
 
 export const SHARD_LABEL = 'blobcache.io/shard';
-/** How often a shard waiting to be drained is checked again (Redis sends no watch events). */
-export const DRAIN_POLL_MS = 10_000;
 
 const shardOf = (object: { metadata?: { labels?: Record<string, string> } }): number =>
   Number(object.metadata?.labels?.[SHARD_LABEL] ?? NaN);
@@ -25,76 +23,108 @@ async function redisPassword(ctx: ReconcileContext): Promise<string | undefined>
   return encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8');
 }
 
-/** Asks every Redis pod of the BlobCache for its view of the cluster. */
-async function reports(ctx: ReconcileContext, redis: RedisAdmin): Promise<NodeReport[]> {
-  const pods = await ctx.kube.list<V1Pod>(
-    TYPES.Pod,
-    ctx.blobCache.metadata.namespace!,
-    selectorLabels(ctx.blobCache, 'redis'),
-  );
-  const password = await redisPassword(ctx);
-  return Promise.all(
-    pods.map(async (pod) => {
-      const ip = pod.status?.podIP;
-      const started = ip !== undefined && ip !== '';
-      return {
-        pod: pod.metadata!.name!,
-        shard: shardOf(pod),
-        started,
-        view: started ? await redis.clusterNodes({ host: ip, port: REDIS_PORT, password }) : null,
-      };
+/** The zone label of each node the given pods run on (read by name, not cached). */
+async function zones(ctx: ReconcileContext, pods: readonly V1Pod[]): Promise<Map<string, string>> {
+  const key = ctx.blobCache.spec.topology.zoneLabelKey;
+  const nodeNames = [...new Set(pods.flatMap((pod) => pod.spec?.nodeName ?? []))];
+  const found = new Map<string, string>();
+  await Promise.all(
+    nodeNames.map(async (name) => {
+      const node = await ctx.kube.get<V1Node>({ ...TYPES.Node, name, namespace: '' });
+      const zone = node?.metadata?.labels?.[key];
+      if (zone !== undefined) found.set(name, zone);
     }),
   );
+  return found;
+}
+
+/** A pod as the planner sees it: its shard, ordinal, address and zone. */
+export function redisPod(pod: V1Pod, zoneOf: ReadonlyMap<string, string>): RedisPod {
+  const name = pod.metadata!.name!;
+  const container = pod.spec?.containers.find((candidate) => candidate.name === 'redis');
+  const port = container?.ports?.find((candidate) => candidate.name === 'redis')?.containerPort;
+  const ip = pod.status?.podIP;
+  const zone = pod.spec?.nodeName === undefined ? undefined : zoneOf.get(pod.spec.nodeName);
+  return {
+    name,
+    shard: shardOf(pod),
+    ordinal: Number(/-(\d+)$/.exec(name)?.[1] ?? 0),
+    ...(ip === undefined || ip === '' ? {} : { ip }),
+    port: port ?? REDIS_PORT,
+    ...(zone === undefined ? {} : { zone }),
+    terminating: pod.metadata?.deletionTimestamp !== undefined,
+  };
 }
 
 /**
- * Redis Cluster membership. Today it guards scale-in: a shard the spec no longer asks for
- * keeps its StatefulSet, Service and budget (a hold on the prune phase) until its nodes
- * serve no slot and the rest of the cluster has forgotten them; the operation and what it
- * waits for are kept in status.operation. Creating the cluster, moving slots and healing
- * fill this phase in, through the same RedisAdmin.
+ * Redis Cluster membership: each reconcile asks every Redis pod of the cache for its view,
+ * plans the one next safe step (create, move slots, heal, fix zones) and carries it out,
+ * records the operation under way in status.operation (so a restarted operator resumes
+ * it), and keeps a shard scaled away (its StatefulSet, Service and budget) from being
+ * pruned until its nodes hold no slot and the rest of the cluster has forgotten them.
  */
 export const membershipPhase: Phase = {
   name: 'membership',
   async run(ctx) {
     const { blobCache, status } = ctx;
+    const namespace = blobCache.metadata.namespace!;
+    const pods = (
+      await ctx.kube.list<V1Pod>(TYPES.Pod, namespace, selectorLabels(blobCache, 'redis'))
+    ).filter((pod) => Number.isInteger(shardOf(pod)));
     const sets = (
       await ctx.kube.list<V1StatefulSet>(
         TYPES.StatefulSet,
-        blobCache.metadata.namespace!,
+        namespace,
         selectorLabels(blobCache, 'redis'),
       )
     ).filter((set) => ownedBy(set, blobCache.metadata.uid));
-    const leaving = [...new Set(sets.map(shardOf))]
-      .filter((shard) => shard >= blobCache.spec.redis.shards)
-      .sort((a, b) => a - b);
-    if (leaving.length === 0) {
-      if (status.operation?.type === 'ScaleIn') delete status.operation;
-      return {};
-    }
-    const observed = await reports(ctx, ctx.redis);
-    const waiting: { shard: number; reason: string }[] = [];
-    for (const shard of leaving) {
-      const verdict = shardDrained(shard, observed);
-      if (!verdict.drained) waiting.push({ shard, reason: verdict.reason });
-    }
-    const held = new Set(waiting.map(({ shard }) => shard));
-    ctx.holds.push((object) =>
-      object.kind !== TYPES.Pod.kind && held.has(shardOf(object))
-        ? `shard ${shardOf(object)} is not drained yet`
-        : undefined,
+    const zoneOf = await zones(ctx, pods);
+    const { redis } = blobCache.spec;
+    const password = await redisPassword(ctx);
+    const outcome = await reconcileMembership(
+      ctx.redis,
+      {
+        spec: {
+          shards: redis.shards,
+          replicasPerShard: redis.replicasPerShard,
+          resharding: redis.resharding,
+        },
+        pods: pods.map((pod) => redisPod(pod, zoneOf)),
+        ...(password === undefined ? {} : { password }),
+        nodeTimeoutMs: NODE_TIMEOUT_MS,
+        ...(status.operation === undefined ? {} : { recorded: status.operation }),
+      },
+      { now: () => ctx.now().getTime() },
     );
-    const previous = status.operation?.type === 'ScaleIn' ? status.operation : undefined;
-    status.operation = {
-      type: 'ScaleIn',
-      step: waiting.length > 0 ? 'WaitForDrain' : 'RemoveShards',
-      startedAt: previous?.startedAt ?? timestamp(ctx.now()),
-      shards: leaving,
-      message:
-        waiting.length > 0
-          ? waiting.map(({ shard, reason }) => `shard ${shard}: ${reason}`).join('; ')
-          : `removing shards ${leaving.join(', ')}`,
+    if (outcome.operation === undefined) delete status.operation;
+    else status.operation = outcome.operation;
+    ctx.membership = {
+      slotsCovered: outcome.slotsCovered,
+      zoneSpread: outcome.zoneSpread,
+      shardsReady: outcome.shardsReady,
+      ...(outcome.blocked === undefined ? {} : { blocked: outcome.blocked }),
+      ...(outcome.incarnation === undefined ? {} : { incarnation: outcome.incarnation }),
     };
-    return waiting.length > 0 ? { requeueAfterMs: DRAIN_POLL_MS } : {};
+    const leaving = [...new Set(sets.map(shardOf))].filter((shard) => shard >= redis.shards);
+    const held = new Map<number, string>();
+    for (const shard of leaving) {
+      const verdict = outcome.removable(shard);
+      if (!verdict.done) held.set(shard, verdict.reason);
+    }
+    ctx.holds.push((object) => {
+      const reason = object.kind === TYPES.Pod.kind ? undefined : held.get(shardOf(object));
+      return reason === undefined
+        ? undefined
+        : `shard ${shardOf(object)} is not drained yet: ${reason}`;
+    });
+    if (outcome.executed !== undefined)
+      ctx.log.info('Took a cluster membership step', {
+        step: outcome.executed.kind,
+        description: outcome.executed.description,
+        ...(outcome.executed.outcome.moved ?? {}),
+      });
+    for (const event of outcome.events) await ctx.event(event.type, event.reason, event.message);
+    if (outcome.error !== undefined && outcome.blocked === undefined) throw outcome.error;
+    return { requeueAfterMs: outcome.blocked === undefined ? outcome.requeueAfterMs : 30_000 };
   },
 };

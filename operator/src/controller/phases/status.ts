@@ -31,6 +31,7 @@ export async function writeStatus(ctx: ReconcileContext, invalid?: TerminalError
       shards,
       operation: ctx.status.operation,
       missingSecrets: ctx.missingSecrets,
+      ...(ctx.membership === undefined ? {} : { membership: ctx.membership }),
       ...(invalid === undefined
         ? {}
         : { invalid: { reason: invalid.reason, message: invalid.message } }),
