@@ -147,9 +147,35 @@ function routeLines(): string[] {
   ].filter((line) => line.trim() !== '');
 }
 
+/**
+ * The folders under which whoever started this process makes a cgroup per process it runs
+ * (the parent of this process's own cgroup, where that is not a controller's root). Their
+ * children come and go with other processes on the machine, whatever a run does.
+ */
+function siblingCgroupParents(): Set<string> {
+  const parents = new Set<string>();
+  for (const line of readFileSync('/proc/self/cgroup', 'utf8').split('\n')) {
+    const [, controllers, path] = line.split(':');
+    if (controllers === undefined || path === undefined || path === '/') continue;
+    const parent = path.slice(0, path.lastIndexOf('/'));
+    if (parent === '') continue;
+    for (const controller of controllers.replace(/^name=/, '').split(',')) {
+      if (controller !== '') parents.add(join(CGROUP_ROOT, controller, parent));
+    }
+  }
+  return parents;
+}
+
+/** Whether a cgroup folder is another process's, made and removed by whoever runs it. */
+function isSiblingCgroup(path: string, parents: Set<string>): boolean {
+  return parents.has(path.slice(0, path.lastIndexOf('/')));
+}
+
 function cgroupFolders(): string[] {
+  const parents = siblingCgroupParents();
   const folders: string[] = [];
   const walk = (dir: string): void => {
+    if (parents.has(dir)) return;
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       if (!entry.isDirectory()) continue;
       const path = join(dir, entry.name);
@@ -181,9 +207,13 @@ export function takeSnapshot(): MachineSnapshot {
 /** Human-readable differences from `before` to `after`; empty when the machine is as found. */
 export function differences(before: MachineSnapshot, after: MachineSnapshot): string[] {
   const found: string[] = [];
+  const parents = siblingCgroupParents();
+  // A snapshot taken before sibling cgroups were skipped still lists them.
+  const relevant = (category: string, lines: string[] | undefined): string[] =>
+    (lines ?? []).filter((line) => category !== 'cgroup folder' || !isSiblingCgroup(line, parents));
   for (const category of new Set([...Object.keys(before.lines), ...Object.keys(after.lines)])) {
-    const was = new Set(before.lines[category] ?? []);
-    const is = new Set(after.lines[category] ?? []);
+    const was = new Set(relevant(category, before.lines[category]));
+    const is = new Set(relevant(category, after.lines[category]));
     for (const line of is) if (!was.has(line)) found.push(`${category} added: ${line}`);
     for (const line of was) if (!is.has(line)) found.push(`${category} removed: ${line}`);
   }
