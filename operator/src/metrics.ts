@@ -22,6 +22,37 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  readonly slotsUncovered = new Gauge({
+    name: 'blobcache_operator_slots_uncovered',
+    help: 'Redis Cluster slots without a master serving them, per BlobCache (0 before its cluster was first created).',
+    labelNames: ['namespace', 'blobcache'] as const,
+    registers: [this.registry],
+  });
+
+  readonly replicasInMasterZone = new Gauge({
+    name: 'blobcache_operator_replicas_in_master_zone',
+    help: "Redis replicas running in their master's zone, per BlobCache.",
+    labelNames: ['namespace', 'blobcache'] as const,
+    registers: [this.registry],
+  });
+
+  /** Records what the membership phase found of a BlobCache's Redis Cluster. */
+  redisCluster(
+    key: { namespace: string; name: string },
+    found: { slotsUncovered: number; replicasInMasterZone: number },
+  ): void {
+    const labels = { namespace: key.namespace, blobcache: key.name };
+    this.slotsUncovered.set(labels, found.slotsUncovered);
+    this.replicasInMasterZone.set(labels, found.replicasInMasterZone);
+  }
+
+  /** Drops the per-BlobCache series of a BlobCache that is gone. */
+  forget(key: { namespace: string; name: string }): void {
+    const labels = { namespace: key.namespace, blobcache: key.name };
+    this.slotsUncovered.remove(labels);
+    this.replicasInMasterZone.remove(labels);
+  }
+
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry });
   }

@@ -214,6 +214,28 @@ describe('cluster membership: heal', function () {
     await expectZoneRules(stack.operator);
   });
 
+  it('gives the slots of a shard lost whole to its new, empty pods, and serves its blobs from S3 again', async () => {
+    await eventually(
+      'every blob to be in S3',
+      async () => (await inParallel(blobs, 8, (blob) => stack.inS3(blob.md5))).every(Boolean),
+      { timeoutMs: 120_000, intervalMs: 1_000 },
+    );
+    // Master and replica of shard 2 gone at once (their node failed), rescheduled empty.
+    await stack.redis.kill('cache-redis-2-0');
+    await stack.redis.kill('cache-redis-2-1');
+    await stack.redis.replace('cache-redis-2-0');
+    await stack.redis.replace('cache-redis-2-1');
+    const rounds = await stack.operator.converge();
+    const steps = rounds.flatMap((round) => (round.step === undefined ? [] : [round.step]));
+    expect(steps).to.include.members(['Forget', 'Meet', 'ClaimSlots', 'Replicate']);
+    const shard2 = (await clusterView(stack.operator)).find(
+      ({ node, pod }) => pod.shard === 2 && node.flags.includes('master'),
+    )!;
+    expect(slotCount(shard2.node.slots), 'shard 2 serves its share again').to.be.greaterThan(3_000);
+    await expectZoneRules(stack.operator);
+    await expectServed(plane, blobs, 'after shard 2 was lost whole');
+  });
+
   it('brings the cluster back after every node was rescheduled at once, and serves every blob from S3 again', async () => {
     await eventually(
       'every blob to be in S3',

@@ -16,6 +16,7 @@ import {
 } from '../../operator/src/api/v1alpha1/types.generated.ts';
 import { reconcile } from '../../operator/src/controller/reconcile.ts';
 import type { RedisAdmin } from '../../operator/src/redis/admin.ts';
+import { OperatorMetrics } from '../../operator/src/metrics.ts';
 import { makeRedisAdmin } from '../../operator/src/redis/ioredis-admin.ts';
 import { freshNamespace, mergeSpec, startTestbed, type Testbed } from '../harness/kube.ts';
 import { silentLogger as logger } from '../harness/logger.ts';
@@ -34,11 +35,18 @@ describe('operator cluster membership against a real kube-apiserver and real Red
   let namespace: string;
   let redis: LoopbackRedis | undefined;
   let admin: RedisAdmin;
+  let metrics: OperatorMetrics;
+  /** A per-BlobCache gauge's value for this test's BlobCache. */
+  const gauge = async (name: string) => {
+    const { values } = await metrics.registry.getSingleMetric(name)!.get();
+    return values.find((value) => value.labels.namespace === namespace)?.value;
+  };
 
   before(async function () {
     this.timeout(600_000);
     bed = await startTestbed();
     admin = makeRedisAdmin({ timeoutMs: 3_000 });
+    metrics = new OperatorMetrics();
   });
   after(async () => {
     await admin?.close();
@@ -61,7 +69,10 @@ describe('operator cluster membership against a real kube-apiserver and real Red
     });
   const run = async () => {
     await bed.caughtUp(namespace);
-    return reconcile({ kube: bed.kube, redis: admin, logger }, { namespace, name: 'cache' });
+    return reconcile(
+      { kube: bed.kube, redis: admin, logger, metrics },
+      { namespace, name: 'cache' },
+    );
   };
   /** Reconciles as the controller would (its requeues, shortened) until `done` holds. */
   const reconcileUntil = async (
@@ -154,6 +165,11 @@ describe('operator cluster membership against a real kube-apiserver and real Red
     });
     await pods(0);
     await pods(1);
+    await run();
+    expect(
+      await gauge('blobcache_operator_slots_uncovered'),
+      'not created yet: no outage',
+    ).to.equal(0);
 
     const created = await reconcileUntil(
       'the cluster is formed',
@@ -161,11 +177,13 @@ describe('operator cluster membership against a real kube-apiserver and real Red
         condition(current, 'SlotsCovered')?.status === 'True' &&
         current.status?.operation === undefined,
     );
-    expect(created).to.include.members(['Create/Meet', 'Create/AssignSlots', 'Create/Replicate']);
+    expect(created).to.include.members(['Create/AssignSlots', 'Create/Replicate']);
     let status = (await cache()).status!;
     expect(condition(await cache(), 'ZoneSpread')).to.include({ status: 'True', reason: 'Spread' });
     expect(status.redis).to.include({ readyShards: 2, desiredShards: 2, shards: '2/2' });
     expect(status.redis?.incarnation).to.match(/^[0-9a-f-]{36}$/);
+    expect(await gauge('blobcache_operator_slots_uncovered')).to.equal(0);
+    expect(await gauge('blobcache_operator_replicas_in_master_zone')).to.equal(0);
     const table = bed.plane.kubectl('-n', namespace, 'get', 'blobcaches');
     expect(table.stdout).to.match(/cache\s+2\/2\s/);
     const { clean, output } = await redis.check();

@@ -17,8 +17,6 @@ const DASHBOARD = join(CHART, 'files/dashboard.json');
 
 /** Metrics the dashboard and alerts read before the code emits them, and who adds them. */
 const PENDING: Record<string, string> = {
-  blobcache_operator_slots_uncovered: 'issue 12 (cluster membership)',
-  blobcache_operator_replicas_in_master_zone: 'issue 12 (cluster membership)',
   blobcache_operator_backfill_progress_ratio: 'issue 13 (cold start and backfill)',
 };
 

@@ -94,6 +94,51 @@ export function operatorWithTokenSuite(getCluster: () => AuditedCluster): void {
       }
     });
 
+    it('reads the zone of the Node a Redis pod runs on (and nothing else of Nodes)', async () => {
+      // A Redis pod as its StatefulSet would make it, scheduled on a Node in zone a (no
+      // kubelet runs it here: it never gets an IP, so Redis itself is never asked).
+      const node = `${namespace}-zone-a`;
+      const manifest = join(getCluster().work, 'redis-pod.json');
+      writeFileSync(
+        manifest,
+        JSON.stringify({
+          apiVersion: 'v1',
+          kind: 'List',
+          items: [
+            {
+              apiVersion: 'v1',
+              kind: 'Node',
+              metadata: { name: node, labels: { 'topology.kubernetes.io/zone': 'a' } },
+            },
+            {
+              apiVersion: 'v1',
+              kind: 'Pod',
+              metadata: {
+                name: 'droplets-redis-0-0',
+                namespace,
+                labels: {
+                  ...OWNER_LABELS,
+                  'app.kubernetes.io/name': 'blobcache',
+                  'app.kubernetes.io/instance': 'droplets',
+                  'app.kubernetes.io/component': 'redis',
+                  'blobcache.io/shard': '0',
+                },
+              },
+              spec: { nodeName: node, containers: [{ name: 'redis', image: 'redis' }] },
+            },
+          ],
+        }),
+      );
+      kubectl('create', '-f', manifest);
+      await until('the operator to read the Node', () =>
+        Promise.resolve(
+          readAuditLog(getCluster().auditLog, OPERATOR_USER).some(
+            (use) => use.resource === 'nodes' && use.verb === 'get' && use.name === node,
+          ),
+        ),
+      );
+    });
+
     it('prunes what the spec no longer asks for', async () => {
       const patch = (name: string, body: object) =>
         kubectl(

@@ -67,7 +67,7 @@ export function startController(options: ControllerOptions): Controller {
   });
   const isLeader = options.isLeader ?? (() => true);
   const kube = fenced(withCache(options.kube, watches.cache), isLeader);
-  const deps = { kube, redis: options.redis, logger, phases: options.phases };
+  const deps = { kube, redis: options.redis, logger, phases: options.phases, metrics };
 
   const work = async (key: string): Promise<void> => {
     const [namespace = '', name = ''] = key.split('/');

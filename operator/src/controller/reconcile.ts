@@ -4,6 +4,7 @@ import { defaulted } from '../api/v1alpha1/defaults.generated.ts';
 import { type BlobCache } from '../api/v1alpha1/types.generated.ts';
 import { TYPES } from '../kube/access.ts';
 import type { KubeClient } from '../kube/client.ts';
+import type { OperatorMetrics } from '../metrics.ts';
 import type { RedisAdmin } from '../redis/admin.ts';
 import type { PhaseResult, ReconcileContext } from './context.ts';
 import { TerminalError } from './errors.ts';
@@ -32,6 +33,8 @@ export interface ReconcileDeps {
   now?: () => Date;
   /** @default PHASES */
   phases?: readonly Phase[];
+  /** Where per-BlobCache gauges go (what membership found of the Redis Cluster). */
+  metrics?: OperatorMetrics;
 }
 
 /**
@@ -66,6 +69,7 @@ export async function reconcile(deps: ReconcileDeps, key: ReconcileKey): Promise
   const found = await kube.get<BlobCache>({ ...TYPES.BlobCache, ...key });
   if (found === null || found.metadata.deletionTimestamp !== undefined) {
     // Deleted: owner references let the garbage collector remove the children.
+    deps.metrics?.forget(key);
     return { gone: true };
   }
   const blobCache = defaulted(found);
@@ -101,6 +105,7 @@ export async function reconcile(deps: ReconcileDeps, key: ReconcileKey): Promise
     }
   }
   const terminal = failure instanceof TerminalError ? failure : undefined;
+  if (ctx.membership !== undefined) deps.metrics?.redisCluster(key, ctx.membership);
   try {
     await writeStatus(ctx, terminal);
   } catch (error) {

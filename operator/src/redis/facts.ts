@@ -166,3 +166,20 @@ export function removable(model: ClusterModel, shard: number): { done: boolean; 
   }
   return { done: true, reason: 'no slots and no cluster membership left' };
 }
+
+/** Slots no reachable master serves: unassigned, or owned by a master that failed. */
+export function uncoveredSlots(model: ClusterModel): number {
+  if (model.uninitialized) return SLOTS;
+  return slotOwners(model).filter(
+    (id) => id === null || (!model.byId.has(id) && failedIn(model, id)),
+  ).length;
+}
+
+/** Replicas running in the same zone as their master (both zones known). */
+export function replicasBesideMaster(model: ClusterModel): number {
+  return model.members.filter((member) => {
+    if (member.inspection.role !== 'replica' || member.pod.zone === undefined) return false;
+    const master = model.byId.get(member.self.masterId ?? '');
+    return master?.pod.zone === member.pod.zone;
+  }).length;
+}

@@ -8,7 +8,7 @@ import type { BlobCacheStatus } from '../api/v1alpha1/types.generated.ts';
 import type { RedisAdmin } from './admin.ts';
 import { INCARNATION_KEY } from './blob-layout.ts';
 import { endpointOf, executeStep, type ExecuteOptions, type StepOutcome } from './execute.ts';
-import { coverage, removable } from './facts.ts';
+import { coverage, removable, replicasBesideMaster, uncoveredSlots } from './facts.ts';
 import { MoveBlockedError } from './migrate.ts';
 import {
   buildModel,
@@ -48,6 +48,10 @@ export interface MembershipOutcome {
   /** Set when the operation cannot go on until someone acts. */
   blocked?: { reason: string; message: string };
   shardsReady: number;
+  /** Slots no reachable master serves (all of them before the cluster exists). */
+  slotsUncovered: number;
+  /** Replicas in their master's zone. */
+  replicasInMasterZone: number;
   /** Whether a shard's pods have left the cluster (its StatefulSet may be deleted). */
   removable(shard: number): { done: boolean; reason: string };
   events: MembershipEvent[];
@@ -63,7 +67,13 @@ export interface MembershipOutcome {
 /** What the status needs from a membership round (see computeStatus). */
 export type MembershipReport = Pick<
   MembershipOutcome,
-  'slotsCovered' | 'zoneSpread' | 'blocked' | 'shardsReady' | 'incarnation'
+  | 'slotsCovered'
+  | 'zoneSpread'
+  | 'blocked'
+  | 'shardsReady'
+  | 'incarnation'
+  | 'slotsUncovered'
+  | 'replicasInMasterZone'
 >;
 
 export interface MembershipOptions extends ExecuteOptions {
@@ -173,6 +183,8 @@ export async function reconcileMembership(
     zoneSpread: chosen.zoneSpread,
     ...(blocked === undefined ? {} : { blocked }),
     shardsReady: chosen.shardsReady,
+    slotsUncovered: uncoveredSlots(chosen.model),
+    replicasInMasterZone: replicasBesideMaster(chosen.model),
     removable: (shard) => removable(chosen.model, shard),
     events,
     ...(executed === undefined ? {} : { executed }),

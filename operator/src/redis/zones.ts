@@ -49,6 +49,16 @@ const byName = (a: ZonePod, b: ZonePod) => a.name.localeCompare(b.name);
 
 export function placeMasters(shards: readonly ShardPlacement[]): ZonePlan {
   const masters = new Map<number, string>();
+  if (shards.every((shard) => shard.pods.length === 0)) {
+    return {
+      masters,
+      verdict: {
+        status: 'Unknown',
+        reason: 'NodesUnreachable',
+        message: 'no Redis node answers yet',
+      },
+    };
+  }
   const unzoned = shards.flatMap((shard) => shard.pods).filter((pod) => pod.zone === undefined);
   if (unzoned.length > 0) {
     for (const shard of shards) {

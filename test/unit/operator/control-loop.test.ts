@@ -110,6 +110,8 @@ describe('control loop pieces (pure)', () => {
       zoneSpread: { status: 'False' as const, reason: 'MastersConcentrated', message: 'zone a' },
       shardsReady: 2,
       incarnation: 'i-1',
+      slotsUncovered: 0,
+      replicasInMasterZone: 0,
     };
     const serving = computeStatus(blobCache(), { ...inputs, membership }, NOW);
     expect(condition(serving, ConditionType.Ready)).to.include({ status: 'True' });

@@ -1,5 +1,9 @@
 import { expect } from 'chai';
-import { removable } from '../../../operator/src/redis/facts.ts';
+import {
+  removable,
+  replicasBesideMaster,
+  uncoveredSlots,
+} from '../../../operator/src/redis/facts.ts';
 import { failoverGraceMs } from '../../../operator/src/redis/heal.ts';
 import { buildModel, instability } from '../../../operator/src/redis/model.ts';
 import { plan, type PlanInput } from '../../../operator/src/redis/planner.ts';
@@ -142,6 +146,8 @@ describe('membership planner (pure)', () => {
       expect(early.step).to.equal(null);
       expect(early.waiting).to.match(/waiting for its replica to take over/);
       expect(early.slotsCovered).to.include({ status: 'False', reason: 'MasterFailed' });
+      expect(uncoveredSlots(early.model), 'the failed master’s slots').to.equal(5_462);
+      expect(uncoveredSlots(plan(input(healthy(3))).model)).to.equal(0);
 
       const later = NOW + failoverGraceMs(5_000);
       const forced = stepOf(plan(input(nodes, { now: later })).step, 'Failover');
@@ -318,6 +324,14 @@ describe('membership planner (pure)', () => {
       const waiting = plan(input(nodes, { failover: { pod: podName(0, 0), at: NOW - 1_000 } }));
       expect(waiting.step).to.equal(null);
       expect(waiting.waiting).to.match(/take over/);
+    });
+
+    it('counts replicas that share their master’s zone', () => {
+      const nodes = healthy(3).map((node) =>
+        node.shard === 2 && node.ordinal === 1 ? { ...node, zone: 'c' } : node,
+      );
+      expect(replicasBesideMaster(plan(input(nodes)).model)).to.equal(1);
+      expect(replicasBesideMaster(plan(input(healthy(3))).model)).to.equal(0);
     });
 
     it('never moves a master that breaks no rule (a restarted master stays a replica)', () => {

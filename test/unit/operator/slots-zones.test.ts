@@ -90,6 +90,7 @@ describe('master placement over zones (pure)', () => {
         .verdict,
     ).to.include({ status: 'Unknown', reason: 'ZonesUnknown' });
     expect(placeMasters([shard(0, ['a'], 0)]).verdict.reason).to.equal('SingleZone');
+    expect(placeMasters([]).verdict).to.include({ status: 'Unknown', reason: 'NodesUnreachable' });
   });
 });
 

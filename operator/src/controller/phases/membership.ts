@@ -102,6 +102,12 @@ export const membershipPhase: Phase = {
       slotsCovered: outcome.slotsCovered,
       zoneSpread: outcome.zoneSpread,
       shardsReady: outcome.shardsReady,
+      // A cluster never created yet is not an outage (Progressing says it is being made).
+      slotsUncovered:
+        outcome.plan.model.uninitialized && status.redis?.incarnation === undefined
+          ? 0
+          : outcome.slotsUncovered,
+      replicasInMasterZone: outcome.replicasInMasterZone,
       ...(outcome.blocked === undefined ? {} : { blocked: outcome.blocked }),
       ...(outcome.incarnation === undefined ? {} : { incarnation: outcome.incarnation }),
     };
