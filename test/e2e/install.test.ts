@@ -21,6 +21,7 @@ import {
   waitTierRunning,
 } from './harness/blobcache.ts';
 import { cluster } from './harness/cluster.ts';
+import { getBlob, putRandomBlob, startBlobClient } from './harness/client.ts';
 import {
   helm,
   imageIdOn,
@@ -35,6 +36,13 @@ import {
 } from './harness/operator.ts';
 import { log } from './harness/progress.ts';
 import { projectImages } from './harness/project-images.ts';
+import {
+  clusterCheck,
+  clusterNodes,
+  redisHost,
+  redisPlacement,
+  replicasInMasterZone,
+} from './harness/redis-view.ts';
 import { waitRolledOut } from './harness/scenario.ts';
 
 const endToEnd = (file: string, section?: string): DocBlock[] =>
@@ -53,6 +61,7 @@ function quickStart(): { importImages: DocBlock; install: DocBlock } {
 
 const NAMESPACE = 'default';
 const NAME = 'droplets';
+const CLIENT = 'blob-client';
 
 describe('The README quick start on real Nodes', function () {
   this.timeout(600_000);
@@ -68,6 +77,15 @@ describe('The README quick start on real Nodes', function () {
 
   after(async function () {
     this.timeout(120_000);
+    await cluster().kubectl.run([
+      'delete',
+      'pod',
+      CLIENT,
+      '-n',
+      NAMESPACE,
+      '--ignore-not-found',
+      '--wait=false',
+    ]);
     await cluster().kubectl.run([
       'delete',
       'blobcache',
@@ -183,6 +201,39 @@ describe('The README quick start on real Nodes', function () {
     expect(new Set(http.zones.values()).size, [...http.zones.values()].join(', ')).to.be.at.least(
       2,
     );
+  });
+
+  it('becomes Ready and answers a Pod at its Service URL, as the README shows', async () => {
+    const block = endToEnd('README.md', '## Kubernetes').find((candidate) =>
+      candidate.script.startsWith('kubectl wait blobcache/droplets'),
+    );
+    expect(block, 'the README block that waits and calls').to.not.equal(undefined);
+    const result = await shell(block!.script, { timeoutMs: 660_000 });
+    expect(result.status, result.stderr).to.equal(0);
+    expect(result.stdout).to.match(/^200 \{"status":"ready"\}$/m);
+  });
+
+  it('stores and serves blobs through http://droplets.default.svc:8080 for a client Pod', async () => {
+    await startBlobClient(NAMESPACE, CLIENT, NAME);
+    for (const bytes of [1024, 1024 * 1024 + 17, 5 * 1024 * 1024]) {
+      const upload = await putRandomBlob(NAMESPACE, CLIENT, bytes);
+      expect(upload.status, `PUT of ${bytes} bytes`).to.equal(201);
+      const first = await getBlob(NAMESPACE, CLIENT, upload.key);
+      expect(first.status).to.equal(200);
+      expect(first.md5, 'the bytes served').to.equal(upload.key);
+      const again = await getBlob(NAMESPACE, CLIENT, upload.key);
+      expect([again.status, again.md5, again.xCache]).to.deep.equal([200, upload.key, 'hit']);
+    }
+  });
+
+  it("has a clean Redis Cluster (redis-cli --cluster check from inside), no master in its replica's zone", async () => {
+    const host = redisHost(NAMESPACE, NAME);
+    const check = await clusterCheck(NAMESPACE, CLIENT, host);
+    expect(check.ok, check.output).to.equal(true);
+    const nodes = await clusterNodes(NAMESPACE, CLIENT, host);
+    expect(nodes.filter((node) => node.flags.includes('master')).length).to.equal(3);
+    expect(nodes.filter((node) => node.flags.includes('slave')).length).to.equal(3);
+    expect(replicasInMasterZone(nodes, await redisPlacement(NAMESPACE, NAME))).to.deep.equal([]);
   });
 
   it("serves the operator's metrics through kubectl port-forward, as docs/operations.md shows", async () => {

@@ -3,7 +3,7 @@
  * store pointed at the harness's S3 server (credentials in a Secret, as the README says to
  * do for an S3-compatible server), and what `kubectl get` shows of it and its children.
  */
-import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -210,4 +210,78 @@ export async function smallBlobCache(
     },
   };
   return [s3CredentialsSecret(namespace, secret), onHarnessS3(cache, secret)];
+}
+
+/**
+ * What "done" looks like to a user: status of the current generation, Ready, not
+ * Progressing, every slot covered, zones spread, no operation under way, every shard ready.
+ */
+export function settled(cache: BlobCacheObject): boolean {
+  const is = (type: string, status: string) => conditionOf(cache, type)?.status === status;
+  const redis = cache.status?.redis as { readyShards?: number; desiredShards?: number } | undefined;
+  return (
+    cache.status?.observedGeneration === cache.metadata.generation &&
+    is('Ready', 'True') &&
+    is('Progressing', 'False') &&
+    is('SlotsCovered', 'True') &&
+    is('ZoneSpread', 'True') &&
+    cache.status?.operation === undefined &&
+    redis?.readyShards === redis?.desiredShards
+  );
+}
+
+/** Waits until the BlobCache has settled (see `settled`); the timeout names its last status. */
+export async function waitSettled(
+  namespace: string,
+  name: string,
+  timeoutMs = 300_000,
+): Promise<BlobCacheObject> {
+  let last: BlobCacheObject | undefined;
+  try {
+    return await eventually(
+      `${namespace}/${name} to settle`,
+      async () => {
+        last = await getBlobCache(namespace, name);
+        return settled(last) ? last : null;
+      },
+      { timeoutMs, intervalMs: 1000 },
+    );
+  } catch (error) {
+    throw new Error(`${String(error)}; last status: ${JSON.stringify(last?.status)}`, {
+      cause: error,
+    });
+  }
+}
+
+/**
+ * The keys S3 still lacks once it holds them all or `timeoutMs` passed (WriteBehind copies
+ * blobs in the background). Objects are `blobs/<md5[0:2]>/<md5>` (the default prefix).
+ */
+export async function missingFromS3(
+  bucket: string,
+  keys: readonly string[],
+  timeoutMs = 180_000,
+): Promise<string[]> {
+  const client = s3Client();
+  const missing = new Set(keys);
+  const held = (key: string) =>
+    client
+      .send(new HeadObjectCommand({ Bucket: bucket, Key: `blobs/${key.slice(0, 2)}/${key}` }))
+      .then(
+        () => true,
+        () => false,
+      );
+  try {
+    await eventually(
+      `${keys.length} blobs in S3`,
+      async () => {
+        for (const key of [...missing]) if (await held(key)) missing.delete(key);
+        return missing.size === 0;
+      },
+      { timeoutMs, intervalMs: 2000 },
+    ).catch(() => undefined);
+    return [...missing];
+  } finally {
+    client.destroy();
+  }
 }
