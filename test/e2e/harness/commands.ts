@@ -83,3 +83,11 @@ export async function stopDaemon(child: ChildProcess, graceMs = 10_000): Promise
   cancel.abort();
   await forced;
 }
+
+/** SIGKILL, as when the machine under a process goes away; resolves once it has exited. */
+export async function killDaemon(child: ChildProcess): Promise<void> {
+  if (!isRunning(child)) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
+}
