@@ -185,13 +185,15 @@ describe('The README quick start on real Nodes', function () {
     expect(config.data.BLOBCACHE_S3_ENDPOINT).to.equal(cluster().s3.endpoint);
   });
 
-  it("runs the Redis Pods, each shard's two in two zones, and the HTTP Pods in two zones", async () => {
+  it("runs the Redis Pods over the three zones, each shard's two in two, and the HTTP Pods in two zones", async () => {
     const redis = await waitTierRunning(NAMESPACE, NAME, 'redis', 6);
     const byShard = new Map<string, string[]>();
     for (const [pod, shard] of redis.shards) {
       byShard.set(shard, [...(byShard.get(shard) ?? []), redis.zones.get(pod)!]);
     }
     expect([...byShard.keys()].sort()).to.deep.equal(['0', '1', '2']);
+    // Spread with the other shards too: no zone without a Redis Pod.
+    expect(new Set(redis.zones.values()).size, [...redis.zones.values()].join(', ')).to.equal(3);
     for (const [shard, zones] of byShard) {
       expect(new Set(zones).size, `shard ${shard}: ${zones.join(', ')}`).to.equal(2);
     }
