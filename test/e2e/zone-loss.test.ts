@@ -32,7 +32,7 @@ import {
   replicasInMasterZone,
   slotsServed,
 } from './harness/redis-view.ts';
-import { useNamespace, zonesOf } from './harness/scenario.ts';
+import { serviceBackends, useNamespace, zonesOf } from './harness/scenario.ts';
 
 const NAME = 'zoned';
 
@@ -77,6 +77,12 @@ describe('A zone lost and returned', function () {
     )
       .filter((node) => node.flags.includes('master'))
       .map((node) => placement.get(node.ip)?.zone);
+    // Whichever zone goes, the masters left are a majority that can elect replacements.
+    expect(
+      new Set([...placement.values()].map((at) => at.zone)).size,
+      'zones of Redis Pods',
+    ).to.equal(3);
+    expect(new Set(masters).size, `zones of the masters: ${masters.join(', ')}`).to.equal(3);
     const zone = nodes
       .map((node) => node.spec.zone)
       .find((candidate) => candidate !== safe && masters.includes(candidate));
@@ -104,10 +110,16 @@ describe('A zone lost and returned', function () {
     await load.waitAcknowledged(20, 'before the zone is lost');
   });
 
+  /** An `ip:port` of the lost Node's Pod subnet. */
+  const inLostZone = (backend: string) =>
+    backend.startsWith(lost.spec.podCidr.replace(/0\/24$/, ''));
+
   // Whatever happened, the machine comes back (the harness tears the Nodes down later).
   after(() => lost?.startKubelet());
 
   it('keeps serving once the loss is noticed: replicas take over, misses fill from S3', async () => {
+    // The Service did send traffic to the zone about to go, so the check below can fail.
+    expect(serviceBackends(namespace.name, NAME).filter(inLostZone)).to.have.length(1);
     const started = Date.now();
     await lost.powerOff();
     await eventually(
@@ -148,6 +160,12 @@ describe('A zone lost and returned', function () {
         );
       },
       { timeoutMs: 120_000, intervalMs: 1000 },
+    );
+    // ... and kube-proxy to have stopped sending the Service's traffic there.
+    await eventually(
+      'kube-proxy to stop sending traffic to the lost zone',
+      () => Promise.resolve(!serviceBackends(namespace.name, NAME).some(inLostZone)),
+      { timeoutMs: 60_000, intervalMs: 500 },
     );
     absorbedAt = Math.floor(Date.now() / 1000);
     log(`zone loss: noticed and absorbed in ${((Date.now() - started) / 1000).toFixed(1)} s`);

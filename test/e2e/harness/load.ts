@@ -1,8 +1,8 @@
 /**
  * Steady client load from inside the cluster, as a component team would put it on a
  * BlobCache: a Pod that uploads random blobs through the Service and reads back blobs it
- * was acknowledged, logging each call (time, method, key, status, whether the bytes
- * matched). Scenarios wait on its progress (acknowledged uploads), stop it, then check
+ * was acknowledged, logging each call (start time, method, key, status, whether the
+ * bytes matched). Scenarios wait on its progress (acknowledged uploads), stop it, then check
  * every acknowledged blob and summarise the errors clients saw.
  */
 import { blobClientPod, inClient } from './client.ts';
@@ -21,18 +21,20 @@ while [ ! -e /tmp/stop ] && [ "$i" -lt "$MAX_UPLOADS" ] && [ "$(date +%s)" -lt "
   i=$((i + 1))
   head -c "$BLOB_BYTES" /dev/urandom > /tmp/blob
   key=$(md5sum /tmp/blob | cut -d' ' -f1)
+  started=$(date +%s)
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -T /tmp/blob \\
     -H "Authorization: Bearer $WRITE_TOKEN" "$URL/v1/blobs/$key")
-  echo "$(date +%s) PUT $key $code" >> /tmp/load.log
+  echo "$started PUT $key $code" >> /tmp/load.log
   case "$code" in 200|201) echo "$key" >> /tmp/acked ;; esac
   n=$(wc -l < /tmp/acked)
   if [ "$n" -gt 0 ]; then
     k=$(sed -n "$(( (i * 7919) % n + 1 ))p" /tmp/acked)
+    started=$(date +%s)
     code=$(curl -s -o /tmp/got -w '%{http_code}' --max-time 60 \\
       -H "Authorization: Bearer $READ_TOKEN" "$URL/v1/blobs/$k")
     sum=$(md5sum /tmp/got | cut -d' ' -f1)
     same=different; [ "$sum" = "$k" ] && same=same
-    echo "$(date +%s) GET $k $code $same" >> /tmp/load.log
+    echo "$started GET $k $code $same" >> /tmp/load.log
   fi
 done
 touch /tmp/done
@@ -51,6 +53,7 @@ done < /tmp/acked
 `;
 
 export interface LoadCall {
+  /** When the call started (Unix seconds). */
   time: number;
   method: 'PUT' | 'GET';
   key: string;

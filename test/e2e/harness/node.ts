@@ -122,7 +122,17 @@ export async function startNode(options: NodeOptions): Promise<KubeNode> {
     async powerOff() {
       if (kubelet !== undefined) await killDaemon(kubelet);
       await killCgroup(spec.name);
-      await crictl('rmp', '--all', '--force');
+      // The shims lived in the Pods' cgroups too: until containerd has noticed each one
+      // gone, removing its sandbox fails ("ttrpc: closed"). Removing a sandbox runs its
+      // CNI DEL, which takes the Pod's address away.
+      await eventually(
+        `the Pod sandboxes of ${spec.name} to go`,
+        async () => {
+          await crictl('rmp', '--all', '--force').catch(() => undefined);
+          return (await crictl('pods', '--quiet')).trim() === '';
+        },
+        { timeoutMs: 60_000, intervalMs: 1000 },
+      );
     },
     async stop() {
       await node.stopKubelet();

@@ -79,6 +79,7 @@ export function removeRunDir(keep: readonly string[] = []): void {
   if (!existsSync(RUN_DIR)) return;
   for (const entry of readdirSync(RUN_DIR)) {
     if (keep.includes(join(RUN_DIR, entry))) continue;
-    run('rm', ['-rf', '--one-file-system', join(RUN_DIR, entry)]);
+    // Image layers of three Nodes: slow to delete on a busy disk.
+    run('rm', ['-rf', '--one-file-system', join(RUN_DIR, entry)], { timeoutMs: 600_000 });
   }
 }
