@@ -5,12 +5,15 @@
  * for several MIGRATE batch sizes, with Redis's rdbcompression on and off. Redis pods on
  * loopback as in test:cluster. Writes bench/results/slot-migration-<date>.{json,md}.
  *
- * BENCH_MIB (default 256): data moved per run; BENCH_ROUNDS (default 2): runs per setting.
+ * BENCH_MIB (default 256): data moved per run; BENCH_ROUNDS (default 2): runs per setting;
+ * BENCH_SUFFIX: added to the results' file names (a second run the same day).
+ * The machine's load average is recorded at start and end: on shared cores it explains more
+ * of the spread than any setting does.
  */
 import { randomFillSync } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { slotCount } from '../operator/src/redis/admin.ts';
@@ -23,6 +26,8 @@ const MiB = 1024 * 1024;
 const TOTAL_MIB = Number(process.env.BENCH_MIB ?? 256);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const SLOTS = 8;
+const SUFFIX = process.env.BENCH_SUFFIX ?? '';
+const loadAtStart = loadavg()[0]!;
 const BATCHES = [1, 4, 8, 16];
 
 const loopback = await LoopbackRedis.create({
@@ -149,9 +154,14 @@ try {
 const date = new Date().toISOString().slice(0, 10);
 const dir = join(import.meta.dirname, 'results');
 mkdirSync(dir, { recursive: true });
-const machine = { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown' };
+const machine = {
+  cpus: cpus().length,
+  model: cpus()[0]?.model ?? 'unknown',
+  loadAverage: { start: loadAtStart, end: loadavg()[0]! },
+};
+const load = `load average ${machine.loadAverage.start.toFixed(1)} at start, ${machine.loadAverage.end.toFixed(1)} at end`;
 writeFileSync(
-  join(dir, `slot-migration-${date}.json`),
+  join(dir, `slot-migration-${date}${SUFFIX}.json`),
   `${JSON.stringify({ date, machine, rows }, null, 2)}\n`,
 );
 const table = [
@@ -163,7 +173,7 @@ const table = [
   ),
 ].join('\n');
 writeFileSync(
-  join(dir, `slot-migration-${date}.md`),
-  `# Slot migration, ${date}\n\n${machine.cpus} CPUs (${machine.model}), loopback, 1 MiB chunks in ${SLOTS} slots, target with one replica (each batch waits for it).\n\n${table}\n`,
+  join(dir, `slot-migration-${date}${SUFFIX}.md`),
+  `# Slot migration, ${date}\n\n${machine.cpus} CPUs (${machine.model}, ${load}), loopback, 1 MiB chunks in ${SLOTS} slots, target with one replica (each batch waits for it).\n\n${table}\n`,
 );
 console.log(table);

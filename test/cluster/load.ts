@@ -21,6 +21,8 @@ export interface LoadReport {
   unavailable: Set<string>;
   /** Longest time without any successful request while the load ran. */
   longestGapMs: number;
+  /** When that gap ended (epoch ms). */
+  longestGapEndedAt: number;
   /** GETs whose body did not match the blob (must stay 0). */
   corrupt: number;
 }
@@ -84,6 +86,7 @@ export class Load {
     failures: new Map(),
     unavailable: new Set(),
     longestGapMs: 0,
+    longestGapEndedAt: 0,
     corrupt: 0,
   };
   private running = false;
@@ -101,8 +104,10 @@ export class Load {
 
   private success(): void {
     const now = Date.now();
-    if (this.lastSuccess > 0)
-      this.report.longestGapMs = Math.max(this.report.longestGapMs, now - this.lastSuccess);
+    if (this.lastSuccess > 0 && now - this.lastSuccess > this.report.longestGapMs) {
+      this.report.longestGapMs = now - this.lastSuccess;
+      this.report.longestGapEndedAt = now;
+    }
     this.lastSuccess = now;
   }
 

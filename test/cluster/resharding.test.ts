@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { setTimeout as sleep } from 'node:timers/promises';
+import calculateSlot from 'cluster-key-slot';
 import type { Resharding } from '../../operator/src/redis/model.ts';
 import { eventually } from '../harness/eventually.ts';
 import { inParallel } from '../harness/production-helpers.ts';
-import { expectCheckClean, expectServed, expectZoneRules } from './checks.ts';
+import { clusterView, expectCheckClean, expectServed, expectZoneRules } from './checks.ts';
 import { Load, putBlob, type Acknowledged, type LoadReport } from './load.ts';
 import { ClusterStack } from './stack.ts';
 
@@ -14,19 +14,24 @@ const progress = (what: string) =>
 /** What a 3 → 5 → 3 round trip measured, for the closing report. */
 interface RoundTrip {
   mode: Resharding;
+  /** When the load started (epoch ms). */
+  startedAt: number;
   wallMs: number;
   scaleOutMs: number;
   scaleInMs: number;
   movedBytes: number;
   moveMs: number;
   keysMs: number;
+  transferMs: number;
+  longestMigrateMs: number;
   dropped: number;
   load: LoadReport;
   acknowledged: number;
 }
 
-function moved(stack: ClusterStack, from: number) {
-  return stack.operator.rounds.slice(from).reduce(
+/** What the slot moves of the rounds in [from, to) moved, and how long they took. */
+function moved(stack: ClusterStack, from: number, to: number) {
+  return stack.operator.rounds.slice(from, to).reduce(
     (sum, round) => {
       const result = round.outcome.executed?.outcome.moved;
       if (result === undefined) return sum;
@@ -34,11 +39,28 @@ function moved(stack: ClusterStack, from: number) {
         bytes: sum.bytes + result.bytes,
         ms: sum.ms + result.ms,
         keysMs: sum.keysMs + result.keysMs,
+        transferMs: sum.transferMs + result.transferMs,
+        longestMigrateMs: Math.max(sum.longestMigrateMs, result.longestMigrateMs),
         dropped: sum.dropped + result.dropped,
       };
     },
-    { bytes: 0, ms: 0, keysMs: 0, dropped: 0 },
+    { bytes: 0, ms: 0, keysMs: 0, transferMs: 0, longestMigrateMs: 0, dropped: 0 },
   );
+}
+
+/** Those of the blobs whose slot a master of the given shards serves now. */
+async function onShards(
+  stack: ClusterStack,
+  blobs: readonly Acknowledged[],
+  shards: readonly number[],
+): Promise<Acknowledged[]> {
+  const masters = (await clusterView(stack.operator)).filter(
+    ({ node, pod }) => node.flags.includes('master') && shards.includes(pod.shard),
+  );
+  return blobs.filter((blob) => {
+    const slot = calculateSlot(`bc:{${blob.md5}}:m`);
+    return masters.some(({ node }) => node.slots.some(([a, b]) => slot >= a && slot <= b));
+  });
 }
 
 /**
@@ -108,7 +130,20 @@ async function roundTrip(mode: Resharding): Promise<RoundTrip> {
         .filter((blob) => stack.storedInS3(blob.md5))
         .map((blob) => blob.md5),
     );
-    await sleep(3_000);
+    // The point of the scenario: pending blobs in the slots that leave. Start the scale-in
+    // once the load has put a few there.
+    await eventually(
+      'blobs acknowledged with S3 down in the leaving shards',
+      async () =>
+        (
+          await onShards(
+            stack,
+            load.acknowledged.slice(pendingFrom).filter((blob) => !stack.storedInS3(blob.md5)),
+            [3, 4],
+          )
+        ).length >= 3,
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
     const inStarted = Date.now();
     const inFrom = stack.operator.rounds.length;
     stack.operator.spec = { ...stack.operator.spec, shards: 3 };
@@ -161,17 +196,20 @@ async function roundTrip(mode: Resharding): Promise<RoundTrip> {
       [...report.unavailable].filter((md5) => !inS3Before.has(md5)),
       'unavailable blobs S3 lacked',
     ).to.deep.equal([]);
-    const out = moved(stack, outFrom);
-    const inn = moved(stack, inFrom);
+    const out = moved(stack, outFrom, inFrom);
+    const inn = moved(stack, inFrom, stack.operator.rounds.length);
     if (mode === 'Drop') expect(inn.dropped, 'blobs dropped instead of moved').to.be.greaterThan(0);
     return {
       mode,
+      startedAt: started,
       wallMs,
       scaleOutMs,
       scaleInMs,
       movedBytes: out.bytes + inn.bytes,
       moveMs: out.ms + inn.ms,
       keysMs: out.keysMs + inn.keysMs,
+      transferMs: out.transferMs + inn.transferMs,
+      longestMigrateMs: Math.max(out.longestMigrateMs, inn.longestMigrateMs),
       dropped: inn.dropped,
       load: report,
       acknowledged: all.length,
@@ -183,11 +221,18 @@ async function roundTrip(mode: Resharding): Promise<RoundTrip> {
 
 function print(trip: RoundTrip): void {
   const mib = trip.movedBytes / MiB;
+  const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+  const rate = (ms: number) => `${(mib / (ms / 1000)).toFixed(0)} MiB/s`;
+  const failures = [...trip.load.failures].map(([what, count]) => `${count} × ${what}`);
   console.log(
-    `      ${trip.mode}: 3→5→3 in ${(trip.wallMs / 1000).toFixed(1)} s (out ${(trip.scaleOutMs / 1000).toFixed(1)} s, in ${(trip.scaleInMs / 1000).toFixed(1)} s); ` +
-      `slot moves ${(trip.moveMs / 1000).toFixed(1)} s, of which keys ${(trip.keysMs / 1000).toFixed(1)} s for ${mib.toFixed(0)} MiB (${(mib / (trip.keysMs / 1000)).toFixed(0)} MiB/s)` +
-      (trip.dropped > 0 ? `, dropped ${trip.dropped} blobs S3 had` : '') +
-      `; load: ${trip.load.puts} PUTs, ${trip.load.gets} GETs, failures ${JSON.stringify(Object.fromEntries(trip.load.failures))}, longest gap ${trip.load.longestGapMs} ms; ${trip.acknowledged} blobs acknowledged`,
+    `      ${trip.mode}: 3→5→3 in ${s(trip.wallMs)} (out ${s(trip.scaleOutMs)}, in ${s(trip.scaleInMs)}); ` +
+      `moved ${mib.toFixed(0)} MiB: ${rate(trip.moveMs)} over the moves (${s(trip.moveMs)}), ` +
+      `${rate(trip.keysMs)} with slots open (${s(trip.keysMs)}), ` +
+      `${rate(trip.transferMs)} in MIGRATE and replica catch-up (${s(trip.transferMs)}), longest MIGRATE ${trip.longestMigrateMs} ms` +
+      (trip.dropped > 0 ? `; dropped ${trip.dropped} blobs S3 had` : '') +
+      `; load: ${trip.load.puts} PUTs, ${trip.load.gets} GETs, failures: ${failures.join(', ') || 'none'}, ` +
+      `longest gap ${trip.load.longestGapMs} ms (ended ${s(trip.load.longestGapEndedAt - trip.startedAt)} into the round trip); ` +
+      `${trip.acknowledged} blobs acknowledged`,
   );
 }
 

@@ -1,11 +1,79 @@
 import type { Socket } from 'node:net';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { residentSet } from './dataplane.ts';
+import { REPO_ROOT, residentSet, type SpawnedDataPlane } from './dataplane.ts';
 import { eventually } from './eventually.ts';
 import { metricSum, metricValue } from './production-helpers.ts';
 import { openSocket } from './raw-socket.ts';
 
-const MiB = 1024 * 1024;
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/**
+ * What one connection's stream may hold outside every budget, from the design
+ * (docs/decisions/0018): eight pieces of 64 KiB (the default highWaterMark and the size of
+ * a disk read or a Redis piece) on the longest path, a whole read from disk with a fill:
+ * the file stream one, the verifier three (one waiting to be written, one to be read, one
+ * held back), the tee two, the response and its socket two.
+ */
+export const STREAM_WINDOW_BYTES = 8 * 64 * KiB;
+
+/**
+ * What RSS may hold beyond the live bytes: buffers already garbage that V8 has not
+ * collected yet, and freed buffers whose pages the allocator keeps for reuse rather than
+ * giving back. It depends on how much went through, not on how many readers hold what.
+ * Measured up to 65 MiB in these tests; this is an allowance, not a bound the design sets.
+ */
+export const ALLOCATOR_SLACK_BYTES = 128 * MiB;
+
+/**
+ * Environment for a spawned data plane whose live memory a test measures: preloads
+ * gc-probe.ts (see `liveMemory`).
+ */
+export const MEMORY_PROBE_ENV = {
+  NODE_OPTIONS: `--expose-gc --import ${join(REPO_ROOT, 'test/harness/gc-probe.ts')}`,
+};
+
+export interface MemoryUse {
+  /** RSS as it was, before the collection. */
+  rssBefore: number;
+  /** After a full collection: RSS, and bytes held in ArrayBuffers (every Buffer's bytes). */
+  rss: number;
+  arrayBuffers: number;
+  heapUsed: number;
+}
+
+/**
+ * Memory of a plane spawned with `MEMORY_PROBE_ENV`: RSS, then what is live after a full
+ * collection, so garbage an idle process has not collected yet is not taken for bytes
+ * somebody holds.
+ */
+export async function memoryUse(plane: SpawnedDataPlane): Promise<MemoryUse> {
+  const rssBefore = await rss(plane.child.pid!);
+  const seen = plane.logs.length;
+  plane.child.kill('SIGUSR2');
+  const report = await eventually(
+    'the memory probe to report',
+    () =>
+      Promise.resolve(
+        plane.logs
+          .slice(seen)
+          .find((line) => line.message === 'Measured memory after a full collection'),
+      ),
+    { timeoutMs: 10_000, intervalMs: 20 },
+  );
+  const { rss: after, arrayBuffers, heapUsed } = report as unknown as NodeJS.MemoryUsage;
+  return { rssBefore, rss: after, arrayBuffers, heapUsed };
+}
+
+/** One line comparing two `memoryUse` readings. */
+export function describeGrowth(before: MemoryUse, after: MemoryUse): string {
+  return (
+    `RSS ${mib(before.rssBefore)} -> ${mib(after.rssBefore)}, ` +
+    `after a full collection RSS ${mib(before.rss)} -> ${mib(after.rss)} (+${mib(after.rss - before.rss)}), ` +
+    `ArrayBuffers ${mib(before.arrayBuffers)} -> ${mib(after.arrayBuffers)} (+${mib(after.arrayBuffers - before.arrayBuffers)})`
+  );
+}
 
 /** A GET whose client reads the first bytes, then never reads again (socket paused). */
 export async function stalledGet(url: string, key: string): Promise<Socket> {

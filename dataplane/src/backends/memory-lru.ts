@@ -1,4 +1,4 @@
-import { Readable, Writable } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type {
   BlobInfo,
@@ -8,13 +8,22 @@ import type {
   PutOptions,
   PutResult,
 } from '../blob/store.ts';
-import { DigestVerifier } from '../blob/verifier.ts';
+import { BlobTooLargeError } from '../blob/errors.ts';
+import { DigestVerifier, type VerifiedDigest } from '../blob/verifier.ts';
 
 /** No room: the budget is held by reads under way; the blob is just not cached. */
 export class CacheFullError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'CacheFullError';
+  }
+}
+
+/** Another put is copying the same blob in; this one is not needed. */
+export class CopyUnderWayError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CopyUnderWayError';
   }
 }
 
@@ -45,9 +54,10 @@ interface Entry {
  *
  * Reads are served by reference (docs/decisions/0018): a read pins its entry until it calls
  * `release()`, and an entry evicted while pinned keeps counting against the budget until
- * then. Puts reserve their bytes as they arrive. So readers that stop reading (their
- * sockets holding our buffers) can never take memory past `maxBytes`: with the budget
- * pinned, new blobs are simply not cached.
+ * then. Puts reserve their bytes as they arrive, one put per key at a time, and let go of
+ * them when they fail. So readers that stop reading (their sockets holding our buffers, or
+ * their copy half made) can never take memory past `maxBytes`: with the budget pinned or
+ * reserved, new blobs are simply not cached.
  */
 export class MemoryLruStore implements BlobStore {
   private readonly entries = new Map<string, Entry>();
@@ -55,6 +65,8 @@ export class MemoryLruStore implements BlobStore {
   /** Bytes of entries in the map, of pinned entries gone from it, and of puts under way. */
   private bytes = 0;
   private evictions = 0;
+  /** Keys of puts under way (a second put of one of them is refused). */
+  private readonly copying = new Set<string>();
 
   constructor(options: MemoryLruOptions) {
     this.options = options;
@@ -150,14 +162,21 @@ export class MemoryLruStore implements BlobStore {
     };
   }
 
+  /**
+   * Copies `source` in, verified against `options`. Every byte the put holds is reserved in
+   * the budget from the moment it arrives (before the verifier, which holds one chunk
+   * back), and a failed put lets go of its chunks at once: the stream that fed it may stay
+   * referenced long after (a tee's side of a stalled reader), and must not keep them.
+   * A put of a key that another put is copying in already fails at once with
+   * `CopyUnderWayError`: readers of one blob make one copy, not one each.
+   */
   async put(source: Readable, options: PutOptions): Promise<PutResult> {
+    const { key } = options;
+    if (key !== undefined && this.copying.has(key)) {
+      throw new CopyUnderWayError(`Blob ${key} is being copied into the memory tier already`);
+    }
+    if (key !== undefined) this.copying.add(key);
     const maxBytes = Math.min(options.maxBytes ?? Infinity, this.options.maxEntryBytes);
-    const verifier = new DigestVerifier({
-      md5: options.key,
-      size: options.size,
-      sha256: options.sha256,
-      maxBytes,
-    });
     const chunks: Buffer[] = [];
     let reserved = 0;
     const reserve = (size: number): boolean => {
@@ -165,23 +184,43 @@ export class MemoryLruStore implements BlobStore {
       reserved += size;
       return true;
     };
-    const collect = new Writable({
-      write(chunk: Buffer, _encoding, callback) {
+    const take = new Transform({
+      transform(chunk: Buffer, _encoding, callback) {
+        // Checked before reserving: bytes that will be refused must evict nothing.
+        if (reserved + chunk.length > maxBytes || (options.size ?? 0) > maxBytes) {
+          callback(new BlobTooLargeError(`The blob exceeds the limit of ${maxBytes} bytes`));
+          return;
+        }
         if (!reserve(chunk.length)) {
           callback(new CacheFullError('The memory tier is full of blobs being read'));
           return;
         }
         chunks.push(chunk);
-        callback();
+        callback(null, chunk);
       },
     });
+    const verifier = new DigestVerifier({
+      md5: key,
+      size: options.size,
+      sha256: options.sha256,
+      maxBytes,
+    });
+    // The verifier's output is what `take` holds already.
+    const discard = new Writable({ write: (_chunk, _encoding, callback) => callback() });
     try {
-      await pipeline(source, verifier, collect, { signal: options.signal });
+      await pipeline(source, take, verifier, discard, { signal: options.signal });
     } catch (error) {
       this.bytes -= reserved;
+      chunks.length = 0;
       throw error;
+    } finally {
+      if (key !== undefined) this.copying.delete(key);
     }
-    const digest = verifier.result;
+    return this.keep(chunks, reserved, verifier.result);
+  }
+
+  /** Makes the verified `chunks` (whose bytes are reserved) an entry, unless one exists. */
+  private keep(chunks: Buffer[], reserved: number, digest: VerifiedDigest | undefined): PutResult {
     if (digest === undefined) throw new Error('The verifier finished without a result');
     const existing = this.touch(digest.md5);
     if (existing !== undefined) {

@@ -12,8 +12,13 @@ export class Tee<T> {
   readonly transform: Transform;
   /** Settles with the sink's outcome; never rejects (failures resolve to the error). */
   readonly done: Promise<T | Error>;
-  private readonly branch = new PassThrough();
-  private failed = false;
+  /**
+   * The side stream, let go of once the sink failed: a destroyed stream keeps the
+   * listeners `pipeline` put on it, and through them every stream of the sink and what
+   * those hold (a partial copy), for as long as the main stream lives (a stalled reader's
+   * whole connection). See docs/decisions/0018.
+   */
+  private branch: PassThrough | undefined = new PassThrough();
 
   /**
    * @param sink consumes the side stream.
@@ -21,16 +26,17 @@ export class Tee<T> {
    *   the sink has settled (so a reader that saw the end finds the copy in place).
    */
   constructor(sink: (source: Readable) => Promise<T>, options: { commitOnEnd?: boolean } = {}) {
-    this.done = sink(this.branch).then(
+    this.done = sink(this.branch!).then(
       (result) => result,
       (error: unknown) => {
-        this.failed = true;
-        this.branch.emit('drain');
+        const branch = this.branch;
+        this.branch = undefined;
+        // Wakes a write waiting for room on the side: it goes on without it.
+        branch?.emit('drain');
         return error instanceof Error ? error : new Error(String(error));
       },
     );
-    const branch = this.branch;
-    const isFailed = (): boolean => this.failed;
+    const side = (): PassThrough | undefined => this.branch;
     const commitOnEnd = options.commitOnEnd === true ? () => this.commit() : undefined;
     this.transform = new Transform({
       flush(callback: TransformCallback) {
@@ -39,7 +45,8 @@ export class Tee<T> {
         else void commitOnEnd().then(() => callback());
       },
       transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-        if (isFailed() || branch.write(chunk)) {
+        const branch = side();
+        if (branch === undefined || branch.write(chunk)) {
           callback(null, chunk);
           return;
         }
@@ -50,13 +57,13 @@ export class Tee<T> {
 
   /** Ends the side stream: the sink verifies and keeps its copy. */
   commit(): Promise<T | Error> {
-    if (!this.failed) this.branch.end();
+    this.branch?.end();
     return this.done;
   }
 
   /** Abandons the side copy. */
   abort(reason: Error): Promise<T | Error> {
-    this.branch.destroy(reason);
+    this.branch?.destroy(reason);
     return this.done;
   }
 }

@@ -54,8 +54,10 @@ export interface MoveResult {
   dropped: number;
   /** Time of the whole move. */
   ms: number;
-  /** Of which spent moving keys (MIGRATE and the replicas catching up): bytes / keysMs is the transfer rate. */
+  /** Of which spent with slots open (listing, sizing and moving their keys). */
   keysMs: number;
+  /** Of which in MIGRATE and waiting for the target's replicas: bytes / transferMs is the transfer rate. */
+  transferMs: number;
   /** The longest single MIGRATE: how long source and target were blocked at once. */
   longestMigrateMs: number;
 }
@@ -140,6 +142,7 @@ async function migrateSlot(
     let bytes = 0;
     const flush = async () => {
       if (batch.length === 0) return;
+      const flushStarted = Date.now();
       for (let attempt = 1; ; attempt++) {
         try {
           const started = Date.now();
@@ -165,6 +168,7 @@ async function migrateSlot(
       result.keys += batch.length;
       result.bytes += bytes;
       await replicasCaughtUp(admin, target, args.targetReplicas, options.replicaWaitMs);
+      result.transferMs += Date.now() - flushStarted;
       batch = [];
       bytes = 0;
     };
@@ -229,6 +233,7 @@ export async function moveSlots(
     dropped: 0,
     ms: 0,
     keysMs: 0,
+    transferMs: 0,
     longestMigrateMs: 0,
   };
   const { source, target } = args;

@@ -1,7 +1,12 @@
 import { expect } from 'chai';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { text } from 'node:stream/consumers';
-import { CacheFullError, MemoryLruStore } from '../../../dataplane/src/backends/memory-lru.ts';
+import {
+  CacheFullError,
+  CopyUnderWayError,
+  MemoryLruStore,
+} from '../../../dataplane/src/backends/memory-lru.ts';
 import { BlobTooLargeError, DigestMismatchError } from '../../../dataplane/src/blob/errors.ts';
 import { md5 } from '../../harness/blobs.ts';
 
@@ -87,5 +92,56 @@ describe('MemoryLruStore', () => {
     expect(await text(read.stream)).to.equal('aaaaaaaaaa');
     await new Promise((resolve) => setImmediate(resolve));
     expect(store.stats().bytes).to.equal(0);
+  });
+
+  it('counts every byte a put holds from its arrival, and gives them back when the put fails', async () => {
+    const store = new MemoryLruStore({ maxBytes: 100, maxEntryBytes: 50 });
+    const source = new PassThrough();
+    const putting = store.put(source, { key: md5('abcdefghij') });
+    source.write('abcde');
+    source.write('fgh');
+    await nextTurn();
+    // The verifier holds the last chunk back; it is counted all the same.
+    expect(store.stats().bytes).to.equal(8);
+    source.destroy(new Error('the reader went away'));
+    await putting.then(
+      () => expect.fail('kept a copy that was cut short'),
+      (error: unknown) => expect(error).to.have.property('message', 'the reader went away'),
+    );
+    expect(store.stats()).to.deep.include({ bytes: 0, blobs: 0 });
+  });
+
+  it('copies a blob in once: a put of a key another put is copying in fails at once', async () => {
+    const store = new MemoryLruStore({ maxBytes: 100, maxEntryBytes: 50 });
+    const source = new PassThrough();
+    const first = store.put(source, { key: md5('abcdefgh') });
+    source.write('abcd');
+    await put(store, 'abcdefgh').then(
+      () => expect.fail('made a second copy'),
+      (error: unknown) => expect(error).to.be.instanceOf(CopyUnderWayError),
+    );
+    expect(store.stats().bytes).to.equal(4);
+    source.end('efgh');
+    expect((await first).created).to.be.true;
+    // Once that copy is done, the key is no longer being copied.
+    expect((await put(store, 'abcdefgh')).created).to.be.false;
+    expect(store.stats()).to.deep.include({ bytes: 8, blobs: 1 });
+  });
+
+  it('refuses a blob declared larger than its entry limit without evicting anything', async () => {
+    const store = new MemoryLruStore({ maxBytes: 20, maxEntryBytes: 10 });
+    await put(store, 'aaaaaaaaaa');
+    await put(store, 'bbbbbbbbbb');
+    const large = 'cccccccccccc';
+    await store
+      .put(Readable.from([Buffer.from(large)], { objectMode: false }), {
+        key: md5(large),
+        size: large.length,
+      })
+      .then(
+        () => expect.fail('stored an oversized blob'),
+        (error: unknown) => expect(error).to.be.instanceOf(BlobTooLargeError),
+      );
+    expect(store.stats()).to.deep.equal({ bytes: 20, blobs: 2, evictions: 0 });
   });
 });

@@ -2,6 +2,8 @@ import { expect } from 'chai';
 import { PassThrough, Readable, Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Tee } from '../../../dataplane/src/blob/tee.ts';
 
 const pieces = (count: number, size = 1024): Buffer[] =>
@@ -22,6 +24,12 @@ function collectingSink(): {
     },
     ended: () => ended,
   };
+}
+
+/** A full collection, without starting node with --expose-gc. */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
 }
 
 async function drain(source: Readable): Promise<Buffer> {
@@ -113,5 +121,31 @@ describe('Tee', () => {
     const outcome = await tee.abort(new Error('client went away'));
     expect(outcome).to.be.instanceOf(Error).with.property('message', 'client went away');
     expect(ended()).to.be.false;
+  });
+
+  it('lets go of a failed side, so what its sink held is not kept alive by the main stream', async () => {
+    let copied: WeakRef<Buffer[]> | undefined;
+    const tee = new Tee((source) => {
+      const held: Buffer[] = [];
+      copied = new WeakRef(held);
+      const keep = new Writable({
+        write(chunk: Buffer, _encoding, callback) {
+          held.push(chunk);
+          callback(held.length < 3 ? null : new Error('no room'));
+        },
+      });
+      // pipeline leaves listeners on the source it destroys, which reach `keep`.
+      return pipeline(source, new PassThrough(), keep);
+    });
+    // The main stream stays alive and unfinished, as a stalled reader's does.
+    const main = tee.transform.resume();
+    for (const piece of pieces(5, 64 * 1024)) main.write(piece);
+    expect(await tee.done)
+      .to.be.instanceOf(Error)
+      .with.property('message', 'no room');
+    await nextTurn();
+    collectGarbage();
+    expect(copied?.deref(), 'the failed copy is still reachable').to.equal(undefined);
+    main.destroy();
   });
 });
