@@ -184,13 +184,17 @@ describe('npm run image', function () {
       OPERATOR_METRICS_PORT: String(port),
       OPERATOR_NAMESPACE: 'blobcache-system',
     });
+    let output = '';
+    const keep = (chunk: Buffer) => (output = (output + String(chunk)).slice(-8000));
+    operator.stdout!.on('data', keep);
+    operator.stderr!.on('data', keep);
     try {
       await eventually(
         'the operator to serve /healthz',
         async () => (await fetch(`http://127.0.0.1:${port}/healthz`)).ok,
       );
     } finally {
-      expect(await stop(operator)).to.equal(0);
+      expect(await stop(operator), `the operator's exit code; its output:\n${output}`).to.equal(0);
     }
   });
 
