@@ -5,7 +5,6 @@
  * the end-to-end tier, and the test holds each page to saying so.
  */
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import {
   controlPlaneBinaries,
@@ -13,51 +12,12 @@ import {
   type ControlPlane,
 } from '../harness/control-plane.ts';
 import { REPO_ROOT } from '../harness/dataplane.ts';
+import { kubernetesDocBlocks } from '../harness/doc-blocks.ts';
 import { helmBinary, run } from './tools.ts';
-
-interface Block {
-  file: string;
-  line: number;
-  /** What the comment before the block says: `docs.test.ts`, `end-to-end`, ... */
-  check: string;
-  script: string;
-}
 
 const CHECKS = ['docs.test.ts', 'end-to-end', 'images.test.ts', 'not run'];
 
-/** The ```sh blocks of `text` (from `from` on, up to the next `## ` heading if `section`). */
-function blocks(file: string, section?: string): Block[] {
-  let text = readFileSync(join(REPO_ROOT, file), 'utf8');
-  let offset = 0;
-  if (section !== undefined) {
-    offset = text.indexOf(`\n${section}\n`);
-    if (offset < 0) throw new Error(`${file} has no section "${section}"`);
-    const end = text.indexOf('\n## ', offset + section.length + 2);
-    text = text.slice(0, end < 0 ? undefined : end);
-  }
-  const found: Block[] = [];
-  const fence = /^```sh\n([\s\S]*?)^```$/gm;
-  fence.lastIndex = offset;
-  let previousEnd = offset;
-  for (let match = fence.exec(text); match !== null; match = fence.exec(text)) {
-    const before = text.slice(previousEnd, match.index).trimEnd();
-    const comment = /<!--\s*(checked:\s*([\w.-]+)|not run:)[\s\S]*?-->$/.exec(before);
-    found.push({
-      file,
-      line: text.slice(0, match.index).split('\n').length,
-      check: comment === null ? 'unmarked' : (comment[2] ?? 'not run'),
-      script: match[1]!,
-    });
-    previousEnd = match.index + match[0].length;
-  }
-  return found;
-}
-
-const pages = () => [
-  ...blocks('README.md', '## Kubernetes'),
-  ...blocks('docs/operations.md'),
-  ...blocks('docs/architecture.md'),
-];
+const pages = kubernetesDocBlocks;
 
 describe('the Kubernetes commands of the README and the docs', function () {
   this.timeout(300_000);

@@ -45,7 +45,7 @@ export interface BlobService {
   delete(key: string): Promise<boolean>;
   /** The subset of `keys` that is not stored. */
   missing(keys: readonly string[]): Promise<string[]>;
-  /** Resolves when every tier is reachable. */
+  /** Resolves when the tiers requests cannot do without are reachable (readiness). */
   check(): Promise<void>;
   /**
    * The whole blob when an in-process tier holds it, found without waiting on anything

@@ -236,8 +236,14 @@ export class WriteBehindTiers implements BlobService {
     return servedFromMemory(hit);
   }
 
+  /**
+   * Ready when Redis serves: uploads are acknowledged from Redis and the journal, and what
+   * Redis holds is read from it alone. An unreachable S3 is the uploader's to wait out (it
+   * retries; the backlog metrics and alerts say so), not a reason to leave the Service:
+   * every pod shares the one S3, so all of them would go at once (decision 0061).
+   */
   async check(): Promise<void> {
-    await Promise.all([this.fast.check(), this.store.check()]);
+    await this.fast.check();
   }
 
   /** Runs a Redis operation, turning passing Redis trouble into a 503. */

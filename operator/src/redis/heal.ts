@@ -121,9 +121,13 @@ function reintroduce(model: ClusterModel): Outcome {
     const lost = model.members.filter((member) => {
       if (member === viewer) return false;
       const line = viewer.inspection.nodes.find((node) => node.id === member.id);
-      // Unknown to everyone (it was forgotten, then came back): gossip cannot help.
+      // Forgotten, then back: gossip reaches the viewer only from a node it knows that knows
+      // the member. Nodes forgotten together (a zone that came back) know each other, and
+      // nobody else: only a MEET helps.
       if (line === undefined)
-        return !model.members.some((other) => other !== member && other.knows.has(member.id));
+        return !model.members.some(
+          (other) => other !== member && viewer.knows.has(other.id) && other.knows.has(member.id),
+        );
       const unhealthy =
         !line.connected || line.flags.some((flag) => flag === 'fail' || flag === 'fail?');
       return unhealthy && line.address !== `${member.pod.ip}:${member.pod.port}`;

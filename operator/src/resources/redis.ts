@@ -1,4 +1,5 @@
 import type {
+  V1Affinity,
   V1PodDisruptionBudget,
   V1ResourceRequirements,
   V1Service,
@@ -79,6 +80,31 @@ export function zoneSpread(
 }
 
 /**
+ * A preference for zones with fewer Redis pods of the cache, whatever their shard
+ * (docs/decisions/0060). Spread shard by shard only, every shard could land in the same two
+ * zones, leaving a third with no Redis pod and one zone with a majority of the masters,
+ * whose loss leaves too few masters to elect replacements. A preference, not a rule: a hard
+ * cache-wide spread can leave a shard's last pod no zone both allow. Anti-affinity rather
+ * than a second spread constraint: server-side apply keys those by topology key and
+ * `whenUnsatisfiable`, so two soft ones on the zone label collide.
+ */
+export function spreadWithOtherShards(cache: DefaultedBlobCache): V1Affinity {
+  return {
+    podAntiAffinity: {
+      preferredDuringSchedulingIgnoredDuringExecution: [
+        {
+          weight: 100,
+          podAffinityTerm: {
+            topologyKey: cache.spec.topology.zoneLabelKey,
+            labelSelector: { matchLabels: selectorLabels(cache, 'redis') },
+          },
+        },
+      ],
+    },
+  };
+}
+
+/**
  * One StatefulSet per shard (a master and its replicas), so "a master's replicas sit in
  * other zones" is a plain zone spread over the shard's own pods. Redis keeps no data on
  * disk: a restarted pod rejoins empty and S3 is the durable tier; the node start script
@@ -109,6 +135,7 @@ export function redisShardStatefulSet(
         },
         spec: {
           topologySpreadConstraints: zoneSpread(cache, 'redis', shard),
+          affinity: spreadWithOtherShards(cache),
           securityContext: {
             runAsNonRoot: true,
             runAsUser: 999,

@@ -141,6 +141,10 @@ export interface S3Endpoint extends Addon {
   endpoint: string;
   accessKeyId: string;
   secretAccessKey: string;
+  /** Stops the server: its address refuses connections, as an S3 outage looks to clients. */
+  pause(): Promise<void>;
+  /** Starts it again on the same address, with the same objects. */
+  resume(): Promise<void>;
 }
 
 export async function startS3(dir: string, port: number): Promise<S3Endpoint> {
@@ -150,5 +154,7 @@ export async function startS3(dir: string, port: number): Promise<S3Endpoint> {
     accessKeyId: S3_ACCESS_KEY,
     secretAccessKey: S3_SECRET_KEY,
     stop: () => server.stop(),
+    pause: () => server.stop(),
+    resume: () => server.start(),
   };
 }

@@ -21,8 +21,8 @@ export function makeCgroupRoot(name: string): void {
   }
 }
 
-/** The harness's cgroup folders in every controller, deepest first. */
-export function harnessCgroups(): string[] {
+/** The harness's cgroup folders in every controller, deepest first; only `root`'s if given. */
+export function harnessCgroups(root?: string): string[] {
   const found: string[] = [];
   const walk = (dir: string): void => {
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
@@ -36,6 +36,7 @@ export function harnessCgroups(): string[] {
     const dir = join(CGROUP_ROOT, controller);
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       if (!entry.isDirectory() || !entry.name.startsWith(`${PREFIX}-`)) continue;
+      if (root !== undefined && entry.name !== root) continue;
       walk(join(dir, entry.name));
       found.push(join(dir, entry.name));
     }

@@ -9,14 +9,21 @@ export interface CommandResult {
   stderr: string;
 }
 
+export interface CommandOptions {
+  timeoutMs?: number;
+  input?: string;
+  cwd?: string;
+}
+
 /** Runs a command to completion; never throws. */
 export function attempt(
   command: string,
   args: readonly string[],
-  options: { timeoutMs?: number; input?: string } = {},
+  options: CommandOptions = {},
 ): CommandResult {
   const result = spawnSync(command, args, {
     encoding: 'utf8',
+    cwd: options.cwd,
     timeout: options.timeoutMs ?? 60_000,
     input: options.input,
     maxBuffer: 64 * 1024 * 1024,
@@ -32,7 +39,7 @@ export function attempt(
 export function run(
   command: string,
   args: readonly string[],
-  options: { timeoutMs?: number; input?: string } = {},
+  options: CommandOptions = {},
 ): string {
   const result = attempt(command, args, options);
   if (result.status !== 0) {
@@ -75,4 +82,12 @@ export async function stopDaemon(child: ChildProcess, graceMs = 10_000): Promise
   await exited;
   cancel.abort();
   await forced;
+}
+
+/** SIGKILL, as when the machine under a process goes away; resolves once it has exited. */
+export async function killDaemon(child: ChildProcess): Promise<void> {
+  if (!isRunning(child)) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGKILL');
+  await exited;
 }

@@ -9,8 +9,8 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { makeCgroupRoot } from './cgroups.ts';
-import { isRunning, startDaemon, stopDaemon } from './commands.ts';
+import { cgroupPids, harnessCgroups, makeCgroupRoot } from './cgroups.ts';
+import { isRunning, killDaemon, startDaemon, stopDaemon } from './commands.ts';
 import { K8S_BIN, type NodeSpec } from './layout.ts';
 import { cniConfig, containerdConfig, kubeletConfig, type NodeOptions } from './node-config.ts';
 import { writeKubeconfig } from './pki.ts';
@@ -30,10 +30,32 @@ export interface KubeNode {
   /** Stops the kubelet only; containers keep running, as when a kubelet dies. */
   stopKubelet(): Promise<void>;
   /**
+   * The machine goes away: the kubelet and every container are killed (SIGKILL) and the Pod
+   * network namespaces removed, so their addresses stop answering. `startKubelet` brings
+   * the machine back, as after a reboot: the kubelet restarts the Pods still bound to it,
+   * with their emptyDir volumes.
+   */
+  powerOff(): Promise<void>;
+  /**
    * Stops everything of this Node: the kubelet, then every Pod sandbox (so the CNI plugin
    * removes its veths and addresses), then containerd.
    */
   stop(): Promise<void>;
+}
+
+/** SIGKILLs every process in a Node's cgroup root until none is left. */
+async function killCgroup(root: string): Promise<void> {
+  await eventually(`the processes of ${root} to die`, () => {
+    const pids = harnessCgroups(root).flatMap(cgroupPids);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // Exited meanwhile.
+      }
+    }
+    return Promise.resolve(pids.length === 0);
+  });
 }
 
 export async function startNode(options: NodeOptions): Promise<KubeNode> {
@@ -96,6 +118,21 @@ export async function startNode(options: NodeOptions): Promise<KubeNode> {
     },
     async stopKubelet() {
       if (kubelet !== undefined) await stopDaemon(kubelet);
+    },
+    async powerOff() {
+      if (kubelet !== undefined) await killDaemon(kubelet);
+      await killCgroup(spec.name);
+      // The shims lived in the Pods' cgroups too: until containerd has noticed each one
+      // gone, removing its sandbox fails ("ttrpc: closed"). Removing a sandbox runs its
+      // CNI DEL, which takes the Pod's address away.
+      await eventually(
+        `the Pod sandboxes of ${spec.name} to go`,
+        async () => {
+          await crictl('rmp', '--all', '--force').catch(() => undefined);
+          return (await crictl('pods', '--quiet')).trim() === '';
+        },
+        { timeoutMs: 60_000, intervalMs: 1000 },
+      );
     },
     async stop() {
       await node.stopKubelet();

@@ -30,18 +30,26 @@ function alive(pid: number): boolean {
 
 /** Takes the machine-wide lock, waiting while another live run holds it. */
 export async function lock(): Promise<void> {
-  mkdirSync(RUN_DIR, { recursive: true });
   const deadline = Date.now() + 30 * 60_000;
   for (;;) {
+    // Made each time: the run that held the lock removes the folder as it ends.
+    mkdirSync(RUN_DIR, { recursive: true });
     try {
       const fd = openSync(LOCK_FILE, 'wx');
       writeFileSync(fd, String(process.pid));
       closeSync(fd);
       return;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue;
+      if (code !== 'EEXIST') throw error;
     }
-    const owner = Number(readFileSync(LOCK_FILE, 'utf8'));
+    let owner: number;
+    try {
+      owner = Number(readFileSync(LOCK_FILE, 'utf8'));
+    } catch {
+      continue; // Released meanwhile.
+    }
     if (!Number.isInteger(owner) || owner <= 0 || !alive(owner)) {
       rmSync(LOCK_FILE, { force: true });
       continue;
@@ -79,6 +87,7 @@ export function removeRunDir(keep: readonly string[] = []): void {
   if (!existsSync(RUN_DIR)) return;
   for (const entry of readdirSync(RUN_DIR)) {
     if (keep.includes(join(RUN_DIR, entry))) continue;
-    run('rm', ['-rf', '--one-file-system', join(RUN_DIR, entry)]);
+    // Image layers of three Nodes: slow to delete on a busy disk.
+    run('rm', ['-rf', '--one-file-system', join(RUN_DIR, entry)], { timeoutMs: 600_000 });
   }
 }

@@ -4,6 +4,7 @@
  */
 import { cluster } from './cluster.ts';
 import { CLIENT_IMAGE } from './images.ts';
+import { run } from './commands.ts';
 import { log } from './progress.ts';
 import { eventually } from '../../harness/eventually.ts';
 
@@ -113,4 +114,77 @@ export async function waitRolledOut(namespace: string, resource: string): Promis
   await cluster().kubectl.run(['rollout', 'status', resource, '-n', namespace, '--timeout=180s'], {
     timeoutMs: 190_000,
   });
+}
+
+/**
+ * Kills a container as a crash would: SIGKILL to its processes from its Node
+ * (`crictl stop --timeout 0` sends no SIGTERM first). The kubelet restarts it in the same
+ * Pod, with the same volumes. Returns the container's restart count before the kill.
+ */
+export async function killContainer(
+  namespace: string,
+  pod: string,
+  container: string,
+): Promise<number> {
+  const { kubectl, nodes } = cluster();
+  const restarts = await restartCount(namespace, pod, container);
+  const nodeName = await kubectl.run([
+    'get',
+    'pod',
+    pod,
+    '-n',
+    namespace,
+    '-o',
+    'jsonpath={.spec.nodeName}',
+  ]);
+  const node = nodes.find((candidate) => candidate.spec.name === nodeName.trim());
+  if (node === undefined) throw new Error(`Pod ${namespace}/${pod} runs on no harness Node`);
+  const ids = (
+    await node.crictl(
+      'ps',
+      '--quiet',
+      '--name',
+      `^${container}$`,
+      '--label',
+      `io.kubernetes.pod.name=${pod}`,
+      '--label',
+      `io.kubernetes.pod.namespace=${namespace}`,
+    )
+  )
+    .split('\n')
+    .filter((line) => line !== '');
+  if (ids.length !== 1) throw new Error(`${ids.length} running containers ${container} in ${pod}`);
+  await node.crictl('stop', '--timeout', '0', ids[0]!);
+  return restarts;
+}
+
+export async function restartCount(
+  namespace: string,
+  pod: string,
+  container: string,
+): Promise<number> {
+  const count = await cluster().kubectl.run([
+    'get',
+    'pod',
+    pod,
+    '-n',
+    namespace,
+    '-o',
+    `jsonpath={.status.containerStatuses[?(@.name=="${container}")].restartCount}`,
+  ]);
+  return Number(count.trim());
+}
+
+/**
+ * The Pod addresses (`ip:port`) kube-proxy sends a Service's ClusterIP traffic to, as it has
+ * programmed them into the kernel (the DNAT targets of its iptables rules): what clients of
+ * the Service reach now, which can lag behind the EndpointSlices.
+ */
+export function serviceBackends(namespace: string, service: string): string[] {
+  const name = `${namespace}/${service}`;
+  return run('iptables-save', ['-t', 'nat'])
+    .split('\n')
+    .filter((line) => line.includes(' -j DNAT ') && new RegExp(`"${name}[:"]`).test(line))
+    .map((line) => /--to-destination (\S+)/.exec(line)?.[1] ?? '')
+    .filter((target) => target !== '');
 }

@@ -67,6 +67,31 @@ describe('operator builders (pure)', () => {
     });
   });
 
+  it("spreads a shard's pods over zones, and prefers zones with fewer of every shard's", () => {
+    for (const spread of ['Required', 'Preferred'] as const) {
+      const pod = redisShardStatefulSet(cache({ topology: { spread } }), 1, CHECKSUMS.redis).spec!
+        .template.spec!;
+      expect(
+        pod.topologySpreadConstraints!.map((constraint) => [
+          constraint.whenUnsatisfiable,
+          constraint.labelSelector?.matchLabels?.['blobcache.io/shard'],
+        ]),
+      ).to.deep.equal([[spread === 'Required' ? 'DoNotSchedule' : 'ScheduleAnyway', '1']]);
+      const [preferred, ...others] =
+        pod.affinity!.podAntiAffinity!.preferredDuringSchedulingIgnoredDuringExecution!;
+      expect(others).to.deep.equal([]);
+      expect(preferred!.podAffinityTerm.topologyKey).to.equal('topology.kubernetes.io/zone');
+      expect(preferred!.podAffinityTerm.labelSelector?.matchLabels).to.deep.equal({
+        'app.kubernetes.io/name': 'blobcache',
+        'app.kubernetes.io/instance': 'c',
+        'app.kubernetes.io/component': 'redis',
+      });
+      expect(
+        pod.affinity!.podAntiAffinity!.requiredDuringSchedulingIgnoredDuringExecution,
+      ).to.equal(undefined);
+    }
+  });
+
   it('builds the same objects for the same BlobCache, in a stable order', () => {
     expect(desiredChildren(cache(), CHECKSUMS)).to.deep.equal(desiredChildren(cache(), CHECKSUMS));
     expect(

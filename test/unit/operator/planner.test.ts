@@ -212,6 +212,29 @@ describe('membership planner (pure)', () => {
         [podName(0, 0), '10.9.9.9'],
       ]);
     });
+
+    it("re-introduces a zone's nodes the others forgot while it was away, known only to each other", () => {
+      // Zone a came back: 0-0 (failed over to 0-1 meanwhile) and 2-1, both replicas now,
+      // remember everyone; the others forgot them both while they were away.
+      const nodes = healthy(3).map((node): FakeNode => {
+        if (node.shard !== 0) return node;
+        return node.ordinal === 0
+          ? { shard: 0, ordinal: 0, zone: 'a', master: idOf({ shard: 0, ordinal: 1 }) }
+          : { shard: 0, ordinal: 1, zone: 'b', slots: [[0, 5461]] };
+      });
+      const away = new Set([idOf({ shard: 0, ordinal: 0 }), idOf({ shard: 2, ordinal: 1 })]);
+      const forgotten = reports(nodes).map((report) => {
+        const id = report.inspection!.nodes.find((node) => node.flags.includes('myself'))!.id;
+        if (away.has(id)) return report;
+        const known = report.inspection!.nodes.filter((node) => !away.has(node.id));
+        return { ...report, inspection: { ...report.inspection!, nodes: known } };
+      });
+      const meet = stepOf(plan(input(nodes, { reports: forgotten })).step, 'Meet');
+      expect(
+        away.has(idOf({ shard: meet.from.pod.shard, ordinal: meet.from.pod.ordinal })),
+      ).to.equal(false);
+      expect(meet.pods.map((pod) => pod.name).sort()).to.deep.equal([podName(0, 0), podName(2, 1)]);
+    });
   });
 
   describe('scaling', () => {

@@ -1,0 +1,110 @@
+/**
+ * Scenario 6: the operator killed mid-scale. While `redis.shards` goes 3 → 5 under a
+ * steady client load, the leading operator's container is killed with SIGKILL (no chance
+ * to save anything or release its Lease) while slots are moving. Its successor (the
+ * kubelet restarts the container, same Pod name, so same identity) picks the operation up
+ * from what status and the cluster say, and finishes it: five masters serving every slot,
+ * nothing acknowledged lost.
+ */
+import { expect } from 'chai';
+import { eventually } from '../harness/eventually.ts';
+import {
+  getBlobCache,
+  missingFromS3,
+  smallBlobCache,
+  waitSettled,
+  type BlobCacheObject,
+} from './harness/blobcache.ts';
+import { startBlobClient } from './harness/client.ts';
+import { cluster } from './harness/cluster.ts';
+import { Load, reportLoad } from './harness/load.ts';
+import { RELEASE_NAMESPACE, useOperator, waitLeader } from './harness/operator.ts';
+import { log, timed } from './harness/progress.ts';
+import { clusterCheck, clusterNodes, redisHost } from './harness/redis-view.ts';
+import { killContainer, restartCount, useNamespace } from './harness/scenario.ts';
+
+const NAME = 'resumed';
+
+interface Operation {
+  type: string;
+  step: string;
+}
+
+const operationOf = (cache: BlobCacheObject) => cache.status?.operation as Operation | undefined;
+
+describe('The operator killed in the middle of a scale-out', function () {
+  this.timeout(900_000);
+  const namespace = useNamespace('takeover');
+  useOperator();
+  let load: Load;
+
+  before(async function () {
+    this.timeout(600_000);
+    await cluster().kubectl.apply(
+      ...(await smallBlobCache(namespace.name, NAME, { shards: 3, httpReplicas: 2 })),
+    );
+    await timed('operator crash: cache settled', () => waitSettled(namespace.name, NAME));
+    await startBlobClient(namespace.name, 'inspector', NAME);
+    load = await Load.start(namespace.name, NAME);
+    await load.waitAcknowledged(10, 'before scaling');
+  });
+
+  it('resumes and finishes the scale-out its killed predecessor started', async () => {
+    const { kubectl } = cluster();
+    await kubectl.run([
+      'patch',
+      'blobcache',
+      NAME,
+      '-n',
+      namespace.name,
+      '--type',
+      'merge',
+      '-p',
+      JSON.stringify({ spec: { redis: { shards: 5 } } }),
+    ]);
+    // Slots are moving: the operation is recorded, past waiting for the new pods.
+    const before = await eventually(
+      'the scale-out to move slots',
+      async () => {
+        const operation = operationOf(await getBlobCache(namespace.name, NAME));
+        // ScaleOut for a shard's first slots, Rebalance for the rest of its share.
+        const moving = ['ScaleOut', 'Rebalance'].includes(operation?.type ?? '');
+        return moving && operation?.step === 'MoveSlots' ? operation : null;
+      },
+      { timeoutMs: 240_000, intervalMs: 200 },
+    );
+    const leader = await waitLeader();
+    const restarts = await killContainer(RELEASE_NAMESPACE, leader, 'operator');
+    log(`operator crash: killed ${leader} at step ${before.step}`);
+    await eventually(
+      'the operator container to restart',
+      async () => (await restartCount(RELEASE_NAMESPACE, leader, 'operator')) > restarts,
+      { timeoutMs: 120_000, intervalMs: 500 },
+    );
+    await waitLeader();
+    await timed('operator crash: scale-out finished by the successor', () =>
+      waitSettled(namespace.name, NAME, 600_000),
+    );
+    const host = redisHost(namespace.name, NAME);
+    const check = await clusterCheck(namespace.name, 'inspector', host);
+    expect(check.ok, check.output).to.equal(true);
+    const masters = (await clusterNodes(namespace.name, 'inspector', host)).filter((node) =>
+      node.flags.includes('master'),
+    );
+    expect(masters.length).to.equal(5);
+    for (const master of masters) expect(master.slots, master.ip).to.not.deep.equal([]);
+    await load.waitAcknowledged(10, 'at 5 shards');
+  });
+
+  it('lost no acknowledged blob and served none damaged', async () => {
+    await load.stop();
+    const calls = await load.calls();
+    reportLoad('operator crash', calls);
+    expect(calls.filter((call) => ![200, 201, 503].includes(call.status))).to.deep.equal([]);
+    expect(calls.filter((call) => call.same === false && call.status === 200)).to.deep.equal([]);
+    expect(await load.unreadable(), 'acknowledged blobs not served whole').to.deep.equal([]);
+    expect(
+      await missingFromS3(`${namespace.name}-${NAME}`, await load.acknowledged()),
+    ).to.deep.equal([]);
+  });
+});

@@ -1,0 +1,222 @@
+/**
+ * Scenario 3: a zone lost and returned. Under client load, the machine of one zone goes
+ * away (its kubelet and every container killed, the Pod addresses gone); the cache keeps
+ * serving once Kubernetes and Redis have noticed (replicas take over the lost masters,
+ * the Service drops the lost HTTP Pod, misses still fill from S3), and heals when the
+ * zone returns. The operator's own zone is spared: with one operator replica (the chart's
+ * default) its Pod would not move for five minutes, which is the chart's to change
+ * (`replicaCount`), not this scenario's to show.
+ */
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { expect } from 'chai';
+import { createHash, randomBytes } from 'node:crypto';
+import { eventually } from '../harness/eventually.ts';
+import {
+  conditionOf,
+  getBlobCache,
+  s3Client,
+  smallBlobCache,
+  waitSettled,
+} from './harness/blobcache.ts';
+import { getBlob, startBlobClient } from './harness/client.ts';
+import { cluster } from './harness/cluster.ts';
+import { Load, reportLoad } from './harness/load.ts';
+import type { KubeNode } from './harness/node.ts';
+import { RELEASE_NAMESPACE, useOperator, waitLeader } from './harness/operator.ts';
+import { log } from './harness/progress.ts';
+import {
+  clusterCheck,
+  clusterNodes,
+  redisHost,
+  redisPlacement,
+  replicasInMasterZone,
+  slotsServed,
+} from './harness/redis-view.ts';
+import { serviceBackends, useNamespace, zonesOf } from './harness/scenario.ts';
+
+const NAME = 'zoned';
+
+async function nodeReady(node: KubeNode): Promise<string> {
+  return cluster().kubectl.run([
+    'get',
+    'node',
+    node.spec.name,
+    '-o',
+    'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+  ]);
+}
+
+describe('A zone lost and returned', function () {
+  this.timeout(900_000);
+  const namespace = useNamespace('zone');
+  useOperator();
+  let lost: KubeNode;
+  let load: Load;
+  let absorbedAt = 0;
+  const onlyInS3: string[] = [];
+
+  before(async function () {
+    this.timeout(600_000);
+    const { kubectl, nodes } = cluster();
+    const objects = await smallBlobCache(namespace.name, NAME, {
+      shards: 3,
+      httpReplicas: 3,
+      spec: { topology: { spread: 'Required' } },
+    });
+    await kubectl.apply(...objects);
+    await waitSettled(namespace.name, NAME);
+    // Clients and the operator stay in one zone; the zone lost is another that holds a master.
+    const leader = await waitLeader();
+    const safe = (
+      await zonesOf(RELEASE_NAMESPACE, 'app.kubernetes.io/name=blobcache-operator')
+    ).get(leader)!;
+    await startBlobClient(namespace.name, 'inspector', NAME, safe);
+    const placement = await redisPlacement(namespace.name, NAME);
+    const masters = (
+      await clusterNodes(namespace.name, 'inspector', redisHost(namespace.name, NAME))
+    )
+      .filter((node) => node.flags.includes('master'))
+      .map((node) => placement.get(node.ip)?.zone);
+    // Whichever zone goes, the masters left are a majority that can elect replacements.
+    expect(
+      new Set([...placement.values()].map((at) => at.zone)).size,
+      'zones of Redis Pods',
+    ).to.equal(3);
+    expect(new Set(masters).size, `zones of the masters: ${masters.join(', ')}`).to.equal(3);
+    const zone = nodes
+      .map((node) => node.spec.zone)
+      .find((candidate) => candidate !== safe && masters.includes(candidate));
+    expect(zone, `a zone with a master besides ${safe}`).to.not.equal(undefined);
+    lost = nodes.find((node) => node.spec.zone === zone)!;
+    log(
+      `zone loss: losing zone ${zone} (masters by zone: ${masters.join(', ')}); clients in ${safe}`,
+    );
+    // Blobs only S3 has: reads of them must still fill from S3 while the zone is gone.
+    const s3 = s3Client();
+    for (let i = 0; i < 3; i++) {
+      const body = randomBytes(64 * 1024);
+      const key = createHash('md5').update(body).digest('hex');
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: `${namespace.name}-${NAME}`,
+          Key: `blobs/${key.slice(0, 2)}/${key}`,
+          Body: body,
+        }),
+      );
+      onlyInS3.push(key);
+    }
+    s3.destroy();
+    load = await Load.start(namespace.name, NAME, { zone: safe });
+    await load.waitAcknowledged(20, 'before the zone is lost');
+  });
+
+  /** An `ip:port` of the lost Node's Pod subnet. */
+  const inLostZone = (backend: string) =>
+    backend.startsWith(lost.spec.podCidr.replace(/0\/24$/, ''));
+
+  // Whatever happened, the machine comes back (the harness tears the Nodes down later).
+  after(() => lost?.startKubelet());
+
+  it('keeps serving once the loss is noticed: replicas take over, misses fill from S3', async () => {
+    // The Service did send traffic to the zone about to go, so the check below can fail.
+    expect(serviceBackends(namespace.name, NAME).filter(inLostZone)).to.have.length(1);
+    const started = Date.now();
+    await lost.powerOff();
+    await eventually(
+      `${lost.spec.name} to be NotReady`,
+      async () => (await nodeReady(lost)) !== 'True',
+      {
+        timeoutMs: 90_000,
+        intervalMs: 1000,
+      },
+    );
+    await eventually(
+      'every slot served by a live master',
+      async () => {
+        // Ask a node of the clients' zone: the lost ones do not answer.
+        const placement = await redisPlacement(namespace.name, NAME);
+        const live = [...placement].find(([, at]) => at.zone !== lost.spec.zone)!;
+        const nodes = await clusterNodes(namespace.name, 'inspector', live[0]);
+        return slotsServed(nodes) === 16384;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
+    await eventually(
+      'the Service to drop the lost zone',
+      async () => {
+        const slices = await cluster().kubectl.json<{
+          items: { endpoints?: { nodeName?: string; conditions?: { ready?: boolean } }[] }[];
+        }>([
+          'get',
+          'endpointslices',
+          '-n',
+          namespace.name,
+          '-l',
+          `kubernetes.io/service-name=${NAME}`,
+        ]);
+        const endpoints = slices.items.flatMap((slice) => slice.endpoints ?? []);
+        return !endpoints.some(
+          (e) => e.nodeName === lost.spec.name && e.conditions?.ready === true,
+        );
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
+    // ... and kube-proxy to have stopped sending the Service's traffic there.
+    await eventually(
+      'kube-proxy to stop sending traffic to the lost zone',
+      () => Promise.resolve(!serviceBackends(namespace.name, NAME).some(inLostZone)),
+      { timeoutMs: 60_000, intervalMs: 500 },
+    );
+    absorbedAt = Math.floor(Date.now() / 1000);
+    log(`zone loss: noticed and absorbed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    await eventually(
+      'the BlobCache to report Degraded',
+      async () =>
+        conditionOf(await getBlobCache(namespace.name, NAME), 'Degraded')?.status === 'True',
+      { timeoutMs: 60_000, intervalMs: 1000 },
+    );
+    await load.waitAcknowledged(10, 'with the zone lost');
+    expect(await load.unreadable(), 'acknowledged blobs not served whole').to.deep.equal([]);
+    for (const key of onlyInS3) {
+      const read = await getBlob(namespace.name, 'inspector', key);
+      expect([read.status, read.md5], `${key}, only in S3`).to.deep.equal([200, key]);
+    }
+    const calls = (await load.calls()).filter((call) => call.time > absorbedAt);
+    expect(calls.filter((call) => call.status !== 200 && call.status !== 201)).to.deep.equal([]);
+  });
+
+  it('heals when the zone returns: every node back, masters and replicas in different zones', async () => {
+    lost.startKubelet();
+    await eventually(
+      `${lost.spec.name} to be Ready`,
+      async () => (await nodeReady(lost)) === 'True',
+      {
+        timeoutMs: 120_000,
+        intervalMs: 1000,
+      },
+    );
+    await waitSettled(namespace.name, NAME, 600_000);
+    const host = redisHost(namespace.name, NAME);
+    const check = await clusterCheck(namespace.name, 'inspector', host);
+    expect(check.ok, check.output).to.equal(true);
+    const nodes = await clusterNodes(namespace.name, 'inspector', host);
+    expect(nodes.filter((node) => node.flags.includes('master')).length).to.equal(3);
+    expect(nodes.filter((node) => node.flags.includes('slave')).length).to.equal(3);
+    expect(replicasInMasterZone(nodes, await redisPlacement(namespace.name, NAME))).to.deep.equal(
+      [],
+    );
+    await load.waitAcknowledged(10, 'after the zone returned');
+  });
+
+  it('lost no acknowledged blob; clients saw errors only until the loss was noticed', async () => {
+    await load.stop();
+    const calls = await load.calls();
+    reportLoad('zone loss', calls);
+    const errors = calls.filter((call) => call.status !== 200 && call.status !== 201);
+    // 000: the connection failed (a lost Pod's address); 503: a tier not ready.
+    expect(errors.filter((call) => call.status !== 503 && call.status !== 0)).to.deep.equal([]);
+    expect(errors.filter((call) => call.status === 0 && call.time > absorbedAt)).to.deep.equal([]);
+    expect(calls.filter((call) => call.same === false && call.status === 200)).to.deep.equal([]);
+    expect(await load.unreadable(), 'acknowledged blobs not served whole').to.deep.equal([]);
+  });
+});
