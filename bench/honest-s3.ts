@@ -1,0 +1,256 @@
+/**
+ * The data plane against an S3 that behaves like S3 (bench/modelled-s3.ts), side by side
+ * with the peer a platform team would set up instead: one nginx caching proxy per data-plane
+ * process in front of the same S3 server. Measures, per size: a cold miss's time to first
+ * byte (data plane, nginx, a direct S3 GET), hit latency on one connection, hit throughput
+ * of the nginx caches and direct-S3 throughput over the link; then a miss storm over three
+ * instances of each, with S3 GETs counted from the S3 server's own access log.
+ */
+import { GetObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { randomFillSync } from 'node:crypto';
+import { Agent } from 'node:http';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { S3Store } from '../dataplane/src/backends/s3.ts';
+import { md5 } from '../test/harness/blobs.ts';
+import type { SpawnedDataPlane } from '../test/harness/dataplane.ts';
+import { BUCKET, s3Client, type ProductionStack } from '../test/harness/production.ts';
+import { freePorts } from '../test/harness/services.ts';
+import { timedGet } from './get-load.ts';
+import { getLoadProcess } from './load.ts';
+import { measureGet } from './measure.ts';
+import { startModelledS3, type LinkModel, type ModelledS3 } from './modelled-s3.ts';
+import { startNginxCache, type Nginx } from './nginx.ts';
+import type { Row } from './report-rows.ts';
+import { MODELLED_PRODUCTION, MODELLED_S3, NGINX_CACHE } from './systems.ts';
+
+export interface FirstByte {
+  system: string;
+  size: number;
+  samples: number;
+  firstByteMsP50: number;
+  firstByteMsMax: number;
+  lastByteMsP50: number;
+}
+
+export interface Storm {
+  system: string;
+  processes: number;
+  requests: number;
+  blobBytes: number;
+  s3Gets: number;
+  allCorrect: boolean;
+  firstByteMsP50: number;
+  lastByteMs: number;
+}
+
+export interface HonestS3Results {
+  model: LinkModel;
+  rows: Row[];
+  firstBytes: FirstByte[];
+  storms: Storm[];
+  /** What the link forwarded and dropped over the whole section. */
+  link: Record<string, number>;
+}
+
+export interface HonestS3Options {
+  sizes: number[];
+  seconds: number;
+  connectionsFor(size: number): number;
+  /** Cold misses timed per size and system. */
+  firstByteSamples: number;
+  stormBytes: number;
+  stormRequests: number;
+}
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+};
+
+interface Systems {
+  s3: ModelledS3;
+  client: S3Client;
+  store: S3Store;
+  planes: SpawnedDataPlane[];
+  caches: Nginx[];
+  redisPids: number[];
+}
+
+/** A blob put straight into the modelled S3, with each system's URL for it. */
+async function seed(
+  systems: Systems,
+  size: number,
+): Promise<{ key: string; md5: string; urls: { plane: string[]; cache: string[]; s3: string } }> {
+  const blob = randomFillSync(Buffer.allocUnsafe(size));
+  const key = md5(blob);
+  await systems.store.put(Readable.from([blob], { objectMode: false }), { key });
+  const signed = new URL(
+    await getSignedUrl(
+      systems.client,
+      new GetObjectCommand({ Bucket: BUCKET, Key: systems.store.objectKey(key) }),
+      { expiresIn: 7 * 24 * 3600 },
+    ),
+  );
+  const path = `${signed.pathname}${signed.search}`;
+  return {
+    key,
+    md5: key,
+    urls: {
+      plane: systems.planes.map((plane) => `${plane.url}/v1/blobs/${key}`),
+      cache: systems.caches.map((cache) => `${cache.url}${path}`),
+      s3: signed.toString(),
+    },
+  };
+}
+
+async function firstBytes(
+  systems: Systems,
+  size: number,
+  samples: number,
+  agents: Record<string, Agent>,
+): Promise<{ results: FirstByte[]; hot: Awaited<ReturnType<typeof seed>> }> {
+  const times: Record<string, { first: number[]; last: number[] }> = {};
+  let hot: Awaited<ReturnType<typeof seed>> | undefined;
+  for (let sample = 0; sample < samples; sample++) {
+    hot = await seed(systems, size);
+    for (const [system, url] of [
+      [MODELLED_S3, hot.urls.s3],
+      [MODELLED_PRODUCTION, hot.urls.plane[0]!],
+      [NGINX_CACHE, hot.urls.cache[0]!],
+    ] as const) {
+      const got = await timedGet(url, { expectedBytes: size, md5: hot.md5 }, agents[system]);
+      if (!got.correct) throw new Error(`A cold GET of ${size} bytes from ${system} failed`);
+      const entry = (times[system] ??= { first: [], last: [] });
+      entry.first.push(got.firstByteMs);
+      entry.last.push(got.lastByteMs);
+    }
+  }
+  const results = Object.entries(times).map(([system, { first, last }]) => ({
+    system,
+    size,
+    samples,
+    firstByteMsP50: median(first),
+    firstByteMsMax: Math.max(...first),
+    lastByteMsP50: median(last),
+  }));
+  for (const result of results)
+    process.stderr.write(
+      `[bench] cold miss ${result.system} ${size} B: first byte ${result.firstByteMsP50.toFixed(1)} ms\n`,
+    );
+  return { results, hot: hot! };
+}
+
+async function storm(systems: Systems, system: string, options: HonestS3Options): Promise<Storm> {
+  const blob = await seed(systems, options.stormBytes);
+  const urls = system === NGINX_CACHE ? blob.urls.cache : blob.urls.plane;
+  const before = systems.s3.gets(blob.key);
+  const result = await getLoadProcess({
+    urls,
+    requests: options.stormRequests,
+    concurrency: options.stormRequests,
+    expectedBytes: options.stormBytes,
+    md5: blob.md5,
+  });
+  const outcome = {
+    system,
+    processes: urls.length,
+    requests: options.stormRequests,
+    blobBytes: options.stormBytes,
+    s3Gets: systems.s3.gets(blob.key) - before,
+    allCorrect: result.correct === options.stormRequests,
+    firstByteMsP50: result.firstByteMs.p50,
+    lastByteMs: result.lastByteMs.max,
+  };
+  process.stderr.write(
+    `[bench] miss storm ${system}: ${outcome.s3Gets} S3 GETs, last byte ${outcome.lastByteMs.toFixed(0)} ms\n`,
+  );
+  return outcome;
+}
+
+export async function honestS3(
+  stack: ProductionStack,
+  dir: string,
+  options: HonestS3Options,
+): Promise<HonestS3Results> {
+  const s3 = await startModelledS3(join(dir, 'modelled-s3'));
+  const client = s3Client(s3.endpoint);
+  const systems: Systems = {
+    s3,
+    client,
+    store: new S3Store({ client, bucket: BUCKET, prefix: 'blobs' }),
+    planes: [],
+    caches: [],
+    redisPids: stack.redis.nodes.map((node) => node.process.pid!),
+  };
+  const agents: Record<string, Agent> = {};
+  let results!: HonestS3Results;
+  try {
+    for (let i = 0; i < 3; i++) {
+      systems.planes.push(
+        await stack.spawn(
+          { BLOBCACHE_MAX_BLOB_BYTES: '1Gi', BLOBCACHE_S3_ENDPOINT: s3.endpoint },
+          { compiled: true },
+        ),
+      );
+      systems.caches.push(
+        await startNginxCache(join(dir, `nginx-cache-${i}`), await freePorts(1), s3.endpoint),
+      );
+    }
+    // Kept-alive connections everywhere, warmed by one miss each: the timed misses then pay
+    // S3's round trips, not TCP handshakes (the data plane and nginx keep theirs open too).
+    for (const system of [MODELLED_S3, MODELLED_PRODUCTION, NGINX_CACHE])
+      agents[system] = new Agent({ keepAlive: true, maxSockets: 1 });
+    await firstBytes(systems, 4 * KiB, 1, agents);
+    const rows: Row[] = [];
+    const cold: FirstByte[] = [];
+    const s3Pids = s3.server.pids();
+    for (const size of options.sizes) {
+      const timed = await firstBytes(systems, size, options.firstByteSamples, agents);
+      cold.push(...timed.results);
+      const { hot } = timed;
+      const runs = [
+        {
+          system: MODELLED_PRODUCTION,
+          url: hot.urls.plane[0]!,
+          server: systems.planes[0]!.child.pid,
+          backends: [...systems.redisPids, ...s3Pids],
+        },
+        {
+          system: NGINX_CACHE,
+          url: hot.urls.cache[0]!,
+          server: systems.caches[0]!.workerPid(),
+          backends: s3Pids,
+        },
+        { system: MODELLED_S3, url: hot.urls.s3, server: s3Pids[0] },
+      ];
+      // Hit latency without queueing (one connection), then throughput under load.
+      const connections = [...(size <= MiB ? [1] : []), options.connectionsFor(size)];
+      for (const clients of connections)
+        for (const run of runs) {
+          if (clients > 1 && run.system === MODELLED_PRODUCTION) continue; // the main table has it
+          rows.push(
+            await measureGet({ ...run, size, connections: clients, seconds: options.seconds }),
+          );
+        }
+    }
+    const storms = [
+      await storm(systems, MODELLED_PRODUCTION, options),
+      await storm(systems, NGINX_CACHE, options),
+    ];
+    results = { model: s3.model, rows, firstBytes: cold, storms, link: {} };
+  } finally {
+    for (const agent of Object.values(agents)) agent.destroy();
+    await Promise.all(systems.planes.map((plane) => plane.stop('SIGKILL')));
+    await Promise.all(systems.caches.map((cache) => cache.stop()));
+    client.destroy();
+    const link = await s3.stop();
+    // Only reached with results when every measurement ran (else the error propagates).
+    if ((results as HonestS3Results | undefined) !== undefined) results.link = link;
+  }
+  return results;
+}
