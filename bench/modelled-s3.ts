@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { BUCKET, s3Client } from '../test/harness/production.ts';
 import { startS3Server, type S3ServerHandle } from '../test/harness/services.ts';
+import { mustUndo } from './cleanup.ts';
 
 /**
  * The link between a pod and S3 (docs/decisions/0070): the S3 User Guide's "one concurrent
@@ -114,7 +115,7 @@ export async function startModelledS3(
   let link: ChildProcess | undefined;
   let server: S3ServerHandle | undefined;
   let stopped: Promise<Record<string, number>> | undefined;
-  const stop = (): Promise<Record<string, number>> =>
+  const stopOnce = (): Promise<Record<string, number>> =>
     (stopped ??= (async () => {
       await server?.stop();
       let stats: Record<string, number> = {};
@@ -132,6 +133,11 @@ export async function startModelledS3(
       removeNamespace(namespace);
       return stats;
     })());
+  const undo = mustUndo(stopOnce);
+  const stop = async (): Promise<Record<string, number>> => {
+    await undo();
+    return stopOnce();
+  };
   try {
     ip('netns', 'add', namespace);
     link = spawn(

@@ -8,6 +8,7 @@ import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { mustUndo } from './cleanup.ts';
 
 export interface Nginx {
   url: string;
@@ -49,6 +50,11 @@ ${http}
   const child: ChildProcess = spawn('/usr/sbin/nginx', ['-c', conf, '-p', dir], {
     stdio: 'ignore',
   });
+  const stop = mustUndo(async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+  });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 50; i++) {
     if (
@@ -68,11 +74,7 @@ ${http}
       if (!(pid > 0)) throw new Error(`nginx ${child.pid} has no worker`);
       return pid;
     },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
-    },
+    stop,
   };
 }
 

@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { spawnDataPlane, type SpawnedDataPlane } from '../test/harness/dataplane.ts';
 import { startProductionStack } from '../test/harness/production.ts';
 import { freePorts } from '../test/harness/services.ts';
+import { mustUndo, undoAll, undoOnSignals } from './cleanup.ts';
 import { honestS3 } from './honest-s3.ts';
 import { hotBlob } from './hot-blob.ts';
 import { run } from './load.ts';
@@ -46,22 +47,14 @@ const OUT = process.env.BENCH_OUT ?? join(import.meta.dirname, 'results');
 const connectionsFor = (size: number): number =>
   size >= 256 * MiB ? 4 : size >= 16 * MiB ? 8 : 16;
 
-/** Cleanups to run however the run ends, including Ctrl-C and SIGTERM. */
-const cleanups: (() => Promise<unknown>)[] = [];
-async function cleanUp(): Promise<void> {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => undefined);
-}
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const)
-  process.once(signal, () => {
-    process.stderr.write(`[bench] ${signal}: cleaning up\n`);
-    void cleanUp().finally(() => process.exit(130));
-  });
+undoOnSignals();
 
 async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'blobcache-bench-'));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  mustUndo(() => rm(dir, { recursive: true, force: true }));
   const stack = await startProductionStack({ maxMemory: '3gb' });
-  cleanups.push(() => stack.stop());
+  // Stops every data plane spawned through it too.
+  mustUndo(() => stack.stop());
   const results: BenchResults = {
     date: new Date().toISOString(),
     machine: {
@@ -76,7 +69,6 @@ async function main(): Promise<void> {
   };
   if (SECTIONS.has('main')) {
     const nginx = await startNginx(join(dir, 'nginx'), await freePorts(1));
-    cleanups.push(() => nginx.stop());
     // The planes run the compiled build, as the container image does. The measured plane
     // talks to S3 directly; only the miss storm goes through the counting proxy.
     const production = await stack.spawn(
@@ -87,7 +79,7 @@ async function main(): Promise<void> {
       { BLOBCACHE_DATA_DIR: join(dir, 'embedded'), BLOBCACHE_MAX_BLOB_BYTES: '1Gi' },
       { compiled: true },
     );
-    cleanups.push(() => embedded.stop('SIGKILL'));
+    mustUndo(() => embedded.stop('SIGKILL'));
     const rows: Row[] = results.rows;
     for (const size of SIZES) {
       const measured = await measureSize({
@@ -143,5 +135,5 @@ async function main(): Promise<void> {
 try {
   await main();
 } finally {
-  await cleanUp();
+  await undoAll();
 }
