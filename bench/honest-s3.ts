@@ -20,7 +20,7 @@ import { freePorts } from '../test/harness/services.ts';
 import { timedGet } from './get-load.ts';
 import { getLoadProcess } from './load.ts';
 import { measureGet } from './measure.ts';
-import { startModelledS3, type LinkModel, type ModelledS3 } from './modelled-s3.ts';
+import { startModelledS3, type LinkModel } from './modelled-s3.ts';
 import { startNginxCache, type Nginx } from './nginx.ts';
 import type { Row } from './report-rows.ts';
 import { MODELLED_PRODUCTION, MODELLED_S3, NGINX_CACHE } from './systems.ts';
@@ -32,6 +32,8 @@ export interface FirstByte {
   firstByteMsP50: number;
   firstByteMsMax: number;
   lastByteMsP50: number;
+  /** S3 requests by operation per cold miss, from the S3 access log (modelled S3 only). */
+  s3RequestsPerMiss?: Record<string, number>;
 }
 
 export interface Storm {
@@ -49,6 +51,8 @@ export interface HonestS3Results {
   model: LinkModel;
   rows: Row[];
   firstBytes: FirstByte[];
+  /** The same cold misses against the loopback S3 server. */
+  loopbackFirstBytes: FirstByte[];
   storms: Storm[];
   /** What the link forwarded and dropped over the whole section. */
   link: Record<string, number>;
@@ -72,13 +76,33 @@ const median = (values: number[]): number => {
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 };
 
+/** What each system is called in this comparison. */
+interface Names {
+  s3: string;
+  plane: string;
+  cache: string;
+}
+
+const MODELLED: Names = { s3: MODELLED_S3, plane: MODELLED_PRODUCTION, cache: NGINX_CACHE };
+const LOOPBACK: Names = {
+  s3: 'S3 direct (versitygw)',
+  plane: 'blobcache (Redis + S3)',
+  cache: `${NGINX_CACHE} (loopback S3)`,
+};
+
 interface Systems {
-  s3: ModelledS3;
+  names: Names;
+  /** GETs the S3 server logged for keys including `fragment`. */
+  gets(fragment: string): number;
+  /** Requests by operation the S3 server logged for keys including `fragment`, if it logs. */
+  operations?(fragment: string): Record<string, number>;
   client: S3Client;
   store: S3Store;
   planes: SpawnedDataPlane[];
   caches: Nginx[];
   redisPids: number[];
+  /** One kept-alive connection per system, for the timed misses. */
+  agents: Record<string, Agent>;
 }
 
 /** A blob put straight into the modelled S3, with each system's URL for it. */
@@ -112,31 +136,44 @@ async function firstBytes(
   systems: Systems,
   size: number,
   samples: number,
-  agents: Record<string, Agent>,
 ): Promise<{ results: FirstByte[]; hot: Awaited<ReturnType<typeof seed>> }> {
-  const times: Record<string, { first: number[]; last: number[] }> = {};
+  const times: Record<
+    string,
+    { first: number[]; last: number[]; requests: Record<string, number> }
+  > = {};
+  const { names } = systems;
   let hot: Awaited<ReturnType<typeof seed>> | undefined;
   for (let sample = 0; sample < samples; sample++) {
     hot = await seed(systems, size);
     for (const [system, url] of [
-      [MODELLED_S3, hot.urls.s3],
-      [MODELLED_PRODUCTION, hot.urls.plane[0]!],
-      [NGINX_CACHE, hot.urls.cache[0]!],
+      [names.s3, hot.urls.s3],
+      [names.plane, hot.urls.plane[0]!],
+      [names.cache, hot.urls.cache[0]!],
     ] as const) {
-      const got = await timedGet(url, { expectedBytes: size, md5: hot.md5 }, agents[system]);
+      const before = systems.operations?.(hot.key) ?? {};
+      const got = await timedGet(
+        url,
+        { expectedBytes: size, md5: hot.md5 },
+        systems.agents[system],
+      );
       if (!got.correct) throw new Error(`A cold GET of ${size} bytes from ${system} failed`);
-      const entry = (times[system] ??= { first: [], last: [] });
+      const entry = (times[system] ??= { first: [], last: [], requests: {} });
       entry.first.push(got.firstByteMs);
       entry.last.push(got.lastByteMs);
+      // The system's S3 requests are logged by the time its last byte arrived.
+      for (const [operation, count] of Object.entries(systems.operations?.(hot.key) ?? {}))
+        entry.requests[operation] =
+          (entry.requests[operation] ?? 0) + (count - (before[operation] ?? 0)) / samples;
     }
   }
-  const results = Object.entries(times).map(([system, { first, last }]) => ({
+  const results = Object.entries(times).map(([system, { first, last, requests }]) => ({
     system,
     size,
     samples,
     firstByteMsP50: median(first),
     firstByteMsMax: Math.max(...first),
     lastByteMsP50: median(last),
+    ...(systems.operations === undefined ? {} : { s3RequestsPerMiss: requests }),
   }));
   for (const result of results)
     process.stderr.write(
@@ -147,8 +184,8 @@ async function firstBytes(
 
 async function storm(systems: Systems, system: string, options: HonestS3Options): Promise<Storm> {
   const blob = await seed(systems, options.stormBytes);
-  const urls = system === NGINX_CACHE ? blob.urls.cache : blob.urls.plane;
-  const before = systems.s3.gets(blob.key);
+  const urls = system === systems.names.cache ? blob.urls.cache : blob.urls.plane;
+  const before = systems.gets(blob.key);
   const result = await getLoadProcess({
     urls,
     requests: options.stormRequests,
@@ -161,7 +198,7 @@ async function storm(systems: Systems, system: string, options: HonestS3Options)
     processes: urls.length,
     requests: options.stormRequests,
     blobBytes: options.stormBytes,
-    s3Gets: systems.s3.gets(blob.key) - before,
+    s3Gets: systems.gets(blob.key) - before,
     allCorrect: result.correct === options.stormRequests,
     firstByteMsP50: result.firstByteMs.p50,
     lastByteMs: result.lastByteMs.max,
@@ -172,82 +209,143 @@ async function storm(systems: Systems, system: string, options: HonestS3Options)
   return outcome;
 }
 
+/** Data planes and nginx caching proxies (`count` of each) reading from one S3 endpoint. */
+async function startSystems(
+  stack: ProductionStack,
+  dir: string,
+  s3: {
+    endpoint: string;
+    gets(fragment: string): number;
+    operations?(fragment: string): Record<string, number>;
+  },
+  names: Names,
+  count: number,
+  label: string,
+): Promise<Systems> {
+  const client = s3Client(s3.endpoint);
+  const systems: Systems = {
+    names,
+    gets: (fragment) => s3.gets(fragment),
+    ...(s3.operations === undefined
+      ? {}
+      : { operations: (fragment: string) => s3.operations!(fragment) }),
+    client,
+    store: new S3Store({ client, bucket: BUCKET, prefix: 'blobs' }),
+    planes: [],
+    caches: [],
+    redisPids: stack.redis.nodes.map((node) => node.process.pid!),
+    agents: {},
+  };
+  for (let i = 0; i < count; i++) {
+    systems.planes.push(
+      await stack.spawn(
+        { BLOBCACHE_MAX_BLOB_BYTES: '1Gi', BLOBCACHE_S3_ENDPOINT: s3.endpoint },
+        { compiled: true },
+      ),
+    );
+    systems.caches.push(
+      await startNginxCache(join(dir, `${label}-nginx-${i}`), await freePorts(1), s3.endpoint),
+    );
+  }
+  // Kept-alive connections everywhere, warmed by one miss each: the timed misses then pay
+  // S3's round trips, not TCP handshakes (the data plane and nginx keep theirs open too).
+  for (const system of [names.s3, names.plane, names.cache])
+    systems.agents[system] = new Agent({ keepAlive: true, maxSockets: 1 });
+  await firstBytes(systems, 4 * KiB, 1);
+  return systems;
+}
+
+async function stopSystems(systems: Systems): Promise<void> {
+  for (const agent of Object.values(systems.agents)) agent.destroy();
+  await Promise.all(systems.planes.map((plane) => plane.stop('SIGKILL')));
+  await Promise.all(systems.caches.map((cache) => cache.stop()));
+  systems.client.destroy();
+}
+
+/** Hit latency on one connection (sizes up to 1 MiB), then throughput under load. */
+async function hitsAndDirect(
+  systems: Systems,
+  hot: Awaited<ReturnType<typeof seed>>,
+  s3Pids: number[],
+  size: number,
+  options: HonestS3Options,
+): Promise<Row[]> {
+  const { names } = systems;
+  const runs = [
+    {
+      system: names.plane,
+      url: hot.urls.plane[0]!,
+      server: systems.planes[0]!.child.pid,
+      backends: [...systems.redisPids, ...s3Pids],
+    },
+    {
+      system: names.cache,
+      url: hot.urls.cache[0]!,
+      server: systems.caches[0]!.workerPid(),
+      backends: s3Pids,
+    },
+    { system: names.s3, url: hot.urls.s3, server: s3Pids[0] },
+  ];
+  const rows: Row[] = [];
+  for (const clients of [...(size <= MiB ? [1] : []), options.connectionsFor(size)])
+    for (const run of runs) {
+      // Hits under load do not touch S3: the main table has the data plane's.
+      if (clients > 1 && run.system === names.plane) continue;
+      rows.push(await measureGet({ ...run, size, connections: clients, seconds: options.seconds }));
+    }
+  return rows;
+}
+
 export async function honestS3(
   stack: ProductionStack,
   dir: string,
   options: HonestS3Options,
 ): Promise<HonestS3Results> {
   const s3 = await startModelledS3(join(dir, 'modelled-s3'));
-  const client = s3Client(s3.endpoint);
-  const systems: Systems = {
-    s3,
-    client,
-    store: new S3Store({ client, bucket: BUCKET, prefix: 'blobs' }),
-    planes: [],
-    caches: [],
-    redisPids: stack.redis.nodes.map((node) => node.process.pid!),
-  };
-  const agents: Record<string, Agent> = {};
   let results!: HonestS3Results;
   try {
-    for (let i = 0; i < 3; i++) {
-      systems.planes.push(
-        await stack.spawn(
-          { BLOBCACHE_MAX_BLOB_BYTES: '1Gi', BLOBCACHE_S3_ENDPOINT: s3.endpoint },
-          { compiled: true },
-        ),
-      );
-      systems.caches.push(
-        await startNginxCache(join(dir, `nginx-cache-${i}`), await freePorts(1), s3.endpoint),
-      );
-    }
-    // Kept-alive connections everywhere, warmed by one miss each: the timed misses then pay
-    // S3's round trips, not TCP handshakes (the data plane and nginx keep theirs open too).
-    for (const system of [MODELLED_S3, MODELLED_PRODUCTION, NGINX_CACHE])
-      agents[system] = new Agent({ keepAlive: true, maxSockets: 1 });
-    await firstBytes(systems, 4 * KiB, 1, agents);
+    const systems = await startSystems(stack, dir, s3, MODELLED, 3, 'modelled');
     const rows: Row[] = [];
     const cold: FirstByte[] = [];
-    const s3Pids = s3.server.pids();
-    for (const size of options.sizes) {
-      const timed = await firstBytes(systems, size, options.firstByteSamples, agents);
-      cold.push(...timed.results);
-      const { hot } = timed;
-      const runs = [
-        {
-          system: MODELLED_PRODUCTION,
-          url: hot.urls.plane[0]!,
-          server: systems.planes[0]!.child.pid,
-          backends: [...systems.redisPids, ...s3Pids],
-        },
-        {
-          system: NGINX_CACHE,
-          url: hot.urls.cache[0]!,
-          server: systems.caches[0]!.workerPid(),
-          backends: s3Pids,
-        },
-        { system: MODELLED_S3, url: hot.urls.s3, server: s3Pids[0] },
+    try {
+      for (const size of options.sizes) {
+        const timed = await firstBytes(systems, size, options.firstByteSamples);
+        cold.push(...timed.results);
+        rows.push(...(await hitsAndDirect(systems, timed.hot, s3.server.pids(), size, options)));
+      }
+      const storms = [
+        await storm(systems, MODELLED_PRODUCTION, options),
+        await storm(systems, NGINX_CACHE, options),
       ];
-      // Hit latency without queueing (one connection), then throughput under load.
-      const connections = [...(size <= MiB ? [1] : []), options.connectionsFor(size)];
-      for (const clients of connections)
-        for (const run of runs) {
-          if (clients > 1 && run.system === MODELLED_PRODUCTION) continue; // the main table has it
-          rows.push(
-            await measureGet({ ...run, size, connections: clients, seconds: options.seconds }),
-          );
-        }
+      results = {
+        model: s3.model,
+        rows,
+        firstBytes: cold,
+        storms,
+        link: {},
+        loopbackFirstBytes: [],
+      };
+    } finally {
+      await stopSystems(systems);
     }
-    const storms = [
-      await storm(systems, MODELLED_PRODUCTION, options),
-      await storm(systems, NGINX_CACHE, options),
-    ];
-    results = { model: s3.model, rows, firstBytes: cold, storms, link: {} };
+    // The same cold misses against the loopback S3 server, as the second line.
+    const loopback = await startSystems(
+      stack,
+      dir,
+      { endpoint: stack.s3.endpoint, gets: () => Number.NaN },
+      LOOPBACK,
+      1,
+      'loopback',
+    );
+    try {
+      for (const size of options.sizes)
+        results.loopbackFirstBytes.push(
+          ...(await firstBytes(loopback, size, options.firstByteSamples)).results,
+        );
+    } finally {
+      await stopSystems(loopback);
+    }
   } finally {
-    for (const agent of Object.values(agents)) agent.destroy();
-    await Promise.all(systems.planes.map((plane) => plane.stop('SIGKILL')));
-    await Promise.all(systems.caches.map((cache) => cache.stop()));
-    client.destroy();
     const link = await s3.stop();
     // Only reached with results when every measurement ran (else the error propagates).
     if ((results as HonestS3Results | undefined) !== undefined) results.link = link;

@@ -44,6 +44,8 @@ export interface ModelledS3 {
   model: LinkModel;
   /** GET requests of objects whose key includes `fragment`, from the server's access log. */
   gets(fragment: string): number;
+  /** Requests by S3 operation (GetObject, HeadObject, ...) naming `fragment`, from the log. */
+  operations(fragment: string): Record<string, number>;
   /** Undoes everything (idempotent); returns what the link forwarded and dropped. */
   stop(): Promise<Record<string, number>>;
 }
@@ -96,6 +98,18 @@ function freeSubnet(): string {
     if (!routes.includes(prefix)) return prefix;
   }
   throw new Error('No free 10.215.x.0/30 for the modelled S3 link');
+}
+
+/** versitygw's access log names each request's operation as `s3_<Operation>`. */
+function operationsIn(accessLog: string, fragment: string): Record<string, number> {
+  const counts: Record<string, number> = {};
+  if (!existsSync(accessLog)) return counts;
+  for (const line of readFileSync(accessLog, 'utf8').split('\n')) {
+    const operation = / s3_(\w+) /.exec(line)?.[1];
+    if (operation !== undefined && line.includes(fragment))
+      counts[operation] = (counts[operation] ?? 0) + 1;
+  }
+  return counts;
 }
 
 export async function startModelledS3(
@@ -179,12 +193,8 @@ export async function startModelledS3(
       endpoint: server.endpoint,
       server,
       model,
-      gets: (fragment) =>
-        existsSync(accessLog)
-          ? readFileSync(accessLog, 'utf8')
-              .split('\n')
-              .filter((line) => line.includes(' s3_GetObject ') && line.includes(fragment)).length
-          : 0,
+      gets: (fragment) => operationsIn(accessLog, fragment).GetObject ?? 0,
+      operations: (fragment) => operationsIn(accessLog, fragment),
       stop,
     };
   } catch (error) {

@@ -1,8 +1,35 @@
 /** The report's sections past the main tables: modelled S3, hot blob, storms, limits. */
+import type { FirstByte } from './honest-s3.ts';
 import { fixed, renderRow, ROW_HEADER, sizeLabel } from './report-rows.ts';
 import type { BenchResults } from './report.ts';
 
 const MiB = 1024 * 1024;
+
+function firstByteTable(title: string, entries: readonly FirstByte[]): string[] {
+  const lines = [
+    '',
+    title,
+    '',
+    'Kept-alive connections, one request at a time; S3 requests per miss from the S3 access log.',
+    '',
+    '| size | system | samples | first byte p50 ms | first byte max ms | last byte p50 ms | ÷ S3 direct first byte | S3 requests per miss |',
+    '|---|---|---|---|---|---|---|---|',
+  ];
+  for (const entry of entries) {
+    const direct = entries.find(
+      (candidate) => candidate.size === entry.size && candidate.system.startsWith('S3 direct'),
+    );
+    lines.push(
+      `| ${sizeLabel(entry.size)} | ${entry.system} | ${entry.samples} | ${fixed(entry.firstByteMsP50)} | ${fixed(entry.firstByteMsMax)} | ` +
+        `${fixed(entry.lastByteMsP50)} | ${direct === undefined ? '' : fixed(entry.firstByteMsP50 / direct.firstByteMsP50, 2)} | ` +
+        `${Object.entries(entry.s3RequestsPerMiss ?? {})
+          .filter(([, count]) => count > 0)
+          .map(([operation, count]) => `${operation} ${fixed(count, 1)}`)
+          .join(', ')} |`,
+    );
+  }
+  return lines;
+}
 
 function honestSection(honest: NonNullable<BenchResults['honest']>): string[] {
   const { model } = honest;
@@ -12,21 +39,14 @@ function honestSection(honest: NonNullable<BenchResults['honest']>): string[] {
       `and paces every TCP connection to ${model.connectionMegabytesPerSecond} MB/s each way (MTU ${model.mtu}); see docs/decisions/0070. ` +
       'The data planes and one nginx caching proxy per data plane (proxy_cache on local disk, proxy_cache_lock) read from it. ' +
       `Link: ${JSON.stringify(honest.link)}.`,
-    '',
-    '### Cold miss, time to first byte (kept-alive connections, one request at a time)',
-    '',
-    '| size | system | samples | first byte p50 ms | first byte max ms | last byte p50 ms | ÷ S3 direct first byte |',
-    '|---|---|---|---|---|---|---|',
   );
-  for (const entry of honest.firstBytes) {
-    const direct = honest.firstBytes.find(
-      (candidate) => candidate.size === entry.size && candidate.system.startsWith('S3 direct'),
-    );
-    lines.push(
-      `| ${sizeLabel(entry.size)} | ${entry.system} | ${entry.samples} | ${fixed(entry.firstByteMsP50)} | ${fixed(entry.firstByteMsMax)} | ` +
-        `${fixed(entry.lastByteMsP50)} | ${direct === undefined ? '' : fixed(entry.firstByteMsP50 / direct.firstByteMsP50, 2)} |`,
-    );
-  }
+  lines.push(...firstByteTable('### Cold miss, time to first byte', honest.firstBytes));
+  lines.push(
+    ...firstByteTable(
+      '### The same against the loopback S3 server (second line)',
+      honest.loopbackFirstBytes,
+    ),
+  );
   lines.push('', '### Hits and direct S3 over the link', '', ROW_HEADER);
   for (const row of honest.rows) lines.push(renderRow(row));
   lines.push('', '### Miss storm over three instances (S3 GETs from the S3 access log)', '');
