@@ -116,8 +116,24 @@ function limitsSection(limits: NonNullable<BenchResults['limits']>): string[] {
   ];
 }
 
+function profileSection(profile: NonNullable<BenchResults['profile']>): string[] {
+  return [
+    '',
+    "## Where the production data plane's time went (BENCH_PROFILE=1)",
+    '',
+    `Self time by function over the whole main table, from \`profiles/${profile.file}\` (open it in Chrome's DevTools).`,
+    '',
+    '| share | self ms | function |',
+    '|---|---|---|',
+    ...profile.top.map(
+      (entry) => `| ${fixed(entry.share * 100)} % | ${fixed(entry.selfMs, 0)} | ${entry.where} |`,
+    ),
+  ];
+}
+
 export function renderSections(results: BenchResults): string[] {
   return [
+    ...(results.profile === undefined ? [] : profileSection(results.profile)),
     ...(results.honest === undefined ? [] : honestSection(results.honest)),
     ...(results.hot === undefined ? [] : hotSection(results.hot)),
     ...loopbackSection(results),

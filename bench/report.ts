@@ -5,6 +5,7 @@
  */
 import type { HonestS3Results } from './honest-s3.ts';
 import type { HotBlobResult } from './hot-blob.ts';
+import type { HotFunction } from './profile-top.ts';
 import { find, renderRow, ROW_HEADER, type Row } from './report-rows.ts';
 import { renderSections } from './report-sections.ts';
 import { targets } from './report-targets.ts';
@@ -61,6 +62,8 @@ export interface BenchResults {
   honest?: HonestS3Results;
   /** Many clients reading one large blob through several data planes. */
   hot?: HotBlobResult;
+  /** BENCH_PROFILE=1: the main table's production data plane, self time by function. */
+  profile?: { file: string; top: HotFunction[] };
 }
 
 export function renderReport(results: BenchResults, plot: string): string {

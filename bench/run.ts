@@ -9,9 +9,11 @@
  * separated byte counts) to run fewer sizes; BENCH_ONLY (comma separated: main, limits,
  * storm, drain, honest, hot) to run some sections; BENCH_HOT_BYTES and BENCH_HOT_CLIENTS
  * (default 256 MiB, 64) for the hot blob; BENCH_OUT, a folder to write the results to
- * instead of bench/results (which then keeps its latest.md).
+ * instead of bench/results (which then keeps its latest.md); BENCH_PROFILE=1 writes a CPU
+ * profile of the main table's production data plane to <out>/profiles (open it in Chrome's
+ * DevTools), to show where the time goes where a target is not met.
  */
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { arch, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +27,7 @@ import { run } from './load.ts';
 import { drainRate, measurePutCosts, missStorm, putCeiling } from './loopback.ts';
 import { measureSize } from './main-table.ts';
 import { startNginx } from './nginx.ts';
+import { profileTop } from './profile-top.ts';
 import type { Row } from './report-rows.ts';
 import { renderReport, type BenchResults } from './report.ts';
 
@@ -71,8 +74,12 @@ async function main(): Promise<void> {
     const nginx = await startNginx(join(dir, 'nginx'), await freePorts(1));
     // The planes run the compiled build, as the container image does. The measured plane
     // talks to S3 directly; only the miss storm goes through the counting proxy.
+    const profile: Record<string, string> =
+      process.env.BENCH_PROFILE === '1'
+        ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(OUT, 'profiles')}` }
+        : {};
     const production = await stack.spawn(
-      { BLOBCACHE_MAX_BLOB_BYTES: '1Gi', BLOBCACHE_S3_ENDPOINT: stack.s3.endpoint },
+      { BLOBCACHE_MAX_BLOB_BYTES: '1Gi', BLOBCACHE_S3_ENDPOINT: stack.s3.endpoint, ...profile },
       { compiled: true },
     );
     const embedded: SpawnedDataPlane = await spawnDataPlane(
@@ -94,6 +101,17 @@ async function main(): Promise<void> {
       });
       rows.push(...measured.rows);
       if (measured.memory !== undefined) results.memory = measured.memory;
+    }
+    // A graceful exit, which is when node writes the profile.
+    if (process.env.BENCH_PROFILE === '1') {
+      await production.stop('SIGTERM');
+      const profiles = join(OUT, 'profiles');
+      const newest = readdirSync(profiles)
+        .filter((name) => name.endsWith('.cpuprofile'))
+        .sort()
+        .pop();
+      if (newest !== undefined)
+        results.profile = { file: newest, top: profileTop(join(profiles, newest)) };
     }
   }
   if (SECTIONS.has('limits')) {
