@@ -9,6 +9,7 @@
 import { randomFillSync } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { summarise } from './load-result.ts';
 
 const [dir, sizeArg, countArg, concurrencyArg] = process.argv.slice(2);
 if (dir === undefined)
@@ -39,17 +40,4 @@ await Promise.all(
 );
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 await rm(dir, { recursive: true, force: true });
-latencies.sort((a, b) => a - b);
-const percentile = (p: number): number =>
-  latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
-console.log(
-  JSON.stringify({
-    requests: count,
-    seconds,
-    requestsPerSecond: count / seconds,
-    megabytesPerSecond: (count * size) / seconds / 1e6,
-    p50Ms: percentile(50),
-    p99Ms: percentile(99),
-    errors: 0,
-  }),
-);
+console.log(JSON.stringify(summarise({ size, seconds, latenciesMs: latencies, errors: 0 })));

@@ -2,16 +2,9 @@
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { GetLoadOptions, GetLoadResult } from './get-load.ts';
+import type { LoadResult } from './load-result.ts';
 
-export interface LoadResult {
-  requests: number;
-  seconds: number;
-  requestsPerSecond: number;
-  megabytesPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: number;
-}
+export type { LoadResult } from './load-result.ts';
 
 export function run(
   command: string,

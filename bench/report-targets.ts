@@ -38,6 +38,23 @@ function ratioTarget(
   return { target, measured: `${ratio.toFixed(2)} ×`, met: ratio >= at, limit };
 }
 
+/** A target checked at every size measured: met when `ok` holds at each. */
+function perSize(
+  target: string,
+  ratios: { size: number; ratio: number }[],
+  ok: (ratio: number) => boolean,
+): Target {
+  if (ratios.length === 0) return { target, ...NOT_RUN };
+  return {
+    target,
+    measured: ratios
+      .map((entry) => `${sizeLabel(entry.size)} ${entry.ratio.toFixed(2)} ×`)
+      .join(', '),
+    met: ratios.every((entry) => ok(entry.ratio)),
+    limit: '',
+  };
+}
+
 function hitsAgainstNginxCache(results: BenchResults): Target {
   const target = "hits at every size ≥ 1.0 × the nginx caching proxy's MB/s";
   const cacheRows = (results.honest?.rows ?? []).filter(
@@ -49,15 +66,7 @@ function hitsAgainstNginxCache(results: BenchResults): Target {
       ? []
       : [{ size: cache.size, ratio: ours.megabytesPerSecond / cache.megabytesPerSecond }];
   });
-  if (ratios.length === 0) return { target, ...NOT_RUN };
-  return {
-    target,
-    measured: ratios
-      .map((entry) => `${sizeLabel(entry.size)} ${entry.ratio.toFixed(2)} ×`)
-      .join(', '),
-    met: ratios.every((entry) => entry.ratio >= 1),
-    limit: '',
-  };
+  return perSize(target, ratios, (ratio) => ratio >= 1);
 }
 
 function stormAgainstNginxCache(results: BenchResults): Target {
@@ -112,15 +121,7 @@ function coldFirstByte(results: BenchResults): Target {
         ? []
         : [{ size: entry.size, ratio: entry.firstByteMsP50 / direct.firstByteMsP50 }];
     });
-  if (ratios.length === 0) return { target, ...NOT_RUN };
-  return {
-    target,
-    measured: ratios
-      .map((entry) => `${sizeLabel(entry.size)} ${entry.ratio.toFixed(2)} ×`)
-      .join(', '),
-    met: ratios.every((entry) => entry.ratio <= 1.5),
-    limit: '',
-  };
+  return perSize(target, ratios, (ratio) => ratio <= 1.5);
 }
 
 function memory(results: BenchResults): Target {
