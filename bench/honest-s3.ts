@@ -160,7 +160,8 @@ async function firstBytes(
       const entry = (times[system] ??= { first: [], last: [], requests: {} });
       entry.first.push(got.firstByteMs);
       entry.last.push(got.lastByteMs);
-      // The system's S3 requests are logged by the time its last byte arrived.
+      // Its S3 requests are logged by now: versitygw logs a request once it has written the
+      // response, and the link then takes 10 ms more to bring the last byte here.
       for (const [operation, count] of Object.entries(systems.operations?.(hot.key) ?? {}))
         entry.requests[operation] =
           (entry.requests[operation] ?? 0) + (count - (before[operation] ?? 0)) / samples;

@@ -4,8 +4,9 @@
  * all; the figure that matters is how many bytes each master sent.
  *
  * Measured from each master's INFO `total_net_output_bytes` (Redis 7: bytes written to
- * clients, replication excluded; the cluster bus has its own counters): the data planes are
- * the masters' only clients here, so its delta is what the blob cost the shard. Per-command
+ * clients, replication excluded; the cluster bus has its own counters): while the clients
+ * read, the data planes are the masters' only busy clients (idle planes poll their journal,
+ * a few hundred bytes a second), so its delta is what the blob cost the shard. Per-command
  * stats count calls, not bytes, and chunk reads differ in size, so they cannot say it.
  */
 import { randomFillSync } from 'node:crypto';
