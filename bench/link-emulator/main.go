@@ -239,14 +239,15 @@ func (d *direction) forgetIdle() {
 }
 
 func (d *direction) read(in *os.File) {
+	buf := make([]byte, maxPacketLen)
 	for {
-		buf := make([]byte, maxPacketLen)
 		n, err := in.Read(buf)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "link-emulator: reading %s: %v\n", in.Name(), err)
 			os.Exit(1)
 		}
-		d.admit(buf[:n:n])
+		// A copy of the packet's own size: it waits in the queue while the next is read.
+		d.admit(append([]byte(nil), buf[:n]...))
 	}
 }
 
