@@ -42,10 +42,13 @@ export interface ModelledS3 {
   endpoint: string;
   server: S3ServerHandle;
   model: LinkModel;
-  /** GET requests of objects whose key includes `fragment`, from the server's access log. */
-  gets(fragment: string): number;
-  /** Requests by S3 operation (GetObject, HeadObject, ...) naming `fragment`, from the log. */
-  operations(fragment: string): Record<string, number>;
+  /**
+   * GET requests of objects whose key includes `fragment`, from the server's access log;
+   * only those whose User-Agent includes `userAgent`, if given (it tells the clients apart).
+   */
+  gets(fragment: string, userAgent?: string): number;
+  /** Requests by S3 operation (GetObject, HeadObject, ...) naming `fragment`, likewise. */
+  operations(fragment: string, userAgent?: string): Record<string, number>;
   /** Undoes everything (idempotent); returns what the link forwarded and dropped. */
   stop(): Promise<Record<string, number>>;
 }
@@ -101,12 +104,20 @@ function freeSubnet(): string {
 }
 
 /** versitygw's access log names each request's operation as `s3_<Operation>`. */
-function operationsIn(accessLog: string, fragment: string): Record<string, number> {
+function operationsIn(
+  accessLog: string,
+  fragment: string,
+  userAgent?: string,
+): Record<string, number> {
   const counts: Record<string, number> = {};
   if (!existsSync(accessLog)) return counts;
   for (const line of readFileSync(accessLog, 'utf8').split('\n')) {
     const operation = / s3_(\w+) /.exec(line)?.[1];
-    if (operation !== undefined && line.includes(fragment))
+    if (
+      operation !== undefined &&
+      line.includes(fragment) &&
+      (userAgent === undefined || line.includes(userAgent))
+    )
       counts[operation] = (counts[operation] ?? 0) + 1;
   }
   return counts;
@@ -198,8 +209,8 @@ export async function startModelledS3(
       endpoint: server.endpoint,
       server,
       model,
-      gets: (fragment) => operationsIn(accessLog, fragment).GetObject ?? 0,
-      operations: (fragment) => operationsIn(accessLog, fragment),
+      gets: (fragment, userAgent) => operationsIn(accessLog, fragment, userAgent).GetObject ?? 0,
+      operations: (fragment, userAgent) => operationsIn(accessLog, fragment, userAgent),
       stop,
     };
   } catch (error) {

@@ -10,6 +10,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mustUndo } from './cleanup.ts';
 
+/** What the caching proxies tell S3 they are, so S3's access log tells their requests apart. */
+export const NGINX_USER_AGENT = 'nginx-caching-proxy';
+
 export interface Nginx {
   url: string;
   /** The worker's pid (it serves every request; the master only supervises). */
@@ -118,6 +121,7 @@ export async function startNginxCache(
       proxy_set_header Connection "";
       # A presigned URL signs the S3 endpoint's host.
       proxy_set_header Host ${upstream};
+      proxy_set_header User-Agent ${NGINX_USER_AGENT};
       proxy_cache blobs;
       proxy_cache_key $uri;
       proxy_cache_valid 200 7d;
