@@ -1,16 +1,10 @@
 /** Load generators run as separate processes: wrk for GETs, redis-benchmark, and put-load.ts. */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
+import type { GetLoadOptions, GetLoadResult } from './get-load.ts';
+import type { LoadResult } from './load-result.ts';
 
-export interface LoadResult {
-  requests: number;
-  seconds: number;
-  requestsPerSecond: number;
-  megabytesPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  errors: number;
-}
+export type { LoadResult } from './load-result.ts';
 
 export function run(
   command: string,
@@ -70,15 +64,6 @@ export async function wrkGet(
   };
 }
 
-/** redis-benchmark SET and GET of `size`-byte values against the cluster. */
-export async function redisBenchmark(
-  port: number,
-  options: { size: number; requests: number; connections: number },
-): Promise<{ set: LoadResult; get: LoadResult }> {
-  const results = await redisBenchmarkTests(port, { ...options, tests: ['SET', 'GET'] });
-  return { set: results.get('SET')!, get: results.get('GET')! };
-}
-
 /** redis-benchmark of the given tests (e.g. only SET, to attribute the servers' CPU to it). */
 export async function redisBenchmarkTests(
   port: number,
@@ -133,6 +118,30 @@ export async function putLoad(
     String(options.count),
     String(options.connections),
     String(options.seed),
+  ]);
+  return JSON.parse(out.trim().split('\n').pop()!) as LoadResult;
+}
+
+/** One-shot GETs (bench/get-load.ts) from a process of their own. */
+export async function getLoadProcess(options: GetLoadOptions): Promise<GetLoadResult> {
+  const out = await run(process.execPath, [
+    join(import.meta.dirname, 'get-load.ts'),
+    JSON.stringify(options),
+  ]);
+  return JSON.parse(out.trim().split('\n').pop()!) as GetLoadResult;
+}
+
+/** The bare write + fsync + rename loop (bench/fsync-loop.ts), in a process of its own. */
+export async function fsyncLoop(
+  dir: string,
+  options: { size: number; count: number; connections: number },
+): Promise<LoadResult> {
+  const out = await run(process.execPath, [
+    join(import.meta.dirname, 'fsync-loop.ts'),
+    dir,
+    String(options.size),
+    String(options.count),
+    String(options.connections),
   ]);
   return JSON.parse(out.trim().split('\n').pop()!) as LoadResult;
 }

@@ -1,67 +1,5 @@
-/** Side-by-side references started on loopback: nginx over the same blobs as files. */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-
-export interface Nginx {
-  url: string;
-  root: string;
-  stop(): Promise<void>;
-}
-
-/** nginx with one worker (like one data-plane process), sendfile on, serving `root`. */
-export async function startNginx(dir: string, port: number): Promise<Nginx> {
-  const root = join(dir, 'www');
-  await mkdir(root, { recursive: true });
-  // nginx's workers drop root privileges: let them into the (mkdtemp, 0700) folders.
-  for (const folder of [join(dir, '..'), dir, root]) chmodSync(folder, 0o755);
-  const conf = join(dir, 'nginx.conf');
-  writeFileSync(
-    conf,
-    `worker_processes 1;
-daemon off;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'error.log')};
-events { worker_connections 1024; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 1000000;
-  client_body_temp_path ${dir};
-  proxy_temp_path ${dir};
-  fastcgi_temp_path ${dir};
-  uwsgi_temp_path ${dir};
-  scgi_temp_path ${dir};
-  server { listen 127.0.0.1:${port}; root ${root}; location / { } }
-}
-`,
-  );
-  const child: ChildProcess = spawn('/usr/sbin/nginx', ['-c', conf, '-p', dir], {
-    stdio: 'ignore',
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; i < 50; i++) {
-    if (
-      await fetch(`${url}/`).then(
-        () => true,
-        () => false,
-      )
-    )
-      break;
-    await sleep(100);
-  }
-  return {
-    url,
-    root,
-    async stop() {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
-    },
-  };
-}
+/** CPU time and memory of the measured processes, from Linux /proc. */
+import { readFileSync, writeFileSync } from 'node:fs';
 
 /** CPU seconds (user + system) a process has used so far, from /proc/<pid>/stat. */
 export function cpuSecondsOf(pid: number): number {
@@ -107,13 +45,15 @@ export class ProcessSampler {
     this.wallStart = Date.now();
   }
 
-  stop(): { startRssMiB: number; peakRssMiB: number; cpuPercent: number } {
+  stop(): { startRssMiB: number; peakRssMiB: number; cpuPercent: number; cpuSeconds: number } {
     const peakKb = Number(/^VmHWM:\s+(\d+)/m.exec(this.status())?.[1] ?? 0);
     const wall = (Date.now() - this.wallStart) / 1000;
+    const cpuSeconds = this.cpuSeconds() - this.cpuStart;
     return {
       startRssMiB: this.startRssMiB,
       peakRssMiB: toMiB(peakKb),
-      cpuPercent: Math.round(((this.cpuSeconds() - this.cpuStart) / wall) * 1000) / 10,
+      cpuPercent: Math.round((cpuSeconds / wall) * 1000) / 10,
+      cpuSeconds,
     };
   }
 

@@ -8,6 +8,7 @@
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { Agent, request } from 'node:http';
+import { summarise } from './load-result.ts';
 
 const [base, sizeArg, countArg, connectionsArg, seedArg] = process.argv.slice(2);
 const size = Number(sizeArg);
@@ -67,17 +68,4 @@ await Promise.all(
 );
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 agent.destroy();
-latencies.sort((a, b) => a - b);
-const percentile = (p: number): number =>
-  latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
-console.log(
-  JSON.stringify({
-    requests: count,
-    seconds,
-    requestsPerSecond: count / seconds,
-    megabytesPerSecond: (count * size) / seconds / 1e6,
-    p50Ms: percentile(50),
-    p99Ms: percentile(99),
-    errors,
-  }),
-);
+console.log(JSON.stringify(summarise({ size, seconds, latenciesMs: latencies, errors })));

@@ -12,3 +12,6 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}"
 fi
+# The modelled S3 link (bench/link-emulator): Go's own build cache makes a rebuild cheap.
+command -v go >/dev/null || { echo 'bench/setup.sh: Go is needed to build bench/link-emulator' >&2; exit 1; }
+(cd "$(dirname "$0")/link-emulator" && go build -trimpath -o "$HOME/.cache/blobcache/bench/link-emulator" .)

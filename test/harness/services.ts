@@ -302,6 +302,10 @@ export async function startS3Server(options: {
   /** @default '127.0.0.1' */
   host?: string;
   detached?: boolean;
+  /** Run inside this network namespace (`ip netns exec`), e.g. behind a shaped link. */
+  netns?: string;
+  /** Write the server's access log (one line per request) to this file. */
+  accessLog?: string;
 }): Promise<S3ServerHandle> {
   const binary = versitygwBinary();
   const port = options.port ?? (await freePorts(1));
@@ -314,27 +318,31 @@ export async function startS3Server(options: {
     port,
     pids: () => (child?.pid === undefined ? [] : [child.pid]),
     async start() {
-      child = startProcess(
-        binary,
-        [
-          '--port',
-          `${host}:${port}`,
-          '--access',
-          S3_ACCESS_KEY,
-          '--secret',
-          S3_SECRET_KEY,
-          '--health',
-          '/health',
-          // Like a real S3 endpoint: keep connections open (versitygw closes every one by
-          // default, costing a TCP handshake per request and piling up TIME_WAIT sockets),
-          // and no request log on stdout.
-          '--keep-alive',
-          '--quiet',
-          'posix',
-          join(options.dir, 'data'),
-        ],
-        { detached: options.detached, logFile: join(options.dir, 'versitygw.log') },
-      );
+      const args = [
+        '--port',
+        `${host}:${port}`,
+        '--access',
+        S3_ACCESS_KEY,
+        '--secret',
+        S3_SECRET_KEY,
+        '--health',
+        '/health',
+        // Like a real S3 endpoint: keep connections open (versitygw closes every one by
+        // default, costing a TCP handshake per request and piling up TIME_WAIT sockets),
+        // and no request log on stdout.
+        '--keep-alive',
+        '--quiet',
+        ...(options.accessLog === undefined ? [] : ['--access-log', options.accessLog]),
+        'posix',
+        join(options.dir, 'data'),
+      ];
+      // `ip netns exec` execs the server, so the child's pid stays the server's.
+      const [command, ...prefix] =
+        options.netns === undefined ? [binary] : ['ip', 'netns', 'exec', options.netns, binary];
+      child = startProcess(command, [...prefix, ...args], {
+        detached: options.detached,
+        logFile: join(options.dir, 'versitygw.log'),
+      });
       await waitFor('versitygw to answer', async () => {
         try {
           return (await fetch(`${endpoint}/health`)).status === 200;

@@ -204,13 +204,25 @@ export function takeSnapshot(): MachineSnapshot {
   return { sysctls: readSysctls(), lines };
 }
 
+/**
+ * What a benchmark run (`npm run bench`) makes and removes on its own while it runs, perhaps
+ * beside an end-to-end run: its modelled S3 link's TUN devices (`bcb<pid>h`, `bcb<pid>n`),
+ * their addresses and routes in 10.215.0.0/16, and its `bcbench-<pid>` network namespace
+ * (a file and a mount under /run/netns). See docs/decisions/0070.
+ */
+const BENCHMARK_LINK = /\bbcb\d+[hn]\b|\b10\.215\.|\bbcbench-\d+\b/;
+
 /** Human-readable differences from `before` to `after`; empty when the machine is as found. */
 export function differences(before: MachineSnapshot, after: MachineSnapshot): string[] {
   const found: string[] = [];
   const parents = siblingCgroupParents();
   // A snapshot taken before sibling cgroups were skipped still lists them.
   const relevant = (category: string, lines: string[] | undefined): string[] =>
-    (lines ?? []).filter((line) => category !== 'cgroup folder' || !isSiblingCgroup(line, parents));
+    (lines ?? []).filter(
+      (line) =>
+        (category !== 'cgroup folder' || !isSiblingCgroup(line, parents)) &&
+        !BENCHMARK_LINK.test(line),
+    );
   for (const category of new Set([...Object.keys(before.lines), ...Object.keys(after.lines)])) {
     const was = new Set(relevant(category, before.lines[category]));
     const is = new Set(relevant(category, after.lines[category]));

@@ -49,6 +49,24 @@ describe('End-to-end machine snapshot comparison', () => {
     );
     expect(differences(before, after)).to.deep.equal(['network interface added: bc-e2e-a']);
   });
+
+  it("ignores a benchmark's modelled S3 link running beside it, and nothing else", () => {
+    const before = snapshot({}, { 'network interface': ['eth0'], route: [] });
+    const after = snapshot(
+      { 'net.ipv4.conf.bcb4242h.forwarding': '0' },
+      {
+        'network interface': ['eth0', 'bcb4242h', 'bc-e2e-a'],
+        address: ['bcb4242h inet 10.215.7.1', 'bc-e2e-a inet 10.213.1.1/24'],
+        route: ['10.215.7.2 dev bcb4242h proto kernel scope link src 10.215.7.1'],
+        mount: ['/run/netns/bcbench-4242 nsfs nsfs'],
+        path: ['/run/netns/bcbench-4242'],
+      },
+    );
+    expect(differences(before, after)).to.have.members([
+      'network interface added: bc-e2e-a',
+      'address added: bc-e2e-a inet 10.213.1.1/24',
+    ]);
+  });
 });
 
 describe('iptables rule splitting', () => {

@@ -1,0 +1,3 @@
+module blobcache.bench/link-emulator
+
+go 1.23

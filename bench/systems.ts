@@ -1,0 +1,7 @@
+/** Names of the measured systems, as rows and targets refer to them. */
+export const PRODUCTION = 'blobcache (Redis + S3)';
+export const EMBEDDED = 'blobcache (embedded)';
+export const FSYNC_LOOP = 'write + fsync + rename loop';
+export const MODELLED_PRODUCTION = 'blobcache (Redis + modelled S3)';
+export const NGINX_CACHE = 'nginx caching proxy';
+export const MODELLED_S3 = 'S3 direct (modelled link)';
