@@ -1,8 +1,8 @@
 /**
  * Steady client load from inside the cluster, as a component team would put it on a
  * BlobCache: a Pod that uploads random blobs through the Service and reads back blobs it
- * was acknowledged, logging each call (start time, method, key, status, whether the
- * bytes matched). Scenarios wait on its progress (acknowledged uploads), stop it, then check
+ * was acknowledged, logging each call (start and end time, method, key, status, curl's
+ * exit code, whether the bytes matched). Scenarios wait on its progress (acknowledged uploads), stop it, then check
  * every acknowledged blob and summarise the errors clients saw.
  */
 import { blobClientPod, inClient } from './client.ts';
@@ -24,7 +24,8 @@ while [ ! -e /tmp/stop ] && [ "$i" -lt "$MAX_UPLOADS" ] && [ "$(date +%s)" -lt "
   started=$(date +%s)
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -T /tmp/blob \\
     -H "Authorization: Bearer $WRITE_TOKEN" "$URL/v1/blobs/$key")
-  echo "$started PUT $key $code" >> /tmp/load.log
+  rc=$?
+  echo "$started $(date +%s) PUT $key $code $rc" >> /tmp/load.log
   case "$code" in 200|201) echo "$key" >> /tmp/acked ;; esac
   n=$(wc -l < /tmp/acked)
   if [ "$n" -gt 0 ]; then
@@ -32,9 +33,10 @@ while [ ! -e /tmp/stop ] && [ "$i" -lt "$MAX_UPLOADS" ] && [ "$(date +%s)" -lt "
     started=$(date +%s)
     code=$(curl -s -o /tmp/got -w '%{http_code}' --max-time 60 \\
       -H "Authorization: Bearer $READ_TOKEN" "$URL/v1/blobs/$k")
+    rc=$?
     sum=$(md5sum /tmp/got | cut -d' ' -f1)
     same=different; [ "$sum" = "$k" ] && same=same
-    echo "$started GET $k $code $same" >> /tmp/load.log
+    echo "$started $(date +%s) GET $k $code $rc $same" >> /tmp/load.log
   fi
 done
 touch /tmp/done
@@ -53,8 +55,11 @@ done < /tmp/acked
 `;
 
 export interface LoadCall {
-  /** When the call started (Unix seconds). */
+  /** When the call started and ended (Unix seconds). */
   time: number;
+  ended: number;
+  /** curl's exit code: 0, or why no answer came (7: could not connect, 28: timed out). */
+  curlExit: number;
   method: 'PUT' | 'GET';
   key: string;
   status: number;
@@ -107,9 +112,12 @@ export class Load {
       .split('\n')
       .filter((line) => line !== '')
       .map((line) => {
-        const [time = '0', method = '', key = '', status = '0', same] = line.split(' ');
+        const [time = '0', ended = '0', method = '', key = '', status = '0', exit = '0', same] =
+          line.split(' ');
         return {
           time: Number(time),
+          ended: Number(ended),
+          curlExit: Number(exit),
           method: method as LoadCall['method'],
           key,
           status: Number(status),
@@ -162,7 +170,10 @@ export function summariseErrors(calls: readonly LoadCall[]): string[] {
   const groups = new Map<string, number[]>();
   for (const call of calls) {
     if (call.status === 200 || call.status === 201) continue;
-    const label = `${call.method} ${call.status}`;
+    const label =
+      call.status === 0
+        ? `${call.method} no answer (curl exit ${call.curlExit})`
+        : `${call.method} ${call.status}`;
     groups.set(label, [...(groups.get(label) ?? []), call.time]);
   }
   return [...groups].map(([label, times]) => {
