@@ -13,7 +13,6 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   API_VERSION,
   KIND,
@@ -29,6 +28,7 @@ import { blobOf, md5 } from '../harness/blobs.ts';
 import { freshNamespace, mergeSpec, startTestbed, type Testbed } from '../harness/kube.ts';
 import { silentLogger as logger } from '../harness/logger.ts';
 import { LoopbackRedis } from '../harness/loopback-redis.ts';
+import { reconcileUntil as reconcileUntilDone } from '../harness/reconcile-until.ts';
 import { startProductionStack, type ProductionStack } from '../harness/production.ts';
 
 /**
@@ -386,15 +386,8 @@ describe('operator backfill: the incarnation cluster creation writes starts the 
     await bed.caughtUp(namespace);
     return reconcile({ kube: bed.kube, redis: admin, logger }, { namespace, name: 'cache' });
   };
-  /** Reconciles as the controller would (its requeues, shortened) until `done` holds. */
-  const reconcileUntil = async (what: string, done: (cache: BlobCache) => boolean) => {
-    for (let round = 0; round < 120; round++) {
-      const result = await run().catch(() => ({ requeueAfterMs: 500 }));
-      if (done(await cache())) return;
-      await sleep(Math.min(result.requeueAfterMs ?? 1_000, 1_000));
-    }
-    throw new Error(`Timed out reconciling until ${what}`);
-  };
+  const reconcileUntil = (what: string, done: (cache: BlobCache) => boolean) =>
+    reconcileUntilDone(run, cache, what, done);
   /** The Pods of the loopback nodes, as the shard's StatefulSet would make them. */
   const pointPods = async (create: boolean) => {
     for (const pod of redis!.records()) {

@@ -8,7 +8,6 @@ import { expect } from 'chai';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   API_VERSION,
   KIND,
@@ -21,6 +20,7 @@ import { makeRedisAdmin } from '../../operator/src/redis/ioredis-admin.ts';
 import { freshNamespace, mergeSpec, startTestbed, type Testbed } from '../harness/kube.ts';
 import { silentLogger as logger } from '../harness/logger.ts';
 import { LoopbackRedis } from '../harness/loopback-redis.ts';
+import { reconcileUntil as reconcileUntilDone } from '../harness/reconcile-until.ts';
 
 const ZONES = ['a', 'b', 'c'];
 
@@ -74,24 +74,8 @@ describe('operator cluster membership against a real kube-apiserver and real Red
       { namespace, name: 'cache' },
     );
   };
-  /** Reconciles as the controller would (its requeues, shortened) until `done` holds. */
-  const reconcileUntil = async (
-    what: string,
-    done: (cache: BlobCache) => boolean | Promise<boolean>,
-  ) => {
-    const seen: string[] = [];
-    for (let round = 0; round < 120; round++) {
-      const result = await run().catch((error: Error) => ({ requeueAfterMs: 500, error }));
-      const current = await cache();
-      const operation = current.status?.operation;
-      if (operation !== undefined) seen.push(`${operation.type}/${operation.step}`);
-      if (await done(current)) return seen;
-      await sleep(Math.min(result.requeueAfterMs ?? 1_000, 1_000));
-    }
-    throw new Error(
-      `Timed out reconciling until ${what}; operations seen: ${seen.slice(-10).join(', ')}`,
-    );
-  };
+  const reconcileUntil = (what: string, done: (cache: BlobCache) => boolean | Promise<boolean>) =>
+    reconcileUntilDone(run, cache, what, done);
   const condition = (cache: BlobCache, type: string) =>
     cache.status?.conditions?.find((candidate) => candidate.type === type);
 
