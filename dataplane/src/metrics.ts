@@ -94,6 +94,11 @@ export class Metrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly stalledAnswers = new Counter({
+    name: 'blobcache_stalled_answers_total',
+    help: 'Requests answered 503 because no answer was ready within the idle timeout (a tier stalled).',
+    registers: [this.registry],
+  });
   readonly quarantined = new Counter({
     name: 'blobcache_quarantined_total',
     help: 'Stored copies found damaged (not hashing to their key) and removed, by tier.',

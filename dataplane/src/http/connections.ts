@@ -59,16 +59,59 @@ function progressOf(socket: Socket): number {
 }
 
 /**
- * Cuts connections on which nothing moved for `idleTimeoutMs`. Node's own socket timeout
+ * The response of `socket` when the server, not the client, holds the connection up: no
+ * status sent yet, and the request either read whole or waiting for the server to read
+ * more of its body (bytes buffered, or the request paused by backpressure).
+ */
+function answerOwed(socket: Socket): ServerResponse | undefined {
+  const response = responseInProgress(socket);
+  if (response === undefined || response.headersSent || response.writableEnded) return undefined;
+  const req = response.req;
+  return req.complete || req.readableLength > 0 || req.isPaused() ? response : undefined;
+}
+
+/**
+ * Cuts connections on which nothing moved for `idleTimeoutMs`, unless the client is
+ * waiting for an answer (`answerOwed`): then it gets a 503 it may retry, never a
+ * dropped connection. Node's own socket timeout
  * (kept as a backstop) lets a write in progress that made any progress in one period start
  * another period, so a stalled reader was cut only after about twice the timeout.
  */
 function cutIdleConnections(server: Server, options: ConnectionGuardOptions): void {
   const { idleTimeoutMs, metrics, logger } = options;
   const watched = new Map<Socket, { progress: number; since: number }>();
+  /** Answers what is owed, else cuts; true when the connection was cut. */
+  const onIdle = (socket: Socket, idleMs: number): boolean => {
+    const owed = answerOwed(socket);
+    if (owed !== undefined) {
+      // The client waits for us (a tier stalled): an answer it may retry, not a cut.
+      metrics.stalledAnswers.inc();
+      logger.warn('Answered 503: no answer was ready in time', {
+        idleMs,
+        method: owed.req.method,
+        path: owed.req.url,
+      });
+      sendProblem(
+        owed,
+        new ServiceUnavailableError(
+          `No answer within ${idleTimeoutMs} ms: a storage tier is stalled; retry shortly`,
+        ),
+        [['Retry-After', '1']],
+      );
+      return false;
+    }
+    metrics.clientErrors.inc({ reason: 'idle' });
+    logger.info('Cut a connection idle too long', { idleMs });
+    socket.destroy();
+    return true;
+  };
   server.on('connection', (socket: Socket) => {
     watched.set(socket, { progress: progressOf(socket), since: Date.now() });
     socket.once('close', () => watched.delete(socket));
+  });
+  // Node's socket timeout (the backstop): with a listener here Node leaves the socket to it.
+  server.on('timeout', (socket: Socket) => {
+    if (onIdle(socket, idleTimeoutMs)) watched.delete(socket);
   });
   const sweep = setInterval(
     () => {
@@ -79,10 +122,9 @@ function cutIdleConnections(server: Server, options: ConnectionGuardOptions): vo
           seen.progress = progress;
           seen.since = now;
         } else if (now - seen.since >= idleTimeoutMs) {
-          watched.delete(socket);
-          metrics.clientErrors.inc({ reason: 'idle' });
-          logger.info('Cut a connection idle too long', { idleMs: now - seen.since });
-          socket.destroy();
+          const idleMs = now - seen.since;
+          seen.since = now;
+          if (onIdle(socket, idleMs)) watched.delete(socket);
         }
       }
     },

@@ -93,8 +93,16 @@ function sendProblem(res: Response, error: BlobcacheError): void {
 
 /** The one place errors become responses (RFC 9457 problem+json). */
 export const problemHandler: ErrorRequestHandler = (error: unknown, _req, res, _next) => {
-  const problem = toBlobcacheError(error);
   const { logger } = requestContext(res);
+  if (res.writableEnded) {
+    // Already answered (a 503 for a request that took too long to answer): the handler's
+    // late failure must not cut the connection under that answer.
+    logger.info('A request answered before its handler finished failed after', {
+      error: error instanceof Error ? error.message : String(error),
+    });
+    return;
+  }
+  const problem = toBlobcacheError(error);
   const fields = { code: problem.code, error: problem.message, cause: describeCause(problem) };
   if (problem.status >= 500) logger.error('Failed a request', fields);
   // Asking for a blob that is not stored is how clients find out what to upload: an

@@ -25,7 +25,8 @@ const RETRYABLE_PATTERNS = [
   /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/,
   /Cluster isn't ready/,
   /Command aborted due to connection close/,
-  /Connection is closed/,
+  // WAIT on a node that turned replica between the pipeline's commands (a failover).
+  /^ERR WAIT cannot be used with replica/,
 ];
 
 /**
