@@ -11,8 +11,13 @@ import { log } from './progress.ts';
 import { waitPodReady } from './scenario.ts';
 import { eventually } from '../../harness/eventually.ts';
 
-/** Bounded by count and time; stops early when /tmp/stop exists. */
+/**
+ * Bounded by count and time; stops early when /tmp/stop exists. A call waits longer than
+ * the data plane's own bound on a request it cannot finish (its 60 s idle timeout, then a
+ * 503), so a stalled tier shows as the server's answer, not as the client giving up.
+ */
 const LOAD_SCRIPT = `
+CLIENT_WAIT=90
 set -u
 : > /tmp/load.log; : > /tmp/acked
 deadline=$(( $(date +%s) + MAX_SECONDS ))
@@ -22,7 +27,7 @@ while [ ! -e /tmp/stop ] && [ "$i" -lt "$MAX_UPLOADS" ] && [ "$(date +%s)" -lt "
   head -c "$BLOB_BYTES" /dev/urandom > /tmp/blob
   key=$(md5sum /tmp/blob | cut -d' ' -f1)
   started=$(date +%s)
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 -T /tmp/blob \\
+  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time $CLIENT_WAIT -T /tmp/blob \\
     -H "Authorization: Bearer $WRITE_TOKEN" "$URL/v1/blobs/$key")
   rc=$?
   echo "$started $(date +%s) PUT $key $code $rc" >> /tmp/load.log
@@ -31,7 +36,7 @@ while [ ! -e /tmp/stop ] && [ "$i" -lt "$MAX_UPLOADS" ] && [ "$(date +%s)" -lt "
   if [ "$n" -gt 0 ]; then
     k=$(sed -n "$(( (i * 7919) % n + 1 ))p" /tmp/acked)
     started=$(date +%s)
-    code=$(curl -s -o /tmp/got -w '%{http_code}' --max-time 60 \\
+    code=$(curl -s -o /tmp/got -w '%{http_code}' --max-time $CLIENT_WAIT \\
       -H "Authorization: Bearer $READ_TOKEN" "$URL/v1/blobs/$k")
     rc=$?
     sum=$(md5sum /tmp/got | cut -d' ' -f1)
@@ -45,8 +50,9 @@ sleep 86400 & wait
 
 /** Reads every acknowledged blob once; prints `<key> <status> same|different` per blob. */
 const VERIFY_SCRIPT = `
+CLIENT_WAIT=90
 while read -r k; do
-  code=$(curl -s -o /tmp/check -w '%{http_code}' --max-time 60 \\
+  code=$(curl -s -o /tmp/check -w '%{http_code}' --max-time $CLIENT_WAIT \\
     -H "Authorization: Bearer $READ_TOKEN" "$URL/v1/blobs/$k")
   sum=$(md5sum /tmp/check | cut -d' ' -f1)
   same=different; [ "$sum" = "$k" ] && same=same
