@@ -9,13 +9,15 @@ import { eventually } from '../harness/eventually.ts';
 import { missingFromS3, smallBlobCache, waitSettled } from './harness/blobcache.ts';
 import { startBlobClient } from './harness/client.ts';
 import { cluster } from './harness/cluster.ts';
-import { Load, reportLoad, type LoadCall } from './harness/load.ts';
+import { Load, longestFailedSpell, reportLoad, type LoadCall } from './harness/load.ts';
 import { useOperator } from './harness/operator.ts';
-import { timed } from './harness/progress.ts';
+import { log, timed } from './harness/progress.ts';
 import { clusterCheck, clusterNodes, redisHost } from './harness/redis-view.ts';
 import { useNamespace, waitRolledOut } from './harness/scenario.ts';
 
 const NAME = 'scaled';
+/** "Brief": no client sees 503s for longer than this without an answered call between. */
+const BRIEF_SECONDS = 10;
 
 describe('Scaling the HTTP tier and the Redis shards under client load', function () {
   this.timeout(900_000);
@@ -94,6 +96,9 @@ describe('Scaling the HTTP tier and the Redis shards under client load', functio
     reportLoad('scaling', calls);
     const unexpected = calls.filter((call) => ![200, 201, 503].includes(call.status));
     expect(unexpected, 'calls answered other than 200, 201 or 503').to.deep.equal([]);
+    const spell = longestFailedSpell(calls);
+    log(`scaling: longest spell of 503s ${spell} s`);
+    expect(spell, 'seconds of 503s in a row').to.be.at.most(BRIEF_SECONDS);
     expect(calls.filter((call) => call.same === false && call.status === 200)).to.deep.equal([]);
     expect(await load.unreadable(), 'acknowledged blobs not served whole').to.deep.equal([]);
     // WriteBehind: each acknowledged blob reaches S3 too.

@@ -188,6 +188,25 @@ export function summariseErrors(calls: readonly LoadCall[]): string[] {
   });
 }
 
+/**
+ * The longest spell of failed calls, in seconds: from the start of a failed call to the end
+ * of the last failed call before the next answered one (200/201) started.
+ */
+export function longestFailedSpell(calls: readonly LoadCall[]): number {
+  let longest = 0;
+  let spell: { from: number; to: number } | undefined;
+  for (const call of [...calls].sort((a, b) => a.time - b.time)) {
+    if (call.status === 200 || call.status === 201) {
+      spell = undefined;
+      continue;
+    }
+    spell =
+      spell === undefined ? { from: call.time, to: call.ended } : { ...spell, to: call.ended };
+    longest = Math.max(longest, spell.to - spell.from);
+  }
+  return longest;
+}
+
 /** Logs what the clients saw: totals and every kind of error. */
 export function reportLoad(scenario: string, calls: readonly LoadCall[]): void {
   const puts = calls.filter((call) => call.method === 'PUT').length;
