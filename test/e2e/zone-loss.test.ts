@@ -16,6 +16,7 @@ import {
   getBlobCache,
   s3Client,
   smallBlobCache,
+  tierSelector,
   waitSettled,
 } from './harness/blobcache.ts';
 import { getBlob, startBlobClient } from './harness/client.ts';
@@ -223,10 +224,28 @@ describe('A zone lost and returned', function () {
   // the zone came back. One way to it, reproduced on the production tier: the data plane
   // cut a request it still owed an answer when Redis stalled it past the idle timeout; it
   // now answers 503 there (stalled-tiers.test.ts).
-  it('clients saw errors only until the loss was noticed, the return included', () => {
+  it('clients saw errors only until the loss was noticed, the return included', async () => {
     const errors = calls.filter((call) => call.status !== 200 && call.status !== 201);
     // 000: the connection failed (a lost Pod's address); 503: a tier not ready.
-    expect(errors.filter((call) => call.status !== 503 && call.status !== 0)).to.deep.equal([]);
-    expect(errors.filter((call) => call.status === 0 && call.time > absorbedAt)).to.deep.equal([]);
+    const unexpected = [
+      ...errors.filter((call) => call.status !== 503 && call.status !== 0),
+      ...errors.filter((call) => call.status === 0 && call.time > absorbedAt),
+    ];
+    // Should it fail: whether an HTTP Pod's process died under the call tells a crash from
+    // a connection the data plane dropped.
+    const restarts =
+      unexpected.length === 0
+        ? ''
+        : await cluster().kubectl.run([
+            'get',
+            'pods',
+            '-n',
+            namespace.name,
+            '-l',
+            tierSelector(NAME, 'http'),
+            '-o',
+            'jsonpath={range .items[*]}{.metadata.name} restarts={.status.containerStatuses[0].restartCount} last={.status.containerStatuses[0].lastState}; {end}',
+          ]);
+    expect(unexpected, `HTTP Pods: ${restarts}`).to.deep.equal([]);
   });
 });
