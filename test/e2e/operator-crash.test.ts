@@ -1,10 +1,10 @@
 /**
- * Scenario 6: the operator killed mid-scale. While `redis.shards` goes 3 → 5 under a
- * steady client load, the leading operator's container is killed with SIGKILL (no chance
- * to save anything or release its Lease) while slots are moving. Its successor (the
- * kubelet restarts the container, same Pod name, so same identity) picks the operation up
- * from what status and the cluster say, and finishes it: five masters serving every slot,
- * nothing acknowledged lost.
+ * Scenario 6: the operator Pod killed mid-scale. While `redis.shards` goes 3 → 5 under a
+ * steady client load, the leading operator's process is killed with SIGKILL (no chance to
+ * save anything or release its Lease) and its Pod deleted while slots are moving. Its
+ * successor, a new Pod of the Deployment (a new identity), waits the Lease out, picks the
+ * operation up from what status and the cluster say, and finishes it: five masters serving
+ * every slot, nothing acknowledged lost.
  */
 import { expect } from 'chai';
 import { eventually } from '../harness/eventually.ts';
@@ -18,10 +18,10 @@ import {
 import { startBlobClient } from './harness/client.ts';
 import { cluster } from './harness/cluster.ts';
 import { Load, reportLoad } from './harness/load.ts';
-import { RELEASE_NAMESPACE, useOperator, waitLeader } from './harness/operator.ts';
+import { LEASE, RELEASE_NAMESPACE, useOperator, waitLeader } from './harness/operator.ts';
 import { log, timed } from './harness/progress.ts';
 import { clusterCheck, clusterNodes, redisHost } from './harness/redis-view.ts';
-import { killContainer, restartCount, useNamespace } from './harness/scenario.ts';
+import { findContainer, useNamespace } from './harness/scenario.ts';
 
 const NAME = 'resumed';
 
@@ -74,14 +74,40 @@ describe('The operator killed in the middle of a scale-out', function () {
       { timeoutMs: 240_000, intervalMs: 200 },
     );
     const leader = await waitLeader();
-    const restarts = await killContainer(RELEASE_NAMESPACE, leader, 'operator');
-    log(`operator crash: killed ${leader} at step ${before.step}`);
-    await eventually(
-      'the operator container to restart',
-      async () => (await restartCount(RELEASE_NAMESPACE, leader, 'operator')) > restarts,
-      { timeoutMs: 120_000, intervalMs: 500 },
+    const operator = await findContainer(RELEASE_NAMESPACE, leader, 'operator');
+    // Its process SIGKILLed (no chance to save anything or release the Lease) and its Pod
+    // deleted at once: a new Pod, a new identity, has to wait the Lease out and take over.
+    await Promise.all([
+      operator.stop(),
+      kubectl.run([
+        'delete',
+        'pod',
+        leader,
+        '-n',
+        RELEASE_NAMESPACE,
+        '--grace-period=0',
+        '--force',
+        '--wait=false',
+      ]),
+    ]);
+    const killedAt = Date.now();
+    log(`operator crash: killed ${leader} and deleted its Pod at step ${before.step}`);
+    const lease = await kubectl.json<{ spec: { holderIdentity?: string } }>([
+      'get',
+      'lease',
+      LEASE,
+      '-n',
+      RELEASE_NAMESPACE,
+    ]);
+    expect(lease.spec.holderIdentity, 'the Lease after the kill (not released)').to.equal(leader);
+    const successor = await waitLeader({ not: leader });
+    log(
+      `operator crash: ${successor} leads ${((Date.now() - killedAt) / 1000).toFixed(1)} s after the kill`,
     );
-    await waitLeader();
+    expect(
+      (await kubectl.run(['get', 'pods', '-n', RELEASE_NAMESPACE, '-o', 'name'])).split('\n'),
+      'operator Pods',
+    ).to.not.include(`pod/${leader}`);
     await timed('operator crash: scale-out finished by the successor', () =>
       waitSettled(namespace.name, NAME, 600_000),
     );

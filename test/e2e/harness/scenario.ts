@@ -116,16 +116,18 @@ export async function waitRolledOut(namespace: string, resource: string): Promis
   });
 }
 
-/**
- * Kills a container as a crash would: SIGKILL to its processes from its Node
- * (`crictl stop --timeout 0` sends no SIGTERM first). The kubelet restarts it in the same
- * Pod, with the same volumes. Returns the container's restart count before the kill.
- */
-export async function killContainer(
+/** A running container, found on its Node, that `stop()` SIGKILLs (no SIGTERM first). */
+export interface FoundContainer {
+  restarts: number;
+  stop(): Promise<void>;
+}
+
+/** Finds container `container` of a Pod on its Node, to kill it later (or at once). */
+export async function findContainer(
   namespace: string,
   pod: string,
   container: string,
-): Promise<number> {
+): Promise<FoundContainer> {
   const { kubectl, nodes } = cluster();
   const restarts = await restartCount(namespace, pod, container);
   const nodeName = await kubectl.run([
@@ -154,8 +156,26 @@ export async function killContainer(
     .split('\n')
     .filter((line) => line !== '');
   if (ids.length !== 1) throw new Error(`${ids.length} running containers ${container} in ${pod}`);
-  await node.crictl('stop', '--timeout', '0', ids[0]!);
-  return restarts;
+  return {
+    restarts,
+    // `crictl stop --timeout 0` sends no SIGTERM first.
+    stop: async () => void (await node.crictl('stop', '--timeout', '0', ids[0]!)),
+  };
+}
+
+/**
+ * Kills a container as a crash would: SIGKILL to its processes from its Node. The kubelet
+ * restarts it in the same Pod, with the same volumes. Returns the container's restart
+ * count before the kill.
+ */
+export async function killContainer(
+  namespace: string,
+  pod: string,
+  container: string,
+): Promise<number> {
+  const found = await findContainer(namespace, pod, container);
+  await found.stop();
+  return found.restarts;
 }
 
 export async function restartCount(
