@@ -45,7 +45,11 @@ export class Kubectl {
             );
         },
       );
-      child.stdin?.end(options.input ?? '');
+      // kubectl may have exited before its stdin is closed (a busy machine runs this late):
+      // the EPIPE that gives is no failure of the command, whose outcome comes above.
+      child.stdin?.on('error', () => undefined);
+      if (options.input === undefined) child.stdin?.end();
+      else child.stdin?.end(options.input);
     });
   }
 
