@@ -188,7 +188,7 @@ async function backfill(
     const ceiling = lastJson(storing.out);
     flushRedis(stack.redis);
     const loading = await measured([
-      '--max-semi-space-size=2',
+      ...(process.env.BENCH_BACKFILL_NODE_FLAGS ?? '--max-semi-space-size=2').split(' '),
       ...(CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', CPU_PROF]),
       join(REPO_ROOT, 'dist/dataplane/src/commands/backfill.js'),
       '--max-bytes',

@@ -38,7 +38,7 @@ export function cpuMeter(groups: Record<string, readonly number[]>): {
       return Object.fromEntries(
         Object.entries(now).map(([name, seconds]) => [
           name,
-          seconds - started[name as keyof typeof started]!,
+          seconds - started[name as keyof typeof started],
         ]),
       ) as Record<string, number> & { children: number };
     },
