@@ -115,6 +115,15 @@ describe('operator backfill: cold starts make one Job per Redis data set (real A
   const warm = async (name = 'cache') =>
     (await status(name))?.conditions?.find((condition) => condition.type === 'Warm');
   const jobs = async () => (await batch().listNamespacedJob({ namespace })).items;
+  const annotate = (name: string, annotations: Record<string, string>) =>
+    objects.patch(
+      { apiVersion: API_VERSION, kind: KIND, metadata: { name, namespace, annotations } },
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+      PatchStrategy.MergePatch,
+    );
   const events = async (reason: string) =>
     (await core().listNamespacedEvent({ namespace })).items.filter(
       (event) => event.reason === reason,
@@ -182,7 +191,7 @@ describe('operator backfill: cold starts make one Job per Redis data set (real A
             status: {
               startTime: now,
               failed: 3,
-              failedIndexes: '1',
+              failedIndexes: String(completions - 1),
               conditions: [
                 condition('FailureTarget', 'Job has failed indexes'),
                 condition('Failed', 'Job has failed indexes'),
@@ -327,6 +336,70 @@ describe('operator backfill: cold starts make one Job per Redis data set (real A
       backfillJobName('cache', 'inc-b'),
     ]);
     expect((await status())?.backfill).to.include({ incarnation: 'inc-b', phase: 'Pending' });
+  });
+
+  it('runs a failed backfill again when the rerun annotation asks, counting only that run', async () => {
+    const blobs = Array.from({ length: 4 }, (_, i) => blobOf(50_000 + i * 1_000, 4_100 + i));
+    for (const blob of blobs)
+      await stack.store.put(Readable.from([blob], { objectMode: false }), { key: md5(blob) });
+    await create('cache', {
+      backfill: { policy: 'OnColdStart', maxBytes: '64Mi', parallelism: 1 },
+    });
+    await run();
+    await redisPods('cache');
+    await stack.cluster.set('bc:incarnation', 'inc-r');
+    await run();
+    const [first] = await jobs();
+    expect(first!.metadata?.name).to.equal(backfillJobName('cache', 'inc-r'));
+    // Its pod reported (then the Job failed): a report the rerun must not count as its own.
+    await runPartition(first!, 0);
+    await finishJob(first!.metadata!.name!, 'Failed', 1);
+    await run();
+    expect((await status())?.backfill?.phase).to.equal('Failed');
+    expect(await warm()).to.include({ status: 'False', reason: 'BackfillFailed' });
+
+    // A platform operator asks for another run: kubectl annotate ... blobcache.io/backfill-rerun=...
+    await annotate('cache', { 'blobcache.io/backfill-rerun': 'retry-1' });
+    await run();
+    const rerun = backfillJobName('cache', 'inc-r', 'retry-1');
+    expect((await status())?.backfill).to.include({
+      incarnation: 'inc-r',
+      phase: 'Pending',
+      job: rerun,
+      rerun: 'retry-1',
+    });
+    expect((await status())?.backfill?.partitionsReporting).to.equal(undefined);
+    expect(await warm()).to.include({ status: 'False', reason: 'Backfilling' });
+    const started = await events('BackfillStarted');
+    expect(started).to.have.length(2);
+    expect(started.map((event) => event.message).join('\n')).to.include(
+      'blobcache.io/backfill-rerun=retry-1',
+    );
+    await run();
+    // One Job: the failed one is let go (pruned), the rerun's is there.
+    const found = await jobs();
+    expect(found.map((job) => job.metadata?.name)).to.deep.equal([rerun]);
+    const second = found[0]!;
+    expect(second.metadata?.annotations).to.include({ 'blobcache.io/backfill-rerun': 'retry-1' });
+    expect((await status())?.backfill?.phase).to.equal('Pending');
+
+    // The rerun's own pod reports: progress, then success.
+    await runPartition(second, 0);
+    await run();
+    expect((await status())?.backfill).to.include({
+      phase: 'Running',
+      partitionsReporting: 1,
+      percent: 100,
+    });
+    await finishJob(rerun, 'Complete', 1);
+    await run();
+    expect((await status())?.backfill).to.include({ phase: 'Succeeded', job: rerun });
+    expect(await warm()).to.include({ status: 'True', reason: 'BackfillSucceeded' });
+
+    // The same value asks for nothing more.
+    await run();
+    expect((await jobs()).map((job) => job.metadata?.name)).to.deep.equal([rerun]);
+    expect(await events('BackfillStarted')).to.have.length(2);
   });
 
   it('creates nothing with backfill.policy Never', async () => {

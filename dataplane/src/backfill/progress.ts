@@ -28,6 +28,8 @@ export interface BackfillReport {
   updatedAt: string;
   /** Why it failed. */
   error?: string;
+  /** The run this report belongs to (`BLOBCACHE_BACKFILL_RUN`, a backfill Job's name). */
+  run?: string;
 }
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

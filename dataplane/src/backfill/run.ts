@@ -15,6 +15,8 @@ export interface BackfillSettings {
   incarnation: string;
   /** How often progress is printed and written. */
   progressIntervalMs: number;
+  /** Names the run in its reports. */
+  run?: string;
 }
 
 export interface BackfillDeps {
@@ -65,6 +67,7 @@ export async function runBackfill(
     secondsLeft: null,
     startedAt: new Date(started).toISOString(),
     updatedAt: new Date(started).toISOString(),
+    ...(settings.run === undefined ? {} : { run: settings.run }),
   };
   let loadingSince = started;
   const tell = async (): Promise<void> => {

@@ -12,11 +12,16 @@ export interface BackfillCommandSettings {
   partitions: number;
   /** How often progress is printed and written. `--progress-interval-ms`. @default 5000 */
   progressIntervalMs: number;
+  /**
+   * Names this run in its progress reports (`BLOBCACHE_BACKFILL_RUN`; a backfill Job sets its
+   * own name), so the operator tells them from an earlier run's.
+   */
+  run?: string;
 }
 
 interface Flag {
   flag: string;
-  setting: Setting<keyof BackfillCommandSettings>;
+  setting: Setting<Exclude<keyof BackfillCommandSettings, 'run'>>;
 }
 
 /** Each flag, and the environment variable it defaults from (the indexed Job's for the partition). */
@@ -72,6 +77,8 @@ plane's settings (BLOBCACHE_REDIS_NODES, BLOBCACHE_S3_*, BLOBCACHE_CONFIG_FILE, 
   --partitions N              partitions in all [1]          (BLOBCACHE_BACKFILL_PARTITIONS)
   --progress-interval-ms MS   progress every MS [5000]       (BLOBCACHE_BACKFILL_PROGRESS_MS)
   --help                      this text
+
+BLOBCACHE_BACKFILL_RUN, if set, names the run in its progress reports (a backfill Job sets it).
 `;
 
 const DEFAULTS: Omit<BackfillCommandSettings, 'maxBytes'> = {
@@ -109,6 +116,8 @@ export function parseBackfillSettings(
     else if (fromEnv !== undefined && fromEnv !== '')
       settings[setting.key] = parseValue(fromEnv, setting, setting.env);
   }
+  const run = env.BLOBCACHE_BACKFILL_RUN;
+  if (run !== undefined && run !== '') settings.run = run;
   const result = settings as unknown as BackfillCommandSettings;
   if (result.maxBytes === undefined)
     throw new ConfigError('--max-bytes (or BLOBCACHE_BACKFILL_MAX_BYTES) is required');

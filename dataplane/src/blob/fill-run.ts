@@ -109,16 +109,21 @@ export async function startFill(deps: FillRunDeps, start: FillStart): Promise<Ru
       progress.finish();
     } catch (error) {
       const failure = stop.signal.aborted ? (stop.signal.reason as Error) : asError(error);
-      await fast.discard(staging.staged(size, sha256)).catch(() => undefined);
+      // Readers learn of the failure (here at once, elsewhere from the record) before the
+      // staged chunks go: one that then finds a chunk gone stops, rather than reading the
+      // rest of a blob known to be damaged from the durable tier.
       progress.fail(failure);
       end = await classify(deps, key, failure);
+      clearInterval(renewal);
+      await records.end(key, holder, 'failed', deps.leaseMs).catch(() => undefined);
+      await fast.discard(staging.staged(size, sha256)).catch(() => undefined);
+      deps.metrics.fills.inc({ result: METRIC_RESULT[end] });
+      return end;
     }
     clearInterval(renewal);
     deps.metrics.fills.inc({ result: METRIC_RESULT[end] });
-    const verified = end !== 'corrupt' && end !== 'failed' && end !== 'fenced';
-    await records
-      .end(key, holder, verified ? 'done' : 'failed', deps.leaseMs)
-      .catch(() => undefined);
+    // Verified, whatever the publish found (published, there already, deleted, a chunk lost).
+    await records.end(key, holder, 'done', deps.leaseMs).catch(() => undefined);
     return end;
   }
 }

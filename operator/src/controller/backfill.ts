@@ -3,7 +3,7 @@ import { timestamp } from '../api/v1alpha1/conditions.ts';
 import type { DefaultedBlobCache } from '../api/v1alpha1/defaults.generated.ts';
 import type { BlobCacheStatusBackfill } from '../api/v1alpha1/types.generated.ts';
 import type { PartitionReport } from '../redis/backfill-state.ts';
-import { backfillJobName } from '../resources/backfill-job.ts';
+import { backfillJobName, RERUN_ANNOTATION } from '../resources/backfill-job.ts';
 
 /** What the backfill phase found. */
 export interface BackfillInputs {
@@ -26,8 +26,8 @@ export interface BackfillDecision {
   status: BlobCacheStatusBackfill | undefined;
   /** The Warm condition; undefined leaves the current one. */
   warm?: WarmVerdict;
-  /** Create the Job of this incarnation (if it does not exist). */
-  create?: string;
+  /** Create the Job of this incarnation, or of this rerun of it (if it does not exist). */
+  create?: { incarnation: string; rerun?: string };
   /** Keep the Job named in the status (a Job not kept is pruned). */
   keep: boolean;
   events: { type: 'Normal' | 'Warning'; reason: string; message: string }[];
@@ -37,6 +37,18 @@ export interface BackfillDecision {
 
 /** How often progress is read while a Job runs. */
 export const PROGRESS_POLL_MS = 10_000;
+
+/** The rerun annotation's value on the BlobCache; undefined when absent or empty. */
+function rerunAsked(cache: DefaultedBlobCache): string | undefined {
+  const value = cache.metadata.annotations?.[RERUN_ANNOTATION];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/** Longest part of a user's annotation value quoted in messages. */
+const QUOTED = 63;
+
+const quoted = (value: string): string =>
+  value.length > QUOTED ? `${value.slice(0, QUOTED)}...` : value;
 
 const finishedCondition = (job: V1Job | null, type: 'Complete' | 'Failed') =>
   job?.status?.conditions?.find(
@@ -79,7 +91,8 @@ export function progressOf(
 /**
  * The backfill's next step and status, from what the phase observed (pure). One backfill per
  * incarnation: a new incarnation with policy OnColdStart asks for its Job, which is never
- * replaced for the same incarnation (a spec change waits for the next cold start); its
+ * replaced for the same incarnation (a spec change waits for the next cold start) unless
+ * the rerun annotation asks for another run once it finished (see `rerunDecision`); its
  * progress comes from the pods' reports, its outcome from the Job's conditions; a finished
  * Job is kept `ttlSecondsAfterFinished`, then left to the prune phase.
  */
@@ -107,11 +120,14 @@ export function decideBackfill(
       events: [],
     };
   }
+  // An annotation already there when the data set is new asks for nothing more: noted as answered.
+  const rerun = rerunAsked(cache);
+  const answered = rerun === undefined ? {} : { rerun };
   if (previous?.incarnation !== incarnation) {
     if (policy === 'Never') {
       const message = 'backfill.policy is Never: the cache warms with traffic';
       return {
-        status: { incarnation, phase: 'Skipped', message },
+        status: { incarnation, phase: 'Skipped', message, ...answered },
         warm: { status: 'Unknown', reason: 'BackfillNever', message },
         keep: false,
         events: [],
@@ -120,9 +136,16 @@ export function decideBackfill(
     const name = backfillJobName(cache.metadata.name!, incarnation);
     const message = `Loading the newest blobs up to ${maxBytes} with ${parallelism} pod${parallelism === 1 ? '' : 's'}`;
     return {
-      status: { incarnation, phase: 'Pending', job: name, startedAt: timestamp(now), message },
+      status: {
+        incarnation,
+        phase: 'Pending',
+        job: name,
+        startedAt: timestamp(now),
+        message,
+        ...answered,
+      },
       warm: { status: 'False', reason: 'Backfilling', message },
-      create: incarnation,
+      create: { incarnation },
       keep: true,
       events: [
         {
@@ -144,8 +167,12 @@ function sameIncarnation(
 ): BackfillDecision {
   const previous = cache.status!.backfill!;
   const { policy, ttlSecondsAfterFinished } = cache.spec.backfill;
-  const { job, reports } = inputs;
+  const { job } = inputs;
   const phase = previous.phase;
+  const finished = phase !== 'Pending' && phase !== 'Running';
+  const asked = rerunAsked(cache);
+  const rerunPending = asked !== undefined && asked !== previous.rerun;
+  if (finished && rerunPending) return rerunDecision(cache, inputs.incarnation, asked, now);
   if (phase === 'Skipped' || phase === 'Cancelled')
     return { status: previous, keep: false, events: [] };
   if (phase === 'Succeeded' || phase === 'Failed') {
@@ -168,6 +195,9 @@ function sameIncarnation(
       events: [{ type: 'Normal', reason: 'BackfillCancelled', message }],
     };
   }
+  // Reports of an earlier run of this data set (same keys in Redis) are not this run's.
+  const first = backfillJobName(cache.metadata.name!, inputs.incarnation);
+  const reports = inputs.reports.filter((report) => (report.run ?? first) === previous.job);
   const progress = progressOf(reports);
   const complete = finishedCondition(job, 'Complete');
   const failed = finishedCondition(job, 'Failed');
@@ -207,7 +237,8 @@ function sameIncarnation(
           ? { type: 'Normal', reason: 'BackfillSucceeded', message: status.message! }
           : { type: 'Warning', reason: 'BackfillFailed', message: status.message! },
       ],
-      requeueAfterMs: ttlSecondsAfterFinished * 1000,
+      // A rerun asked for during this run starts now that it ended.
+      requeueAfterMs: rerunPending ? 1_000 : ttlSecondsAfterFinished * 1000,
     };
   }
   // Not finished (or not in the cache yet): ask for it again, report what the pods wrote.
@@ -224,9 +255,58 @@ function sameIncarnation(
   return {
     status,
     warm: { status: 'False', reason: 'Backfilling', message },
-    create: inputs.incarnation,
+    create: {
+      incarnation: inputs.incarnation,
+      ...(previous.job === first || previous.rerun === undefined ? {} : { rerun: previous.rerun }),
+    },
     keep: true,
     events: [],
+    requeueAfterMs: PROGRESS_POLL_MS,
+  };
+}
+
+/**
+ * The rerun annotation has a value not answered yet, and no backfill runs: a new Job for the
+ * same data set (the earlier one is let go), unless backfill.policy is Never, which refuses
+ * it with a Warning. Either way the value counts as answered.
+ */
+function rerunDecision(
+  cache: DefaultedBlobCache,
+  incarnation: string,
+  rerun: string,
+  now: Date,
+): BackfillDecision {
+  const previous = cache.status!.backfill!;
+  const { policy, maxBytes, parallelism } = cache.spec.backfill;
+  const asked = `${RERUN_ANNOTATION}=${quoted(rerun)}`;
+  if (policy === 'Never') {
+    const kept = previous.phase === 'Succeeded' || previous.phase === 'Failed';
+    return {
+      status: { ...previous, rerun },
+      keep: kept,
+      events: [
+        {
+          type: 'Warning',
+          reason: 'BackfillRerunRefused',
+          message: `${asked} asks for a backfill, but backfill.policy is Never: set it to OnColdStart and ask again`,
+        },
+      ],
+    };
+  }
+  const name = backfillJobName(cache.metadata.name!, incarnation, rerun);
+  const message = `Loading the newest blobs up to ${maxBytes} with ${parallelism} pod${parallelism === 1 ? '' : 's'} again (${asked})`;
+  return {
+    status: { incarnation, phase: 'Pending', job: name, startedAt: timestamp(now), message, rerun },
+    warm: { status: 'False', reason: 'Backfilling', message },
+    create: { incarnation, rerun },
+    keep: true,
+    events: [
+      {
+        type: 'Normal',
+        reason: 'BackfillStarted',
+        message: `${asked} asks for the backfill of the Redis data set ${incarnation} again (its last run: ${previous.phase}): Job ${name}`,
+      },
+    ],
     requeueAfterMs: PROGRESS_POLL_MS,
   };
 }

@@ -2,6 +2,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { createHash } from 'node:crypto';
 import { API_VERSION, KIND, type BlobCache } from '../api/v1alpha1/types.generated.ts';
 import { TYPES, type ResourceType } from '../kube/access.ts';
+import { RERUN_ANNOTATION } from '../resources/backfill-job.ts';
 import { consumedSecrets } from '../resources/checksum.ts';
 
 type Loose = KubernetesObject & {
@@ -14,8 +15,14 @@ function relevantPart(type: ResourceType, object: KubernetesObject & Loose): unk
   const { metadata = {} } = object;
   switch (type.kind) {
     case TYPES.BlobCache.kind:
-      // Status is the operator's own output, and spec changes bump the generation.
-      return [metadata.uid, metadata.generation, metadata.deletionTimestamp];
+      // Status is the operator's own output, and spec changes bump the generation; of the
+      // annotations, the one asking for a backfill rerun.
+      return [
+        metadata.uid,
+        metadata.generation,
+        metadata.deletionTimestamp,
+        metadata.annotations?.[RERUN_ANNOTATION],
+      ];
     case TYPES.Pod.kind: {
       const status = object.status as
         | { phase?: string; podIP?: string; conditions?: { type: string; status: string }[] }

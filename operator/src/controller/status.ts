@@ -147,13 +147,28 @@ function redisCounts(
 
 /**
  * A JSON merge patch turning `previous` into `next`: a field `next` no longer has is sent
- * as null (a merge patch leaves absent fields alone).
+ * as null (a merge patch leaves absent fields alone), also inside objects both have (a
+ * merge patch merges them; e.g. the progress of a backfill that was run again).
  */
 export function statusPatch(
   previous: BlobCacheStatus | undefined,
   next: BlobCacheStatus,
 ): Record<string, unknown> {
+  return mergeDiff({ ...previous }, { ...next });
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+function mergeDiff(
+  previous: Record<string, unknown>,
+  next: Record<string, unknown>,
+): Record<string, unknown> {
   const patch: Record<string, unknown> = { ...next };
-  for (const key of Object.keys(previous ?? {})) if (!(key in next)) patch[key] = null;
+  for (const [key, was] of Object.entries(previous)) {
+    const now = next[key];
+    if (!(key in next)) patch[key] = null;
+    else if (isObject(was) && isObject(now)) patch[key] = mergeDiff(was, now);
+  }
   return patch;
 }

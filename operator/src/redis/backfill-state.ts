@@ -28,6 +28,8 @@ export interface PartitionReport {
   bytesPerSecond: number;
   secondsLeft: number | null;
   error?: string;
+  /** The Job whose pod wrote it (absent from pods of Jobs made before reruns existed). */
+  run?: string;
 }
 
 /** What the backfill phase reads from Redis. */

@@ -178,23 +178,29 @@ describe('cold start: one fill per blob, readers streaming behind it (real Redis
   });
 
   it('serves a corrupt S3 object to nobody as a complete transfer, and caches none of it', async () => {
-    const blob = blobOf(64 * MiB, 1304);
+    // 16 chunks: readers stream behind the fill, from its window and from Redis, in every
+    // process, as with a larger blob; the damage shows only once the last byte is hashed.
+    const blob = blobOf(16 * MiB, 1304);
     const key = md5(blob);
     const damaged = Buffer.from(blob);
-    damaged[40 * MiB] = damaged[40 * MiB]! ^ 0x10;
+    damaged[10 * MiB] = damaged[10 * MiB]! ^ 0x10;
     await s3Client(stack.s3.endpoint).send(
       new PutObjectCommand({ Bucket: BUCKET, Key: stack.store.objectKey(key), Body: damaged }),
     );
     const corruptBefore = await sum('blobcache_fills_total', 'result="corrupt"');
-    const results = await Promise.all(
-      Array.from({ length: 100 }, (_, i) => startReader(urlOf(key, planes[i % 3]!)).done),
-    );
-    const complete = results.filter((result) => result !== 'cut' && result.size === blob.length);
-    expect(complete).to.deep.equal([]);
+    // S3 held until every reader streams behind the one fill: all of them see it fail.
+    const held = stack.proxy.hold(key, 8 * MiB);
+    const readers = Array.from({ length: 100 }, (_, i) => startReader(urlOf(key, planes[i % 3]!)));
+    await Promise.all(readers.map((reader) => reader.firstBytes));
+    held.release();
+    const results = await Promise.all(readers.map((reader) => reader.done));
+    // Every transfer cut (none complete, none ended short as if whole), nothing cached.
+    expect(results.filter((result) => result !== 'cut')).to.deep.equal([]);
     expect(await stack.cluster.exists(`bc:{${key}}:m`), 'published').to.equal(0);
-    expect((await sum('blobcache_fills_total', 'result="corrupt"')) - corruptBefore).to.be.at.least(
-      1,
-    );
+    expect((await sum('blobcache_fills_total', 'result="corrupt"')) - corruptBefore).to.equal(1);
+    // Readers that found the failed fill's chunks gone stopped: none read the damaged
+    // object again from S3.
+    expect(stack.proxy.count('GET', key)).to.equal(1);
   });
 
   it('never slows a fill for readers that stop reading, and holds them within the read-ahead budget', async () => {

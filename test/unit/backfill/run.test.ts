@@ -79,6 +79,15 @@ describe('runBackfill', () => {
     expect(deps.filled).to.not.include(key(6));
     expect(deps.reports[0]!.state).to.equal('listing');
     expect(deps.reports.at(-1)!.state).to.equal('done');
+    expect(deps.reports.every((written) => written.run === undefined)).to.be.true;
+  });
+
+  it('names its run in every report it writes', async () => {
+    const deps = depsOf({ [key(1)]: [{ kind: 'filled', size: 10, end: 'published' }] });
+    await runBackfill(deps, { ...settings, run: 'c-backfill-0a1b2c' });
+    expect(deps.reports.map((written) => written.run)).to.deep.equal(
+      deps.reports.map(() => 'c-backfill-0a1b2c'),
+    );
   });
 
   it('fails (for a retry of the Job) when a blob keeps failing for another reason than damage', async () => {

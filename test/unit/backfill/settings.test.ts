@@ -29,6 +29,17 @@ describe('backfill settings', () => {
     ).to.include({ maxBytes: 10 * 1024 ** 2, partition: 0, partitions: 1 });
   });
 
+  it("names the run from BLOBCACHE_BACKFILL_RUN (a backfill Job's name), and none when unset", () => {
+    expect(
+      parseBackfillSettings(['--max-bytes', '1Gi'], {
+        BLOBCACHE_BACKFILL_RUN: 'c-backfill-0a1b2c',
+      }),
+    ).to.include({ run: 'c-backfill-0a1b2c' });
+    expect(
+      parseBackfillSettings(['--max-bytes', '1Gi'], { BLOBCACHE_BACKFILL_RUN: '' }),
+    ).to.not.have.property('run');
+  });
+
   const bad: [string[], Record<string, string>, RegExp][] = [
     [[], {}, /--max-bytes .* is required/],
     [['--max-bytes', 'lots'], {}, /^--max-bytes must be a size/],

@@ -13,6 +13,7 @@ import {
   BACKFILL_COMMAND,
   backfillJob,
   backfillJobName,
+  RERUN_ANNOTATION,
 } from '../../../operator/src/resources/backfill-job.ts';
 import { IMAGES } from '../../../scripts/image/spec.ts';
 import { REPO_ROOT } from '../../harness/dataplane.ts';
@@ -20,9 +21,10 @@ import { blobCache } from './fixtures.ts';
 
 const NOW = new Date('2026-12-01T10:00:00Z');
 
-function withStatus(backfill: BlobCacheStatusBackfill | undefined, spec = {}) {
+function withStatus(backfill: BlobCacheStatusBackfill | undefined, spec = {}, rerun?: string) {
   const cache = blobCache(spec);
   cache.status = backfill === undefined ? {} : { backfill };
+  if (rerun !== undefined) cache.metadata.annotations = { [RERUN_ANNOTATION]: rerun };
   return cache;
 }
 
@@ -82,7 +84,7 @@ describe('backfill decisions', () => {
 
   it('starts one Job for a new incarnation with policy OnColdStart, and says so', () => {
     const decision = decideBackfill(withStatus(undefined), inputs(), NOW);
-    expect(decision.create).to.equal('inc-1');
+    expect(decision.create).to.deep.equal({ incarnation: 'inc-1' });
     expect(decision.status).to.deep.include({
       incarnation: 'inc-1',
       phase: 'Pending',
@@ -116,7 +118,7 @@ describe('backfill decisions', () => {
       inputs({ job: jobWith(), reports: [report(0), report(1, { bytes: 600, secondsLeft: 9 })] }),
       NOW,
     );
-    expect(decision.create).to.equal('inc-1');
+    expect(decision.create).to.deep.equal({ incarnation: 'inc-1' });
     expect(decision.status).to.deep.include({
       phase: 'Running',
       loadedBytes: 1000,
@@ -187,7 +189,7 @@ describe('backfill decisions', () => {
   it('starts over for a newer incarnation (a wipe), letting the older Job go', () => {
     const done = { ...running, phase: 'Succeeded', completedAt: '2026-12-01T09:00:00Z' };
     const decision = decideBackfill(withStatus(done), inputs({ incarnation: 'inc-2' }), NOW);
-    expect(decision.create).to.equal('inc-2');
+    expect(decision.create).to.deep.equal({ incarnation: 'inc-2' });
     expect(decision.status?.job).to.equal(backfillJobName('c', 'inc-2'));
     expect(decision.status?.job).to.not.equal(done.job);
   });
@@ -203,6 +205,111 @@ describe('backfill decisions', () => {
     expect(cancelled.keep).to.be.false;
     expect(cancelled.status?.phase).to.equal('Cancelled');
     expect(progressRatio(cancelled.status)).to.equal(null);
+  });
+});
+
+describe('backfill reruns (the blobcache.io/backfill-rerun annotation)', () => {
+  const first = backfillJobName('c', 'inc-1');
+  const failed = {
+    incarnation: 'inc-1',
+    phase: 'Failed',
+    job: first,
+    startedAt: '2026-12-01T08:00:00Z',
+    completedAt: '2026-12-01T09:00:00Z',
+    loadedBytes: 300,
+    totalBytes: 1000,
+  };
+
+  it('runs a finished backfill again for a new value: a new Job, the old one let go, progress from zero', () => {
+    const decision = decideBackfill(
+      withStatus(failed, {}, 'try-2'),
+      inputs({ job: jobWith({ type: 'Failed' }) }),
+      NOW,
+    );
+    const rerunJob = backfillJobName('c', 'inc-1', 'try-2');
+    expect(rerunJob).to.not.equal(first);
+    expect(decision.create).to.deep.equal({ incarnation: 'inc-1', rerun: 'try-2' });
+    expect(decision.status).to.deep.equal({
+      incarnation: 'inc-1',
+      phase: 'Pending',
+      job: rerunJob,
+      startedAt: '2026-12-01T10:00:00Z',
+      rerun: 'try-2',
+      message: decision.status?.message,
+    });
+    expect(decision.status?.message).to.include('again (blobcache.io/backfill-rerun=try-2)');
+    expect(decision.warm).to.deep.include({ status: 'False', reason: 'Backfilling' });
+    expect(decision.events).to.have.length(1);
+    expect(decision.events[0]).to.include({ type: 'Normal', reason: 'BackfillStarted' });
+    expect(decision.events[0]!.message).to.include('its last run: Failed');
+    expect(progressRatio(decision.status)).to.equal(0);
+    // The same value once more asks for nothing: the rerun's Job is the one asked for.
+    const again = decideBackfill(withStatus(decision.status, {}, 'try-2'), inputs(), NOW);
+    expect(again.create).to.deep.equal({ incarnation: 'inc-1', rerun: 'try-2' });
+    expect(again.status?.job).to.equal(rerunJob);
+    expect(again.events).to.deep.equal([]);
+  });
+
+  it("counts only the rerun's own progress reports, not the earlier run's", () => {
+    const rerunJob = backfillJobName('c', 'inc-1', 'try-2');
+    const pending = { incarnation: 'inc-1', phase: 'Pending', job: rerunJob, rerun: 'try-2' };
+    const stale = decideBackfill(
+      withStatus(pending, {}, 'try-2'),
+      inputs({ reports: [report(0, { run: first, state: 'failed' }), report(1)] }),
+      NOW,
+    );
+    expect(stale.status).to.include({ phase: 'Pending' });
+    expect(stale.status?.partitionsReporting).to.equal(undefined);
+    const fresh = decideBackfill(
+      withStatus(pending, {}, 'try-2'),
+      inputs({ reports: [report(0, { run: rerunJob }), report(1, { run: first })] }),
+      NOW,
+    );
+    expect(fresh.status).to.include({ phase: 'Running', partitionsReporting: 1, loadedBytes: 400 });
+  });
+
+  it('waits for a run under way to end before running again', () => {
+    const running = { ...failed, phase: 'Running', completedAt: undefined };
+    const during = decideBackfill(
+      withStatus(running, {}, 'try-2'),
+      inputs({ job: jobWith() }),
+      NOW,
+    );
+    expect(during.create).to.deep.equal({ incarnation: 'inc-1' });
+    expect(during.status?.job).to.equal(first);
+    const ended = decideBackfill(
+      withStatus(running, {}, 'try-2'),
+      inputs({ job: jobWith({ type: 'Complete' }) }),
+      NOW,
+    );
+    expect(ended.status?.phase).to.equal('Succeeded');
+    expect(ended.requeueAfterMs).to.be.at.most(1_000);
+    const next = decideBackfill(withStatus(ended.status, {}, 'try-2'), inputs(), NOW);
+    expect(next.create).to.deep.equal({ incarnation: 'inc-1', rerun: 'try-2' });
+  });
+
+  it('takes a value already there when the data set was new as answered', () => {
+    const start = decideBackfill(withStatus(undefined, {}, 'old'), inputs(), NOW);
+    expect(start.status).to.include({ rerun: 'old', job: first });
+    const done = { ...start.status!, phase: 'Failed', completedAt: '2026-12-01T09:00:00Z' };
+    const later = decideBackfill(withStatus(done, {}, 'old'), inputs(), NOW);
+    expect(later.create).to.equal(undefined);
+    expect(later.status?.phase).to.equal('Failed');
+  });
+
+  it('starts a backfill skipped under policy Never once the policy allows it, and refuses one under Never', () => {
+    const skipped = { incarnation: 'inc-1', phase: 'Skipped', message: 'never' };
+    const refused = decideBackfill(
+      withStatus(skipped, { backfill: { policy: 'Never' } }, 'now'),
+      inputs(),
+      NOW,
+    );
+    expect(refused.create).to.equal(undefined);
+    expect(refused.status).to.include({ phase: 'Skipped', rerun: 'now' });
+    expect(refused.events).to.have.length(1);
+    expect(refused.events[0]).to.include({ type: 'Warning', reason: 'BackfillRerunRefused' });
+    const allowed = decideBackfill(withStatus(skipped, {}, 'now'), inputs(), NOW);
+    expect(allowed.create).to.deep.equal({ incarnation: 'inc-1', rerun: 'now' });
   });
 });
 
@@ -250,6 +357,21 @@ describe('backfill Job', () => {
       .replace(/^dist\//, '')
       .replace(/\.js$/, '.ts');
     expect(readFileSync(join(REPO_ROOT, source), 'utf8')).to.include('runBackfill');
+  });
+
+  it('is named per rerun, says which value it answers, and tags its reports with its name', () => {
+    const job = backfillJob(blobCache(), 'inc-1', 'again');
+    expect(job.metadata?.name).to.equal(backfillJobName('c', 'inc-1', 'again'));
+    expect(job.metadata?.annotations).to.deep.equal({
+      'blobcache.io/incarnation': 'inc-1',
+      'blobcache.io/backfill-rerun': 'again',
+    });
+    for (const made of [job, backfillJob(blobCache(), 'inc-1')]) {
+      const env = made.spec!.template.spec!.containers[0]!.env ?? [];
+      expect(env.find((variable) => variable.name === 'BLOBCACHE_BACKFILL_RUN')?.value).to.equal(
+        made.metadata?.name,
+      );
+    }
   });
 
   it('gets a new name per incarnation, short enough for the pods hostnames', () => {

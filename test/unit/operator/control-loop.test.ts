@@ -174,6 +174,16 @@ describe('control loop pieces (pure)', () => {
     expect(
       statusPatch({ url: 'u', operation: { type: 'ScaleIn', step: 'x' } }, { url: 'u' }),
     ).to.deep.equal({ url: 'u', operation: null });
+    // Inside an object both have, too (a merge patch merges objects): a rerun's fresh progress.
+    expect(
+      statusPatch(
+        { backfill: { phase: 'Failed', job: 'a', partitionsReporting: 1 }, conditions: [] },
+        { backfill: { phase: 'Pending', job: 'b' }, conditions: [] },
+      ),
+    ).to.deep.equal({
+      backfill: { phase: 'Pending', job: 'b', partitionsReporting: null },
+      conditions: [],
+    });
   });
 
   it('derive RBAC from what is watched and written: list+watch on every cached kind, leases only at home', () => {

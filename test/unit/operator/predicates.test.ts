@@ -54,6 +54,22 @@ describe('watch predicates', () => {
     expect(fingerprint(TYPES.BlobCache, edited)).to.not.equal(fingerprint(TYPES.BlobCache, cache));
   });
 
+  it('react to a backfill rerun asked for on a BlobCache, not to other annotations', () => {
+    const cache = blobCache();
+    const annotated = (annotations: Record<string, string>) => ({
+      ...cache,
+      metadata: { ...cache.metadata, annotations },
+    });
+    expect(fingerprint(TYPES.BlobCache, annotated({ 'team.example/owner': 'x' }))).to.equal(
+      fingerprint(TYPES.BlobCache, cache),
+    );
+    const asked = annotated({ 'blobcache.io/backfill-rerun': '1' });
+    expect(fingerprint(TYPES.BlobCache, asked)).to.not.equal(fingerprint(TYPES.BlobCache, cache));
+    expect(
+      fingerprint(TYPES.BlobCache, annotated({ 'blobcache.io/backfill-rerun': '2' })),
+    ).to.not.equal(fingerprint(TYPES.BlobCache, asked));
+  });
+
   it('map events to the BlobCaches they concern', () => {
     const caches = [
       blobCache(),

@@ -191,10 +191,12 @@ export interface BlobCacheStatusOperation {
 export interface BlobCacheStatusBackfill {
   /** Id of the Redis data set this backfill warms (Redis key bc:incarnation); a new one starts a new backfill. */
   incarnation?: string;
-  /** Pending, Running, Succeeded, Failed, or Skipped (backfill.policy was Never when the data set was new). */
+  /** Pending, Running, Succeeded, Failed, Skipped (backfill.policy was Never when the data set was new), or Cancelled (it was set to Never during the run). */
   phase?: string;
   /** Name of the backfill Job. */
   job?: string;
+  /** The value of the blobcache.io/backfill-rerun annotation already answered (a Job started for it, or the annotation was there when the data set was new); setting the annotation to another value runs the backfill again. */
+  rerun?: string;
   /** Bytes of the selected blobs in Redis now (loaded by the Job, or found there). */
   loadedBytes?: number;
   /** Bytes of the newest blobs selected, at most maxBytes (over the partitions that reported). */

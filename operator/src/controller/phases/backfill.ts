@@ -58,7 +58,7 @@ export const backfillPhase: Phase = {
     const job = named === undefined ? null : await current<V1Job>(ctx, TYPES.Job, named);
     const decision = decideBackfill(blobCache, { ...state, job }, ctx.now());
     if (decision.create !== undefined) {
-      const desired = backfillJob(blobCache, decision.create);
+      const desired = backfillJob(blobCache, decision.create.incarnation, decision.create.rerun);
       // Created once: a Job the cache holds already is not asked for again.
       const existing =
         job?.metadata?.name === desired.metadata!.name
