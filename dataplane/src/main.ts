@@ -25,6 +25,7 @@ import { announceDeletion, subscribeDeletions } from './redis/invalidation.ts';
 import { Journal } from './redis/journal.ts';
 import { LocalTier } from './local/local-tier.ts';
 import { TOMBSTONE_TTL_MS } from './redis/fast-tier.ts';
+import type { ReadAheadBudget } from './redis/chunks.ts';
 import { UploadLeases } from './redis/upload-leases.ts';
 import { startServer } from './server.ts';
 
@@ -130,7 +131,7 @@ async function buildTiers(
       read: () => Promise.resolve(hot.stats().bytes),
     },
   ]);
-  const local = await openLocalTier(config, metrics, logger);
+  const local = await openLocalTier(config, metrics, logger, readAhead);
   const blobs = new WriteBehindTiers({
     hot,
     ...(local === undefined ? {} : { local }),
@@ -186,6 +187,7 @@ async function openLocalTier(
   config: DataPlaneConfig,
   metrics: Metrics,
   logger: Logger,
+  budget: ReadAheadBudget,
 ): Promise<LocalTier | undefined> {
   if (config.localTierBytes === 0) return undefined;
   const dir = config.localTierDir ?? join(config.dataDir, 'local-tier');
@@ -195,6 +197,7 @@ async function openLocalTier(
     minBlobBytes: config.localTierMinBlobBytes,
     maxAgeMs: TOMBSTONE_TTL_MS,
     pieceBytes: LOCAL_READ_BYTES,
+    budget,
     onQuarantine: (key, detail) => {
       metrics.quarantined.inc({ tier: 'local' });
       logger.error('Quarantined a local copy: removed it, reads go to Redis', { key, detail });

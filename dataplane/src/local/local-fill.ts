@@ -1,7 +1,9 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { DigestMismatchError, SizeMismatchError } from '../blob/errors.ts';
 import { DigestVerifier } from '../blob/verifier.ts';
+import type { BudgetedPieces } from './budgeted-pieces.ts';
 
 export type FillState = 'running' | 'complete' | 'failed';
 
@@ -21,6 +23,8 @@ export class LocalFill {
   /** Bytes written to the temp file so far (all of them verified once it equals `size`). */
   written = 0;
   state: FillState = 'running';
+  /** The source did not hash to the key: its bytes must not be completed from there either. */
+  damaged = false;
   private waiters: (() => void)[] = [];
 
   constructor(key: string, size: number, tempPath: string) {
@@ -72,6 +76,7 @@ export class LocalFill {
       await pipeline(source, verifier, sink, { signal });
       if (this.written !== this.size) throw new Error('The local copy ended short');
     } catch (error) {
+      this.damaged = error instanceof DigestMismatchError || error instanceof SizeMismatchError;
       this.fail();
       throw error;
     } finally {
@@ -94,14 +99,14 @@ export class LocalFill {
 
 /**
  * Reads the fill's file from `from` as far as it is written, waiting for more until the
- * copy is whole, in pieces of up to `pieceBytes`. Returns the offset reached: the blob's
- * size, or less when the fill failed (the caller goes on from another tier there).
+ * copy is whole, in budgeted pieces. Returns the offset reached: past `end`, or less when
+ * the fill failed (the caller goes on from another tier there).
  */
 export async function* followFill(
   fill: LocalFill,
   from: number,
   end: number,
-  pieceBytes: number,
+  pieces: BudgetedPieces,
 ): AsyncGenerator<Buffer, number> {
   let handle: FileHandle | undefined;
   for (let attempt = 0; handle === undefined && attempt < 2; attempt++) {
@@ -117,15 +122,15 @@ export async function* followFill(
         await fill.changed();
         continue;
       }
-      const length = Math.min(pieceBytes, fill.written - offset, end - offset + 1);
-      const piece = Buffer.allocUnsafe(length);
-      const { bytesRead } = await handle.read(piece, 0, length, offset);
-      if (bytesRead === 0) return offset;
-      offset += bytesRead;
-      yield bytesRead === length ? piece : piece.subarray(0, bytesRead);
+      const piece = await pieces.read(handle, offset, Math.min(fill.written, end + 1) - offset);
+      if (piece.length === 0) return offset;
+      offset += piece.length;
+      yield piece;
+      pieces.handedOnOne();
     }
     return offset;
   } finally {
+    pieces.close();
     await handle.close().catch(() => undefined);
   }
 }

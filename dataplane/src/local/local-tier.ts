@@ -1,10 +1,12 @@
-import { createReadStream, type BigIntStats } from 'node:fs';
+import type { BigIntStats } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { KeyGuard } from '../blob/key-guards.ts';
 import { blobInfo, type BlobInfo, type ByteRange } from '../blob/store.ts';
+import type { ReadAheadBudget } from '../redis/chunks.ts';
+import { BudgetedPieces, readFileRange } from './budgeted-pieces.ts';
 import { ByteLedger } from './byte-ledger.ts';
 import { followFill, LocalFill } from './local-fill.ts';
 
@@ -21,8 +23,10 @@ export interface LocalTierOptions {
    * copy was made (a DELETE whose announcement this process missed is still seen).
    */
   maxAgeMs: number;
-  /** Bytes read from disk at a time. */
+  /** Bytes read from disk at a time while `budget` has room (else 64 KiB). */
   pieceBytes: number;
+  /** The process's read-ahead budget: large pieces held ahead of clients count against it. */
+  budget: ReadAheadBudget;
   onQuarantine: (key: string, detail: string) => void;
   /** A copy could not be kept (a full disk, a failed source); the read goes on without it. */
   onSkipped: (key: string, reason: string) => void;
@@ -143,13 +147,16 @@ export class LocalTier {
       this.quarantine(key, copy, 'the file changed on disk after it was verified');
       return null;
     }
-    const stream = createReadStream('', {
-      fd: handle,
-      start: range?.start ?? 0,
-      end: range?.end ?? copy.size - 1,
-      highWaterMark: this.options.pieceBytes,
-      autoClose: true,
-    });
+    const { pieceBytes, budget } = this.options;
+    const stream = Readable.from(
+      readFileRange(
+        handle,
+        range?.start ?? 0,
+        range?.end ?? copy.size - 1,
+        new BudgetedPieces(budget, pieceBytes),
+      ),
+      { objectMode: false, highWaterMark: 0 },
+    );
     stream.once('close', release);
     return { info: blobInfo(key, copy.size, copy.sha256), stream };
   }
@@ -229,10 +236,15 @@ export class LocalTier {
    * the copy stopped (it failed, or was abandoned for a DELETE).
    */
   follow(fill: LocalFill, range: ByteRange, rest: (from: number) => Readable): Readable {
-    const { pieceBytes } = this.options;
+    const { pieceBytes, budget } = this.options;
     async function* bytes(): AsyncGenerator<Buffer> {
-      const reached = yield* followFill(fill, range.start, range.end, pieceBytes);
-      if (reached <= range.end) yield* rest(reached) as AsyncIterable<Buffer>;
+      const pieces = new BudgetedPieces(budget, pieceBytes);
+      const reached = yield* followFill(fill, range.start, range.end, pieces);
+      if (reached > range.end) return;
+      // The copy found the source damaged: completing the transfer from it would pass the
+      // damage on as a whole blob. Cut it instead (the client sees a short body).
+      if (fill.damaged) throw new Error(`Blob ${fill.key} does not hash to its key in Redis`);
+      yield* rest(reached) as AsyncIterable<Buffer>;
     }
     return Readable.from(bytes(), { objectMode: false, highWaterMark: 0 });
   }

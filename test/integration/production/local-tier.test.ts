@@ -186,6 +186,21 @@ describe('the local tier for large blobs (production tier)', function () {
     expect(await getWhole(blobUrl(key))).to.deep.equal({ status: 200, md5: key });
   });
 
+  it('cuts the transfer, and keeps no copy, when the copy finds the Redis chunks damaged', async () => {
+    const { plane, dir, blobUrl } = await spawnPlane();
+    const blob = blobOf(4 * MiB, 1610);
+    const key = await put(plane.url, blob);
+    const uploadId = await stack.cluster.hget(`bc:{${key}}:m`, 'up');
+    await stack.cluster.setrange(`bc:{${key}}:c:${uploadId}:2`, 100, 'damaged');
+    expect(await getWhole(blobUrl(key)), 'a damaged blob served whole').to.equal('cut');
+    await eventually(
+      'the copy to stop',
+      async () => (await metricValue(plane.url, 'blobcache_local_tier_bytes')) === 0,
+    );
+    expect(await filesIn(dir)).to.deep.equal([]);
+    expect(await copies(plane.url)).to.equal(0);
+  });
+
   it('keeps no copy on a full disk, and every read still succeeds', async () => {
     if (process.getuid?.() !== 0) throw new Error('This test mounts a tmpfs and must run as root');
     const mountPoint = join(stack.dir, 'full-local-tier');
