@@ -155,6 +155,62 @@ describe('the local tier for large blobs (production tier)', function () {
     await eventually('the file to be removed', async () => (await filesIn(b.dir)).length === 0);
   });
 
+  it("never serves a blob after the DELETE's 204, whatever its copies were doing (12 races over 2 processes)", async () => {
+    const a = await spawnPlane();
+    const b = await spawnPlane();
+    for (let round = 0; round < 12; round++) {
+      const blob = blobOf(3 * MiB + round * 4099, 1700 + round);
+      const key = md5(blob);
+      expect(
+        (await fetch(a.blobUrl(key), { method: 'PUT', body: blob })).status,
+        `PUT ${round}`,
+      ).to.equal(201);
+      // Round 0, 3, 6...: DELETE as the reads start; 1, 4...: once one has bytes; 2, 5...:
+      // once both processes keep a copy.
+      const reads = [a, b, a, b].map((plane) => getWhole(plane.blobUrl(key)));
+      if (round % 3 === 1) {
+        const reader = (await fetch(b.blobUrl(key))).body!.getReader();
+        await reader.read();
+        void reader.cancel();
+      }
+      if (round % 3 === 2) {
+        await Promise.all(reads);
+        await eventually(
+          'both copies to be kept',
+          async () => (await copies(a.plane.url)) === 1 && (await copies(b.plane.url)) === 1,
+        );
+      }
+      expect((await fetch(a.blobUrl(key), { method: 'DELETE' })).status).to.equal(204);
+      for (const [name, side] of [
+        ['a', a],
+        ['b', b],
+      ] as const) {
+        expect(
+          await copies(side.plane.url),
+          `copies on ${name} after the 204, round ${round}`,
+        ).to.equal(0);
+        expect(await getWhole(side.blobUrl(key)), `GET on ${name}, round ${round}`).to.deep.include(
+          { status: 404 },
+        );
+      }
+      // Reads under way before the DELETE may finish or be cut; none may serve wrong bytes.
+      for (const result of await Promise.all(reads)) {
+        if (result !== 'cut' && result.status === 200) expect(result.md5).to.equal(key);
+      }
+      for (const [name, side] of [
+        ['a', a],
+        ['b', b],
+      ] as const) {
+        await eventually(
+          `copies on ${name} to stop, round ${round}`,
+          async () => (await metricValue(side.plane.url, 'blobcache_local_tier_bytes')) === 0,
+        );
+        expect(await filesIn(side.dir), `files kept on ${name}, round ${round}`).to.deep.equal([]);
+        expect(await getWhole(side.blobUrl(key))).to.deep.include({ status: 404 });
+      }
+    }
+  });
+
   it('never serves a damaged copy: quarantines it and reads Redis, even with its times put back', async () => {
     const { plane, dir, blobUrl } = await spawnPlane();
     const blob = blobOf(4 * MiB, 1604);
