@@ -26,12 +26,16 @@ export class LocalFill {
   /** The source did not hash to the key: its bytes must not be completed from there either. */
   damaged = false;
   private waiters: (() => void)[] = [];
+  /** Resolves once the temp file exists (true), or the fill failed before (false). */
+  readonly created: Promise<boolean>;
+  private markCreated!: (created: boolean) => void;
 
   constructor(key: string, size: number, tempPath: string) {
     this.key = key;
     this.size = size;
     this.tempPath = tempPath;
     this.path = tempPath;
+    this.created = new Promise((resolve) => (this.markCreated = resolve));
   }
 
   /** Resolves at the next change of `written` or `state`. */
@@ -54,6 +58,7 @@ export class LocalFill {
     let handle: FileHandle | undefined;
     try {
       handle = await open(this.tempPath, 'wx');
+      this.markCreated(true);
       const file = handle;
       const verifier = new DigestVerifier({
         md5: this.key,
@@ -91,6 +96,7 @@ export class LocalFill {
   }
 
   fail(): void {
+    this.markCreated(false);
     if (this.state !== 'running') return;
     this.state = 'failed';
     this.notify();
@@ -108,6 +114,8 @@ export async function* followFill(
   end: number,
   pieces: BudgetedPieces,
 ): AsyncGenerator<Buffer, number> {
+  // Readers may come before the writer has created the file: wait for it.
+  if (!(await fill.created)) return from;
   let handle: FileHandle | undefined;
   for (let attempt = 0; handle === undefined && attempt < 2; attempt++) {
     // The fill may publish (rename) between reading `path` and opening it: look again.
