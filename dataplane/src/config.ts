@@ -76,6 +76,12 @@ export interface DataPlaneConfig {
   maxConnections: number;
   /** With Redis, how long a blob stays in the per-process hot tier (a bound on serving a blob deleted elsewhere if an invalidation is missed). Env `BLOBCACHE_HOT_TTL_MS`. @default 30000 */
   hotTtlMs: number;
+  /** With Redis, bytes of large blobs each process keeps verified copies of on local disk (the pod's emptyDir); 0 turns the local tier off. Env `BLOBCACHE_LOCAL_TIER_BYTES`. @default 2 GiB */
+  localTierBytes: number;
+  /** Smallest blob the local tier keeps (smaller ones are the hot tier's). Env `BLOBCACHE_LOCAL_TIER_MIN_BLOB_BYTES`. @default 8 MiB */
+  localTierMinBlobBytes: number;
+  /** Directory of the local tier; emptied of its copies when the process starts. Env `BLOBCACHE_LOCAL_TIER_DIR`. @default `<dataDir>/local-tier` */
+  localTierDir?: string;
 }
 
 const MiB = 1024 * 1024;
@@ -109,6 +115,8 @@ export const DEFAULT_CONFIG: DataPlaneConfig = {
   hotTtlMs: 30_000,
   maxConnections: 1024,
   readAheadBytes: 64 * MiB,
+  localTierBytes: 2048 * MiB,
+  localTierMinBlobBytes: 8 * MiB,
 };
 
 const SECOND = 1_000;
@@ -240,6 +248,22 @@ export const SETTINGS: readonly Setting<keyof DataPlaneConfig>[] = [
     min: 1024 * 1024,
     why: 'a read must be able to hold one whole 1 MiB chunk ahead',
   },
+  {
+    key: 'localTierBytes',
+    env: 'BLOBCACHE_LOCAL_TIER_BYTES',
+    kind: 'bytes',
+    min: 0,
+    max: 16 * 1024 * 1024 * MiB,
+    why: "0 turns it off; it must fit the disk (the pod's emptyDir size limit)",
+  },
+  {
+    key: 'localTierMinBlobBytes',
+    env: 'BLOBCACHE_LOCAL_TIER_MIN_BLOB_BYTES',
+    kind: 'bytes',
+    min: 1024 * 1024,
+    why: 'smaller blobs cost more in files and stat calls than they save in Redis reads',
+  },
+  { key: 'localTierDir', env: 'BLOBCACHE_LOCAL_TIER_DIR', kind: 'string' },
 ];
 
 export interface ConfigSources {

@@ -23,8 +23,14 @@ import { Metrics } from './metrics.ts';
 import { RedisFastTier } from './redis/fast-tier.ts';
 import { announceDeletion, subscribeDeletions } from './redis/invalidation.ts';
 import { Journal } from './redis/journal.ts';
+import { LocalTier } from './local/local-tier.ts';
+import { TOMBSTONE_TTL_MS } from './redis/fast-tier.ts';
+import type { ReadAheadBudget } from './redis/chunks.ts';
 import { UploadLeases } from './redis/upload-leases.ts';
 import { startServer } from './server.ts';
+
+/** Bytes read from a local copy at a time: large reads, few system calls per blob. */
+const LOCAL_READ_BYTES = 1024 * 1024;
 
 interface Tiers {
   blobs: BlobService;
@@ -126,8 +132,10 @@ async function buildTiers(
       read: () => Promise.resolve(hot.stats().bytes),
     },
   ]);
+  const local = await openLocalTier(config, metrics, logger, readAhead);
   const blobs = new WriteBehindTiers({
     hot,
+    ...(local === undefined ? {} : { local }),
     announceDeletion: async (key) => {
       const { subscribers, confirmed } = await announceDeletion(redis, key, { timeoutMs: 2_000 });
       if (confirmed < subscribers) {
@@ -173,6 +181,46 @@ async function buildTiers(
       await redis.quit();
     },
   };
+}
+
+/** The local tier for large blobs, emptied of what an earlier process left (decision 0073). */
+async function openLocalTier(
+  config: DataPlaneConfig,
+  metrics: Metrics,
+  logger: Logger,
+  budget: ReadAheadBudget,
+): Promise<LocalTier | undefined> {
+  if (config.localTierBytes === 0) return undefined;
+  const dir = config.localTierDir ?? join(config.dataDir, 'local-tier');
+  const local = await LocalTier.open({
+    dir,
+    maxBytes: config.localTierBytes,
+    minBlobBytes: config.localTierMinBlobBytes,
+    maxAgeMs: TOMBSTONE_TTL_MS,
+    pieceBytes: LOCAL_READ_BYTES,
+    budget,
+    onQuarantine: (key, detail) => {
+      metrics.quarantined.inc({ tier: 'local' });
+      logger.error('Quarantined a local copy: removed it, reads go to Redis', { key, detail });
+    },
+    onSkipped: (key, reason) => {
+      logger.warn('Kept no local copy of a blob; reads of it go on from Redis', { key, reason });
+    },
+    onEvicted: () => metrics.localTierEvictions.inc(),
+  });
+  metrics.addScrapedGauges([
+    {
+      name: 'blobcache_local_tier_bytes',
+      help: 'Bytes held by the local tier on disk (copies, and copies being written).',
+      read: () => Promise.resolve(local.stats().bytes),
+    },
+    {
+      name: 'blobcache_local_tier_copies',
+      help: 'Verified copies the local tier holds and serves from.',
+      read: () => Promise.resolve(local.stats().copies),
+    },
+  ]);
+  return local;
 }
 
 async function evictedKeys(redis: Cluster): Promise<number> {

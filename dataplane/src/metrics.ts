@@ -105,6 +105,22 @@ export class Metrics {
     labelNames: ['tier'] as const,
     registers: [this.registry],
   });
+  readonly localTierReads = new Counter({
+    name: 'blobcache_local_tier_reads_total',
+    help: 'Reads of large blobs by how the local tier served them: hit (its copy), followed (a copy being written), filled (started a copy), skipped (no copy could be kept).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly localTierServedBytes = new Counter({
+    name: 'blobcache_local_tier_served_bytes_total',
+    help: "Bytes served from the local tier's copies.",
+    registers: [this.registry],
+  });
+  readonly localTierEvictions = new Counter({
+    name: 'blobcache_local_tier_evictions_total',
+    help: 'Copies the local tier evicted to stay within BLOBCACHE_LOCAL_TIER_BYTES.',
+    registers: [this.registry],
+  });
   readonly connectionsRefused = new Counter({
     name: 'blobcache_connections_refused_total',
     help: 'Connections answered 503 because the server already had its maximum open.',

@@ -1,5 +1,6 @@
 import { pipeline, type Readable } from 'node:stream';
 import type { MemoryLruStore } from '../backends/memory-lru.ts';
+import type { LocalTier } from '../local/local-tier.ts';
 import type { Logger } from 'winston';
 import type { Metrics } from '../metrics.ts';
 import { asServiceError } from '../redis/errors.ts';
@@ -11,6 +12,7 @@ import { ServiceUnavailableError } from './errors.ts';
 import { FillCoordinator } from './fills.ts';
 import { WriteBehindPuts } from './write-behind-puts.ts';
 import { KeyGuards } from './key-guards.ts';
+import { readLocalCopy, readThroughLocal } from './local-reads.ts';
 import { findMissing } from './missing.ts';
 import {
   servedFromMemory,
@@ -50,6 +52,8 @@ export interface WriteBehindOptions {
   cachedTtlMs: number;
   /** Optional per-process hot tier in front of Redis for the most read blobs. */
   hot?: MemoryLruStore;
+  /** Optional per-process local tier on disk for large blobs, between the hot tier and Redis. */
+  local?: LocalTier;
   /**
    * Tells every process (this one included) that a blob was deleted, and resolves once they
    * dropped their in-process copies (`forget`), or gave up waiting for them.
@@ -104,9 +108,34 @@ export class WriteBehindTiers implements BlobService {
     // Entered before Redis is read: a DELETE announced from here on aborts the hot copy.
     const guard = this.guards.enter(key);
     try {
-      const manifest = await this.guard('reading a blob', () => this.fast.manifest(key));
+      const { local } = this.options;
+      const localCopy =
+        local === undefined
+          ? null
+          : await this.guard('reading a blob', () =>
+              readLocalCopy({ ...this.options, local }, key, range, guard),
+            );
+      if (localCopy !== null) {
+        guard.leave();
+        metrics.cacheRequests.inc({ result: 'hit' });
+        return { ...localCopy, cache: 'hit' };
+      }
+      const { manifest, generation } = await this.guard('reading a blob', () =>
+        this.fast.lookup(key),
+      );
       if (manifest !== null) {
         metrics.cacheRequests.inc({ result: 'hit' });
+        const throughLocal =
+          local !== undefined &&
+          range === undefined &&
+          !(hot?.admits(manifest.size) ?? false) &&
+          local.admits(manifest.size)
+            ? readThroughLocal({ ...this.options, local }, manifest, generation, this.guards, guard)
+            : null;
+        if (throughLocal !== null) {
+          guard.leave();
+          return { info: infoOf(manifest), stream: throughLocal, cache: 'hit' };
+        }
         const stream = readCached(this.options, manifest, range);
         if (hot === undefined || range !== undefined || !hot.admits(manifest.size)) {
           guard.leave();
@@ -223,6 +252,7 @@ export class WriteBehindTiers implements BlobService {
     this.guards.markDeleted(key);
     this.fills.forget(key);
     void this.options.hot?.delete(key);
+    this.options.local?.forget(key);
   }
 
   missing(keys: readonly string[]): Promise<string[]> {

@@ -54,6 +54,13 @@ export interface RedisFastTierOptions {
   pipelineDepth?: number;
 }
 
+/** How long a DELETE's tombstone (the bumped generation) outlives it. */
+export const TOMBSTONE_TTL_MS = 3_600_000;
+
+/** Blobs of this many chunks or more are read with `LARGE_READ_AHEAD` chunks in flight. */
+const LARGE_BLOB_CHUNKS = 16;
+const LARGE_READ_AHEAD = 16;
+
 /** 20 MB/s: a deliberately low replication rate, so only a stuck replica times out. */
 const REPLICATION_BYTES_PER_MS = 20_000;
 
@@ -78,7 +85,7 @@ export class RedisFastTier {
     this.redis = options.redis;
     this.options = {
       stagingTtlMs: 3_600_000,
-      tombstoneTtlMs: 3_600_000,
+      tombstoneTtlMs: TOMBSTONE_TTL_MS,
       pipelineDepth: 4,
       ...options,
     };
@@ -120,7 +127,12 @@ export class RedisFastTier {
       keyOf: (index) => blobKeys.chunk(manifest.key, manifest.uploadId, index),
       start: range?.start ?? 0,
       end: range?.end ?? manifest.size - 1,
-      readAhead: this.options.pipelineDepth,
+      // Large blobs are read further ahead (still within the process's read-ahead budget):
+      // a few chunks in flight leave the connection idle between round trips.
+      readAhead:
+        manifest.size >= LARGE_BLOB_CHUNKS * manifest.chunkBytes
+          ? Math.max(LARGE_READ_AHEAD, this.options.pipelineDepth)
+          : this.options.pipelineDepth,
     });
   }
 

@@ -10,9 +10,13 @@ import type { DefaultedBlobCache } from '../api/v1alpha1/defaults.generated.ts';
 import { metadataFor, selectorLabels } from './labels.ts';
 import { tokensSecretName } from './checksum.ts';
 import { CONFIG_CHECKSUM_ANNOTATION, names } from './names.ts';
-import { redisNodeAddresses, zoneSpread } from './redis.ts';
+import { memoryBytes, redisNodeAddresses, zoneSpread } from './redis.ts';
 
 export const DATA_DIR = '/var/lib/blobcache';
+/** The local tier's own emptyDir, so its size limit bounds it alone (not the spool). */
+export const LOCAL_TIER_DIR = '/var/lib/blobcache-local';
+/** Room in the local tier's emptyDir beyond its bound: file-system blocks, temp names. */
+const LOCAL_TIER_HEADROOM_BYTES = 64 * 1024 * 1024;
 
 /** The data plane's settings (everything but secrets), as environment variables. */
 export function httpConfigMap(cache: DefaultedBlobCache): V1ConfigMap {
@@ -28,6 +32,9 @@ export function httpConfigMap(cache: DefaultedBlobCache): V1ConfigMap {
     BLOBCACHE_S3_PREFIX: s3.prefix,
     AWS_REGION: s3.region,
   };
+  const localTierBytes = memoryBytes(http.localTierSize);
+  data.BLOBCACHE_LOCAL_TIER_BYTES = String(localTierBytes);
+  if (localTierBytes > 0) data.BLOBCACHE_LOCAL_TIER_DIR = LOCAL_TIER_DIR;
   if (s3.endpoint !== undefined) data.BLOBCACHE_S3_ENDPOINT = s3.endpoint;
   if (s3.forcePathStyle !== undefined)
     data.BLOBCACHE_S3_FORCE_PATH_STYLE = String(s3.forcePathStyle);
@@ -70,6 +77,13 @@ export function httpDeployment(cache: DefaultedBlobCache, configChecksum: string
   const name = cache.metadata.name!;
   const port = http.port;
   const tokens = tokensSecretName(cache);
+  const localTierBytes = memoryBytes(http.localTierSize);
+  // The kubelet evicts a pod whose emptyDir passes its size limit: the data plane keeps the
+  // copies within localTierSize, the limit leaves headroom above it.
+  const localTier =
+    localTierBytes === 0
+      ? undefined
+      : { name: 'local-tier', sizeLimit: String(localTierBytes + LOCAL_TIER_HEADROOM_BYTES) };
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
@@ -116,10 +130,20 @@ export function httpDeployment(cache: DefaultedBlobCache, configChecksum: string
                 readOnlyRootFilesystem: true,
                 capabilities: { drop: ['ALL'] },
               },
-              volumeMounts: [{ name: 'data', mountPath: DATA_DIR }],
+              volumeMounts: [
+                { name: 'data', mountPath: DATA_DIR },
+                ...(localTier === undefined
+                  ? []
+                  : [{ name: localTier.name, mountPath: LOCAL_TIER_DIR }]),
+              ],
             },
           ],
-          volumes: [{ name: 'data', emptyDir: {} }],
+          volumes: [
+            { name: 'data', emptyDir: {} },
+            ...(localTier === undefined
+              ? []
+              : [{ name: localTier.name, emptyDir: { sizeLimit: localTier.sizeLimit } }]),
+          ],
         },
       },
     },

@@ -27,6 +27,9 @@ describe('production tiers keep the README promises', function () {
       BLOBCACHE_UPLOAD_RETRY_MAX_MS: '1000',
       BLOBCACHE_NEGATIVE_CACHE_MS: '60000',
       BLOBCACHE_MAX_BLOB_BYTES: '1Gi',
+      // Reads here go to Redis, as the promises below are about it; the local tier in front
+      // of it keeps its own promises in local-tier.test.ts.
+      BLOBCACHE_LOCAL_TIER_BYTES: '0',
     });
   });
   after(async () => {

@@ -1,7 +1,11 @@
 import { expect } from 'chai';
 import { computeStatus } from '../../../operator/src/controller/status.ts';
 import { desiredChildren } from '../../../operator/src/resources/desired.ts';
-import { httpDeployment } from '../../../operator/src/resources/http.ts';
+import {
+  httpConfigMap,
+  httpDeployment,
+  LOCAL_TIER_DIR,
+} from '../../../operator/src/resources/http.ts';
 import {
   REDIS_NODE_START_SCRIPT,
   redisMemory,
@@ -133,6 +137,31 @@ describe('operator builders (pure)', () => {
         'x',
       ).spec,
     ).to.not.have.property('replicas');
+  });
+
+  it('gives the local tier its own emptyDir, limited to localTierSize plus headroom', () => {
+    const pod = httpDeployment(cache({ http: { localTierSize: '3Gi' } }), 'x').spec!.template.spec!;
+    expect(pod.volumes).to.deep.include({
+      name: 'local-tier',
+      emptyDir: { sizeLimit: String(3 * 1024 ** 3 + 64 * 1024 ** 2) },
+    });
+    expect(pod.containers[0]!.volumeMounts).to.deep.include({
+      name: 'local-tier',
+      mountPath: LOCAL_TIER_DIR,
+    });
+    expect(httpConfigMap(cache({ http: { localTierSize: '3Gi' } })).data).to.include({
+      BLOBCACHE_LOCAL_TIER_BYTES: String(3 * 1024 ** 3),
+      BLOBCACHE_LOCAL_TIER_DIR: LOCAL_TIER_DIR,
+    });
+    // The default, from the CRD: 2Gi.
+    expect(httpConfigMap(cache()).data?.BLOBCACHE_LOCAL_TIER_BYTES).to.equal(String(2 * 1024 ** 3));
+    // 0 turns it off: no volume, and the data plane keeps no copies.
+    const off = cache({ http: { localTierSize: '0' } });
+    expect(httpDeployment(off, 'x').spec!.template.spec!.volumes).to.deep.equal([
+      { name: 'data', emptyDir: {} },
+    ]);
+    expect(httpConfigMap(off).data).to.include({ BLOBCACHE_LOCAL_TIER_BYTES: '0' });
+    expect(httpConfigMap(off).data).to.not.have.property('BLOBCACHE_LOCAL_TIER_DIR');
   });
 
   it('gives shards without replicas no disruption budget', () => {

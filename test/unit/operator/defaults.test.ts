@@ -14,7 +14,7 @@ describe('withDefaults (generated from the CRD)', () => {
         resharding: 'Migrate',
         image: 'blobcache/redis:0.1.0',
       },
-      http: { replicas: 2, image: 'blobcache/blobcache:0.1.0', port: 8080 },
+      http: { replicas: 2, image: 'blobcache/blobcache:0.1.0', port: 8080, localTierSize: '2Gi' },
       store: { s3: { bucket: 'b', region: 'us-east-1', prefix: 'blobs' } },
       durability: 'WriteBehind',
       topology: { zoneLabelKey: 'topology.kubernetes.io/zone', spread: 'Preferred' },

@@ -41,6 +41,7 @@ export interface DefaultedBlobCacheSpecHttp extends BlobCacheSpecHttp {
   replicas: number;
   image: string;
   port: number;
+  localTierSize: string;
   autoscaling?: DefaultedBlobCacheSpecHttpAutoscaling;
 }
 
@@ -126,6 +127,7 @@ function defaultBlobCacheSpecHttp({ autoscaling, ...value }: BlobCacheSpecHttp):
     replicas: value.replicas ?? 2,
     image: value.image ?? "blobcache/blobcache:0.1.0",
     port: value.port ?? 8080,
+    localTierSize: value.localTierSize ?? "2Gi",
     ...(autoscaling === undefined ? {} : { autoscaling: defaultBlobCacheSpecHttpAutoscaling(autoscaling) }),
   };
 }

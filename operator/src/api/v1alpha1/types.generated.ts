@@ -66,6 +66,8 @@ export interface BlobCacheSpecHttp {
   port?: number;
   /** CPU and memory requests and limits of each HTTP container. */
   resources?: Record<string, unknown>;
+  /** Bytes of large blobs (8 MiB and up) each HTTP pod keeps verified copies of on its local disk, so that a popular blob is read from Redis once per pod rather than once per client (e.g. 2Gi; 0 turns the local tier off). The pod's emptyDir for it gets this size limit plus 64Mi; the copies are least recently used evicted within it and dropped when the pod restarts. */
+  localTierSize?: string;
   /** Secret holding the bearer tokens (keys read-token and write-token). When unset the operator generates one named <name>-api-tokens. */
   authSecretName?: string;
   /** A HorizontalPodAutoscaler for the HTTP pods. */
