@@ -155,6 +155,7 @@ export class Uploader {
         // The chunks were verified against the key when they were staged.
         sourceVerified: true,
         replaceExisting: damaged,
+        reread: () => fast.read(manifest),
         signal,
       });
     } catch (error) {
