@@ -60,6 +60,8 @@ class NotYet extends Error {
 export class Uploader {
   private readonly options: Required<UploaderOptions>;
   private readonly queue: JournalEntry[] = [];
+  /** `ref`s of the entries in `queue`: under a backlog a scan of it per entry costs O(n²). */
+  private readonly queued = new Set<string>();
   private readonly waiting = new Map<string, { entry: JournalEntry; timer: NodeJS.Timeout }>();
   private readonly active = new Map<string, Promise<void>>();
   private readonly attempts = new Map<string, number>();
@@ -266,24 +268,34 @@ export class Uploader {
   }
 
   private enqueue(entry: JournalEntry): void {
-    if (this.queue.some((queued) => ref(queued) === ref(entry))) return;
+    if (this.pushQueued(entry)) this.wake?.();
+  }
+
+  /** Adds an entry to the queue unless it is there already; true if added. */
+  private pushQueued(entry: JournalEntry): boolean {
+    const key = ref(entry);
+    if (this.queued.has(key)) return false;
+    this.queued.add(key);
     this.queue.push(entry);
-    this.wake?.();
+    return true;
+  }
+
+  private shiftQueued(): JournalEntry | undefined {
+    const entry = this.queue.shift();
+    if (entry !== undefined) this.queued.delete(ref(entry));
+    return entry;
   }
 
   private isKnown(entry: JournalEntry): boolean {
-    return (
-      this.active.has(ref(entry)) ||
-      this.waiting.has(ref(entry)) ||
-      this.queue.some((q) => ref(q) === ref(entry))
-    );
+    const key = ref(entry);
+    return this.active.has(key) || this.waiting.has(key) || this.queued.has(key);
   }
 
   private async run(): Promise<void> {
     let lastClaim = 0;
     while (this.running) {
       while (this.active.size < this.options.concurrency && this.queue.length > 0) {
-        this.startUpload(this.queue.shift()!);
+        this.startUpload(this.shiftQueued()!);
       }
       let found = 0;
       if (this.queue.length === 0 && this.active.size < this.options.concurrency) {
@@ -313,7 +325,7 @@ export class Uploader {
         : [];
       for (const entry of [...fresh, ...stale]) {
         if (this.isKnown(entry)) continue;
-        this.queue.push(entry);
+        this.pushQueued(entry);
         found += 1;
       }
     }
