@@ -28,7 +28,7 @@ export interface DataPlaneConfig {
   headersTimeoutMs: number;
   /** Time allowed for a whole request. Env `BLOBCACHE_REQUEST_TIMEOUT_MS`. @default 3600000 */
   requestTimeoutMs: number;
-  /** How long shutdown waits for in-flight requests. Env `BLOBCACHE_SHUTDOWN_GRACE_MS`. @default 25000 */
+  /** How long shutdown waits for in-flight requests and retries uploads. Env `BLOBCACHE_SHUTDOWN_GRACE_MS`. @default 25000 */
   shutdownGraceMs: number;
   /** winston level. Env `BLOBCACHE_LOG_LEVEL`. @default 'info' */
   logLevel: 'error' | 'warn' | 'info' | 'debug';

@@ -30,7 +30,8 @@ interface Tiers {
   blobs: BlobService;
   description: Record<string, unknown>;
   start(): void;
-  close(): Promise<void>;
+  /** Stops the tiers; uploads under way may be retried until `retryUntil` (ms since epoch). */
+  close(retryUntil: number): Promise<void>;
 }
 
 async function buildTiers(
@@ -166,8 +167,8 @@ async function buildTiers(
       consumer: owner,
     },
     start: () => uploader.start(),
-    async close() {
-      await uploader.stop();
+    async close(retryUntil) {
+      await uploader.stop(retryUntil);
       await deletions.close();
       await redis.quit();
     },
@@ -208,9 +209,10 @@ async function main(): Promise<void> {
     if (draining) return;
     draining = true;
     logger.info('Draining before shutdown', { signal, graceMs: config.shutdownGraceMs });
+    const graceEnds = Date.now() + config.shutdownGraceMs;
     running
       .close()
-      .then(() => tiers.close())
+      .then(() => tiers.close(graceEnds))
       .then(() => lock.release())
       .then(
         () => {

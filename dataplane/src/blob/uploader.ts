@@ -68,6 +68,8 @@ export class Uploader {
   /** When each entry's published blob was first found missing. */
   private readonly missingSince = new Map<string, number>();
   private running = false;
+  /** While stopping: until when a failed upload under way is tried again. */
+  private retryUntil = 0;
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
 
@@ -81,14 +83,31 @@ export class Uploader {
     this.loop = this.run();
   }
 
-  /** Stops taking entries and waits for uploads under way (they are idempotent if cut). */
-  async stop(): Promise<void> {
+  /**
+   * Stops taking entries and waits for uploads under way (they are idempotent if cut). Until
+   * `retryUntil` (a time in ms), one that fails is tried again, and entries already taken
+   * (queued, or waiting to be retried) are uploaded, rather than left for another process
+   * to claim once they are idle: a drained pod hands over only what it could not finish in
+   * its grace.
+   */
+  async stop(retryUntil = 0): Promise<void> {
+    this.retryUntil = retryUntil;
     this.running = false;
+    const backingOff = [...this.waiting.values()].map(({ entry }) => entry);
     for (const { timer } of this.waiting.values()) clearTimeout(timer);
     this.waiting.clear();
     this.wake?.();
     await this.loop;
-    await Promise.allSettled(this.active.values());
+    // Entries queued, or waiting out a backoff, are tried now, as many at once as while
+    // running.
+    const left = [...this.queue.splice(0), ...backingOff];
+    const workers = Array.from({ length: this.options.concurrency }, async () => {
+      for (let entry = left.shift(); entry !== undefined; entry = left.shift()) {
+        if (Date.now() >= retryUntil) return;
+        if (!this.active.has(ref(entry))) await this.attempt(entry);
+      }
+    });
+    await Promise.allSettled([...this.active.values(), ...workers]);
   }
 
   /** The blob of `entry` was just published here: upload it now rather than on the next poll. */
@@ -354,25 +373,36 @@ export class Uploader {
 
   private async attempt(entry: JournalEntry): Promise<void> {
     const { metrics, logger, retryMaxMs } = this.options;
-    try {
-      await this.persist(entry);
-    } catch (error) {
-      if (error instanceof NotYet) {
-        // Still streaming in (its uploader nudges us if it is this process), or missing
-        // within the grace: look again soon.
-        this.retryLater(entry, error.delayMs);
+    for (;;) {
+      try {
+        await this.persist(entry);
         return;
+      } catch (error) {
+        if (error instanceof NotYet) {
+          // Still streaming in (its uploader nudges us if it is this process), or missing
+          // within the grace: look again soon.
+          this.retryLater(entry, error.delayMs);
+          return;
+        }
+        const attempt = (this.attempts.get(ref(entry)) ?? 0) + 1;
+        this.attempts.set(ref(entry), attempt);
+        metrics.uploadFailures.inc();
+        logger.warn('Failed to upload a blob to the durable tier; will retry', {
+          key: entry.key,
+          attempt,
+          error: String(error),
+        });
+        const backoff = Math.min(retryMaxMs, 250 * 2 ** Math.min(attempt, 16));
+        const delayMs = backoff * (0.5 + Math.random() / 2);
+        if (this.running) {
+          this.retryLater(entry, delayMs);
+          return;
+        }
+        // Stopping: try again within the shutdown grace, or leave the entry in the journal
+        // for another process to claim.
+        if (Date.now() + delayMs >= this.retryUntil) return;
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
       }
-      const attempt = (this.attempts.get(ref(entry)) ?? 0) + 1;
-      this.attempts.set(ref(entry), attempt);
-      metrics.uploadFailures.inc();
-      logger.warn('Failed to upload a blob to the durable tier; will retry', {
-        key: entry.key,
-        attempt,
-        error: String(error),
-      });
-      const backoff = Math.min(retryMaxMs, 250 * 2 ** Math.min(attempt, 16));
-      this.retryLater(entry, backoff * (0.5 + Math.random() / 2));
     }
   }
 

@@ -217,26 +217,77 @@ describe('production tiers keep the README promises', function () {
     expect(grewMiB).to.be.below(2 * 160);
   });
 
-  it('on SIGTERM lets an upload to S3 under way finish before it exits', async () => {
-    const draining = await stack.spawn();
-    const blob = new GeneratedBlob(48 * MiB, 711);
-    const key = blob.key();
-    const uploaded = await fetch(url(key, draining), {
-      method: 'PUT',
-      body: Readable.toWeb(blob.stream()) as ReadableStream,
-      duplex: 'half',
-    });
-    expect(uploaded.status).to.equal(201);
-    // Its uploader holds the blob's upload lease while it copies it to S3.
-    await eventually(
-      'the copy to S3 to start',
-      async () => ((await stack.cluster.zcard(`bc:{${key}}:uploads`)) > 0 ? true : null),
-      { intervalMs: 5 },
-    );
-    expect(await draining.stop('SIGTERM')).to.equal(0);
-    expect((await stack.store.head(key))?.size).to.equal(blob.size);
-    expect(await stack.cluster.hget(`bc:{${key}}:m`, 'state')).to.equal('cached');
-  });
+  /**
+   * Runs `check` with the suite's long-lived process paused: it reads the same journal and
+   * could take the upload a test means the process it stops to hold.
+   */
+  const withSuitePlanePaused = async (check: () => Promise<void>): Promise<void> => {
+    plane.child.kill('SIGSTOP');
+    try {
+      await check();
+    } finally {
+      plane.child.kill('SIGCONT');
+    }
+  };
+
+  it('on SIGTERM lets an upload to S3 under way finish before it exits', () =>
+    withSuitePlanePaused(async () => {
+      const draining = await stack.spawn();
+      const blob = new GeneratedBlob(48 * MiB, 711);
+      const key = blob.key();
+      const uploaded = await fetch(url(key, draining), {
+        method: 'PUT',
+        body: Readable.toWeb(blob.stream()) as ReadableStream,
+        duplex: 'half',
+      });
+      expect(uploaded.status).to.equal(201);
+      // Its uploader holds the blob's upload lease while it copies it to S3.
+      await eventually(
+        'the copy to S3 to start',
+        async () => ((await stack.cluster.zcard(`bc:{${key}}:uploads`)) > 0 ? true : null),
+        { intervalMs: 5 },
+      );
+      expect(await draining.stop('SIGTERM')).to.equal(0);
+      const troubles = draining.logs.filter(
+        (line) => line.level === 'warn' || line.level === 'error',
+      );
+      expect((await stack.store.head(key))?.size, JSON.stringify(troubles)).to.equal(blob.size);
+      expect(await stack.cluster.hget(`bc:{${key}}:m`, 'state')).to.equal('cached');
+    }));
+
+  it('on SIGTERM keeps retrying an upload that failed, within the shutdown grace', () =>
+    withSuitePlanePaused(async () => {
+      const draining = await stack.spawn({ BLOBCACHE_UPLOAD_RETRY_MAX_MS: '1000' });
+      const blob = blobOf(3 * MiB + 7, 712);
+      const key = md5(blob);
+      const failuresAfterSignal = (): number => {
+        const signalAt = draining.logs.findIndex(
+          (line) => line.message === 'Draining before shutdown',
+        );
+        if (signalAt < 0) return 0;
+        return draining.logs
+          .slice(signalAt)
+          .filter(
+            (line) => line.message === 'Failed to upload a blob to the durable tier; will retry',
+          ).length;
+      };
+      await stack.s3.stop();
+      let exited: Promise<number | null> | undefined;
+      try {
+        const uploaded = await fetch(url(key, draining), { method: 'PUT', body: blob });
+        expect(uploaded.status).to.equal(201);
+        exited = draining.stop('SIGTERM');
+        // Stopping, with S3 still down: the upload fails at least once after the signal.
+        await eventually('an upload attempt to fail while stopping', () =>
+          Promise.resolve(failuresAfterSignal() > 0),
+        );
+      } finally {
+        await stack.s3.start();
+      }
+      expect(await exited).to.equal(0);
+      expect((await stack.store.head(key))?.size).to.equal(blob.length);
+      expect(await stack.cluster.hget(`bc:{${key}}:m`, 'state')).to.equal('cached');
+    }));
 
   it('reports not ready while a shard has no node, and recovers when its nodes restart in place', async () => {
     const master = stack.redis.masters()[0]!;
