@@ -1,3 +1,5 @@
+// Over 400 lines: the journal's uploader keeps its queue, retries, lease and the DELETE races
+// of one upload together, because their order is what makes an upload safe to undo.
 import type { Logger } from 'winston';
 import type { Metrics } from '../metrics.ts';
 import type { Manifest, RedisFastTier } from '../redis/fast-tier.ts';
@@ -101,6 +103,7 @@ export class Uploader {
     // Entries queued, or waiting out a backoff, are tried now, as many at once as while
     // running.
     const left = [...this.queue.splice(0), ...backingOff];
+    this.queued.clear();
     const workers = Array.from({ length: this.options.concurrency }, async () => {
       for (let entry = left.shift(); entry !== undefined; entry = left.shift()) {
         if (Date.now() >= retryUntil) return;
