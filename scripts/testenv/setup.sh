@@ -11,6 +11,8 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v openssl >/dev/null || need+=(openssl)
 command -v python3 >/dev/null || need+=(python3)
+# The embedded tier's directory-sync test counts fsync calls with strace.
+command -v strace >/dev/null || need+=(strace)
 # The schemathesis tier runs in a venv; Debian ships venv support separately.
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then

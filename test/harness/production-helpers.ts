@@ -88,3 +88,19 @@ export async function journalLength(cluster: Cluster, partitions = 8): Promise<n
     total += await cluster.xlen(`bc:{journal-${partition}}`);
   return total;
 }
+
+/** Slot ranges a Redis node owns, from its own CLUSTER NODES line. */
+export function slotsOf(port: number): [number, number][] {
+  const nodes = spawnSync('redis-cli', ['-p', String(port), 'CLUSTER', 'NODES'], {
+    encoding: 'utf8',
+  }).stdout;
+  const mine = nodes.split('\n').find((line) => line.includes('myself')) ?? '';
+  return mine
+    .split(' ')
+    .slice(8)
+    .filter((field) => /^\d+(-\d+)?$/.test(field))
+    .map((field) => {
+      const [from, to] = field.split('-').map(Number);
+      return [from!, to ?? from!];
+    });
+}

@@ -67,12 +67,18 @@ export async function readMeta(path: string): Promise<BlobMeta> {
 /**
  * Writes a meta file atomically, like blob files: a fsynced temp file in `tmpDir` (same
  * filesystem) renamed into place. A crash or ENOSPC leaves the old file or none, never a
- * partial one.
+ * partial one. With `sync: false` (a new blob's first meta file, whose directory the
+ * caller syncs) a crash may leave it empty instead, which reads as "nothing known".
  */
-export async function writeMeta(path: string, meta: BlobMeta, tmpDir: string): Promise<void> {
+export async function writeMeta(
+  path: string,
+  meta: BlobMeta,
+  tmpDir: string,
+  options: { sync?: boolean } = {},
+): Promise<void> {
   const tmp = join(tmpDir, `${randomUUID()}.meta`);
   try {
-    await writeFile(tmp, JSON.stringify(meta), { flush: true });
+    await writeFile(tmp, JSON.stringify(meta), { flush: options.sync ?? true });
     await rename(tmp, path);
   } catch (error) {
     await rm(tmp, { force: true });

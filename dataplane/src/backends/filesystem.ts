@@ -26,6 +26,7 @@ import {
   type BlobMeta,
   type VerifiedStamp,
 } from './blob-meta.ts';
+import { GroupCommit } from '../group-commit.ts';
 import { KeyedQueue } from './keyed-queue.ts';
 
 export interface FileSystemStoreOptions {
@@ -64,6 +65,16 @@ export class FileSystemStore implements BlobStore {
   private readonly publishing = new KeyedQueue();
   /** Free bytes measured after the last ENOSPC; set while the disk counts as full. */
   private fullAt: number | undefined;
+  /**
+   * Concurrent uploads into one directory share its fsync (docs/decisions/0080): an upload
+   * whose link came while a sync ran waits for the next one, which starts after it.
+   */
+  private readonly directorySyncs = new GroupCommit<null, null>({
+    run: async (dir, items) => {
+      await syncDirectory(dir);
+      return items.map(() => null);
+    },
+  });
 
   private constructor(root: string, options: FileSystemStoreOptions) {
     this.root = root;
@@ -261,14 +272,17 @@ export class FileSystemStore implements BlobStore {
     // verified SHA-256 is missing. Publishing a key is serialized, so it cannot overwrite
     // the meta file of a blob that another upload is linking.
     const meta: BlobMeta = { ...pick(info), verified: stamp };
-    await writeMeta(this.metaPath(info.key), meta, this.tmpDir);
+    // Not fsynced on its own: the directory sync below makes its rename durable with the
+    // link, and contents lost in a crash read as "nothing known" (docs/decisions/0080).
+    await writeMeta(this.metaPath(info.key), meta, this.tmpDir, { sync: false });
     try {
       await link(tmp, this.blobPath(info.key));
     } catch (error) {
       if (isAlreadyExists(error)) throw new Error(`Blob ${info.key} appeared while publishing`);
       throw error;
     }
-    await syncDirectory(prefixDir);
+    // The blob's own bytes were fsynced before it was verified (`flush` on its stream).
+    await this.directorySyncs.submit(prefixDir, null);
     return { info, created: true };
   }
 

@@ -43,3 +43,10 @@ export function isS3Unavailable(error: unknown): boolean {
     candidate.code ?? '',
   );
 }
+
+/** True when a conditional write found its condition false (the object exists: 412). */
+export function isPreconditionFailed(error: unknown): boolean {
+  const candidate = error as { name?: string; $metadata?: { httpStatusCode?: number } } | null;
+  if (candidate === null || typeof candidate !== 'object') return false;
+  return candidate.name === 'PreconditionFailed' || candidate.$metadata?.httpStatusCode === 412;
+}

@@ -1,3 +1,5 @@
+// Over 400 lines: the S3 store's three ways to put (conditional, one request, multipart)
+// share the one-content-per-key rule and the abort handling, kept together here.
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -28,7 +30,7 @@ import { DigestConflictError } from '../blob/errors.ts';
 import { contentSha256 } from '../blob/verified-read.ts';
 import { DigestVerifier } from '../blob/verifier.ts';
 import { PartCollector } from './part-collector.ts';
-import { isS3Miss } from './s3-errors.ts';
+import { isPreconditionFailed, isS3Miss } from './s3-errors.ts';
 
 export interface S3StoreOptions {
   client: S3Client;
@@ -151,6 +153,7 @@ export class S3Store implements BlobStore {
     const { key } = options;
     if (key === undefined)
       throw new Error('S3Store.put needs the key: spool unkeyed uploads first');
+    if (this.mayPutUnlessTaken(options)) return this.putUnlessTaken(key, source, options);
     let existing;
     try {
       existing = await this.existingCopy(key, source, options);
@@ -261,6 +264,52 @@ export class S3Store implements BlobStore {
   }
 
   /**
+   * Verified bytes small enough for one request, which can be read again: no HEAD first.
+   * The put is conditional (`If-None-Match: *`), so it never replaces a stored object.
+   */
+  private mayPutUnlessTaken(options: PutOptions): options is PutOptions & { size: number } {
+    return (
+      options.sourceVerified === true &&
+      options.replaceExisting !== true &&
+      options.reread !== undefined &&
+      options.size !== undefined &&
+      options.size <= this.partBytes
+    );
+  }
+
+  /**
+   * A conditional put; when the key is taken, the stored object is compared with the bytes
+   * read again, as `existingCopy` does before an unconditional put (one content per key,
+   * docs/decisions/0017; docs/decisions/0082), and replaced only when it cannot stand for it.
+   */
+  private async putUnlessTaken(
+    key: string,
+    source: Readable,
+    options: PutOptions & { size: number },
+  ): Promise<PutResult> {
+    const metadata: Record<string, string> = { [MD5_METADATA]: key };
+    if (options.sha256 !== undefined) metadata[SHA256_METADATA] = options.sha256;
+    const upload = { objectKey: this.objectKey(key), key, size: options.size, metadata };
+    const created = { info: blobInfo(key, options.size, options.sha256), created: true };
+    try {
+      await this.putInOneRequest(source, { ...upload, signal: options.signal, unlessTaken: true });
+      return created;
+    } catch (error) {
+      if (!isPreconditionFailed(error)) throw error;
+    }
+    const again = options.reread!();
+    let existing;
+    try {
+      existing = await this.existingCopy(key, again, options);
+    } finally {
+      again.destroy();
+    }
+    if (existing !== null) return existing;
+    await this.putInOneRequest(options.reread!(), { ...upload, signal: options.signal });
+    return created;
+  }
+
+  /**
    * Streams a verified blob up in one request: the server checks Content-MD5 (the key)
    * before it keeps the object, so the bytes are neither hashed nor held here. The SDK
    * pipes the body without watching it for errors, so a failing source (a chunk evicted
@@ -274,6 +323,8 @@ export class S3Store implements BlobStore {
       size: number;
       metadata: Record<string, string>;
       signal: AbortSignal | undefined;
+      /** Fails with 412 instead of replacing a stored object. */
+      unlessTaken?: boolean;
     },
   ): Promise<void> {
     const aborter = new AbortController();
@@ -294,6 +345,7 @@ export class S3Store implements BlobStore {
           ContentLength: upload.size,
           ContentMD5: Buffer.from(upload.key, 'hex').toString('base64'),
           Metadata: upload.metadata,
+          ...(upload.unlessTaken === true ? { IfNoneMatch: '*' } : {}),
         }),
         { abortSignal: aborter.signal },
       );

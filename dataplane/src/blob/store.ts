@@ -65,6 +65,11 @@ export interface PutOptions {
    * replaces a copy it can tell is damaged anyway.)
    */
   replaceExisting?: boolean;
+  /**
+   * The same verified bytes again, from their start. A store that finds the key taken
+   * after it started writing compares the stored copy with these instead of asking first.
+   */
+  reread?: () => Readable;
 }
 
 export interface PutResult {

@@ -1,3 +1,5 @@
+// Over 400 lines: the journal's uploader keeps its queue, retries, lease and the DELETE races
+// of one upload together, because their order is what makes an upload safe to undo.
 import type { Logger } from 'winston';
 import type { Metrics } from '../metrics.ts';
 import type { Manifest, RedisFastTier } from '../redis/fast-tier.ts';
@@ -60,6 +62,8 @@ class NotYet extends Error {
 export class Uploader {
   private readonly options: Required<UploaderOptions>;
   private readonly queue: JournalEntry[] = [];
+  /** `ref`s of the entries in `queue`: under a backlog a scan of it per entry costs O(n²). */
+  private readonly queued = new Set<string>();
   private readonly waiting = new Map<string, { entry: JournalEntry; timer: NodeJS.Timeout }>();
   private readonly active = new Map<string, Promise<void>>();
   private readonly attempts = new Map<string, number>();
@@ -99,6 +103,7 @@ export class Uploader {
     // Entries queued, or waiting out a backoff, are tried now, as many at once as while
     // running.
     const left = [...this.queue.splice(0), ...backingOff];
+    this.queued.clear();
     const workers = Array.from({ length: this.options.concurrency }, async () => {
       for (let entry = left.shift(); entry !== undefined; entry = left.shift()) {
         if (Date.now() >= retryUntil) return;
@@ -174,6 +179,7 @@ export class Uploader {
         // The chunks were verified against the key when they were staged.
         sourceVerified: true,
         replaceExisting: damaged,
+        reread: () => fast.read(manifest),
         signal,
       });
     } catch (error) {
@@ -284,24 +290,34 @@ export class Uploader {
   }
 
   private enqueue(entry: JournalEntry): void {
-    if (this.queue.some((queued) => ref(queued) === ref(entry))) return;
+    if (this.pushQueued(entry)) this.wake?.();
+  }
+
+  /** Adds an entry to the queue unless it is there already; true if added. */
+  private pushQueued(entry: JournalEntry): boolean {
+    const key = ref(entry);
+    if (this.queued.has(key)) return false;
+    this.queued.add(key);
     this.queue.push(entry);
-    this.wake?.();
+    return true;
+  }
+
+  private shiftQueued(): JournalEntry | undefined {
+    const entry = this.queue.shift();
+    if (entry !== undefined) this.queued.delete(ref(entry));
+    return entry;
   }
 
   private isKnown(entry: JournalEntry): boolean {
-    return (
-      this.active.has(ref(entry)) ||
-      this.waiting.has(ref(entry)) ||
-      this.queue.some((q) => ref(q) === ref(entry))
-    );
+    const key = ref(entry);
+    return this.active.has(key) || this.waiting.has(key) || this.queued.has(key);
   }
 
   private async run(): Promise<void> {
     let lastClaim = 0;
     while (this.running) {
       while (this.active.size < this.options.concurrency && this.queue.length > 0) {
-        this.startUpload(this.queue.shift()!);
+        this.startUpload(this.shiftQueued()!);
       }
       let found = 0;
       if (this.queue.length === 0 && this.active.size < this.options.concurrency) {
@@ -331,7 +347,7 @@ export class Uploader {
         : [];
       for (const entry of [...fresh, ...stale]) {
         if (this.isKnown(entry)) continue;
-        this.queue.push(entry);
+        this.pushQueued(entry);
         found += 1;
       }
     }

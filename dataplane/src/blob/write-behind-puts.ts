@@ -57,14 +57,18 @@ export class WriteBehindPuts {
     return this.guard('storing the blob', async () => {
       // The entry comes first: a published blob always has one, even if we crash next.
       const entry = await this.options.journal.append(key, generation);
-      const { outcome, size, sha256, marked } = await this.stageAndPublish(entry, source, options);
+      const { outcome, size, sha256, marked, replicated } = await this.stageAndPublish(
+        entry,
+        source,
+        options,
+      );
       if (outcome === 'chunk-lost') {
         await marked;
         throw new ServiceUnavailableError(
           `Part of blob ${key} was evicted before it was published; retry`,
         );
       }
-      await Promise.all([this.fast.confirmReplicated(key, size), marked]);
+      await Promise.all([replicated, marked]);
       if (outcome === 'published' && durability === 'Sync') await this.persistEntry(entry);
       else if (outcome === 'exists' && durability === 'Sync') await this.persistNow(key);
       else if (outcome === 'published') this.options.uploader.nudge(entry);
@@ -85,19 +89,23 @@ export class WriteBehindPuts {
     );
     try {
       const staged = await this.fast.stage(entry.key, source, options);
-      const outcome = await this.fast.publish(staged, {
+      // Marking the entry published runs while the replica confirms the blob: it starts
+      // once the publish script's reply is in, the replica wait being in flight behind it.
+      let marked: Promise<void> | undefined;
+      const markPublished = (): void => {
+        marked ??= journal.markPublished(entry);
+        marked.catch(() => undefined); // Awaited by the caller unless the upload failed.
+      };
+      const { outcome, replicated } = await this.fast.publishReplicated(staged, {
         generation: entry.generation,
         state: 'pending',
-        ttlMs: 0,
         persistToken: entry.token,
+        onPublished: markPublished,
       });
       clearInterval(keepAlive);
-      // Marking the entry published runs while the replica confirms the blob.
-      const marked =
-        outcome === 'published'
-          ? journal.markPublished(entry)
-          : journal.complete(entry).catch(() => undefined);
-      return { outcome, size: staged.size, sha256: staged.sha256, marked };
+      if (outcome === 'published') markPublished();
+      else marked = journal.complete(entry).catch(() => undefined);
+      return { outcome, size: staged.size, sha256: staged.sha256, marked, replicated };
     } catch (error) {
       clearInterval(keepAlive);
       await journal.complete(entry).catch(() => undefined);

@@ -1,3 +1,5 @@
+// Over 400 lines: one class holds every Redis operation on a blob's keys, so the key
+// layout and the scripts' contracts stay in one place.
 import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
 import { randomUUID } from 'node:crypto';
@@ -8,7 +10,9 @@ import type { BlobInfo, ByteRange } from '../blob/store.ts';
 import { DigestVerifier } from '../blob/verifier.ts';
 import { chunkReader, chunkWriter } from './chunks.ts';
 import { execPipeline } from './cluster-pipeline.ts';
+import { asServiceError } from './errors.ts';
 import { blobKeys } from './keys.ts';
+import { ReplicatedPublishes } from './replicated-publish.ts';
 import {
   DELETE,
   DROP_COPY,
@@ -80,6 +84,8 @@ const PUBLISH_CODES: Record<number, PublishOutcome> = {
 export class RedisFastTier {
   readonly redis: Cluster;
   private readonly options: Required<RedisFastTierOptions>;
+  /** Publishes with their replica wait, batched per shard. */
+  readonly replicatedPublishes: ReplicatedPublishes;
 
   constructor(options: RedisFastTierOptions) {
     this.redis = options.redis;
@@ -89,6 +95,7 @@ export class RedisFastTier {
       pipelineDepth: 4,
       ...options,
     };
+    this.replicatedPublishes = new ReplicatedPublishes(this.redis);
   }
 
   async manifest(key: string): Promise<Manifest | null> {
@@ -228,13 +235,63 @@ export class RedisFastTier {
     staged: StagedBlob,
     options: { generation: string; state: BlobState; ttlMs: number; persistToken?: string },
   ): Promise<PublishOutcome> {
-    const keys = [
-      blobKeys.manifest(staged.key),
-      blobKeys.generation(staged.key),
-      blobKeys.absent(staged.key),
-      ...this.chunkKeys(staged.key, staged.uploadId, staged.chunkCount),
-    ];
-    const code = (await PUBLISH.run(this.redis, keys, [
+    const keys = this.scriptKeys(staged.key, staged);
+    const code = (await PUBLISH.run(this.redis, keys, this.publishArgs(staged, options))) as number;
+    const outcome = PUBLISH_CODES[code];
+    if (outcome === undefined) throw new Error(`Unexpected publish result ${code}`);
+    if (outcome !== 'published') await this.discard(staged);
+    return outcome;
+  }
+
+  /**
+   * Like `publish`, then waits until a replica of the shard has every write so far, in the
+   * same round trip (docs/decisions/0081). `onPublished` runs once the blob is visible,
+   * before the replica answered. `replicated` rejects with a 503 when no replica confirmed
+   * in time; shards without replicas pass at once.
+   */
+  async publishReplicated(
+    staged: StagedBlob,
+    options: {
+      generation: string;
+      state: BlobState;
+      persistToken: string;
+      onPublished?: () => void;
+    },
+  ): Promise<{ outcome: PublishOutcome; replicated: Promise<void> }> {
+    const timeoutMs =
+      this.options.replicaWaitMs + Math.ceil(staged.size / REPLICATION_BYTES_PER_MS);
+    const { code, replicas } = await this.replicatedPublishes.publish({
+      keys: this.scriptKeys(staged.key, staged),
+      args: this.publishArgs(staged, { ...options, ttlMs: 0 }),
+      waitMs: timeoutMs,
+      ...(options.onPublished === undefined ? {} : { onPublished: options.onPublished }),
+    });
+    const outcome = PUBLISH_CODES[code];
+    if (outcome === undefined) throw new Error(`Unexpected publish result ${code}`);
+    if (outcome !== 'published') await this.discard(staged);
+    const failed =
+      replicas instanceof Error
+        ? (asServiceError(replicas, 'confirming replication') as Error)
+        : null;
+    const replicated =
+      failed !== null
+        ? Promise.reject(failed)
+        : replicas === null || (replicas as number) >= 1
+          ? Promise.resolve()
+          : Promise.reject(
+              new ServiceUnavailableError(
+                `No replica confirmed blob ${staged.key} within ${timeoutMs} ms; retry`,
+              ),
+            );
+    replicated.catch(() => undefined); // The caller may not wait for it (a lost chunk).
+    return { outcome, replicated };
+  }
+
+  private publishArgs(
+    staged: StagedBlob,
+    options: { generation: string; state: BlobState; ttlMs: number; persistToken?: string },
+  ): (string | number)[] {
+    return [
       options.generation,
       staged.size,
       staged.chunkBytes,
@@ -244,11 +301,7 @@ export class RedisFastTier {
       staged.sha256 ?? '',
       options.state === 'cached' ? options.ttlMs : 0,
       options.persistToken ?? '',
-    ])) as number;
-    const outcome = PUBLISH_CODES[code];
-    if (outcome === undefined) throw new Error(`Unexpected publish result ${code}`);
-    if (outcome !== 'published') await this.discard(staged);
-    return outcome;
+    ];
   }
 
   /** Removes staged chunks that will not be published. */
@@ -306,7 +359,10 @@ export class RedisFastTier {
   }
 
   /** KEYS of the Lua scripts: manifest, generation, absent marker, then the chunks. */
-  private scriptKeys(key: string, manifest: Manifest | null): string[] {
+  private scriptKeys(
+    key: string,
+    manifest: Pick<Manifest, 'uploadId' | 'chunkCount'> | null,
+  ): string[] {
     return [
       blobKeys.manifest(key),
       blobKeys.generation(key),
@@ -331,11 +387,12 @@ export class RedisFastTier {
   /**
    * Waits until at least one replica of the blob's shard has every write made so far on
    * it. Shards without replicas (a single node, or right after a failover) pass at once.
+   * Which shards have one is asked of the master when the slot map lists none.
    */
   async confirmReplicated(key: string, size: number): Promise<void> {
     const manifestKey = blobKeys.manifest(key);
-    const nodes = this.redis.slots[calculateSlot(manifestKey)];
-    if (nodes === undefined || nodes.length < 2) return;
+    const nodes = this.redis.slots[calculateSlot(manifestKey)] ?? [];
+    if (!(await this.replicatedPublishes.shardHasReplica(nodes))) return;
     // A large blob takes a while to stream to the replica: allow for it at a modest
     // replication rate on top of the fixed wait.
     const timeoutMs = this.options.replicaWaitMs + Math.ceil(size / REPLICATION_BYTES_PER_MS);

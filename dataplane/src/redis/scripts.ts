@@ -1,18 +1,32 @@
-import type { Cluster } from 'ioredis';
+import type { ChainableCommander, Cluster } from 'ioredis';
 import { createHash } from 'node:crypto';
 
+type ScriptCall = (numberOfKeys: number, ...keysAndArgs: (string | number)[]) => unknown;
+type PipelinedCall = (
+  numberOfKeys: number,
+  ...keysArgsAndCallback: (string | number | ((error: Error | null, reply: unknown) => void))[]
+) => unknown;
+
 /**
- * A Lua script sent by its SHA-1 (EVALSHA), falling back to the full text (EVAL, which
- * also caches it on that node) when the node does not know it yet, e.g. after a restart or
- * a failover. Saves sending and re-hashing the script text on every call.
+ * A Lua script defined on the client with ioredis's `defineCommand`: ioredis sends `EVAL`
+ * the first time on each connection and `EVALSHA` after, re-sending the text on `NOSCRIPT`
+ * (a node restarted or failed over), and the command also works inside a pipeline.
  */
 export class LuaScript {
+  private readonly name: string;
   private readonly source: string;
-  private readonly sha: string;
 
   constructor(source: string) {
+    // Named by its text, so two scripts can never take each other's name on a client.
+    this.name = `bcScript${createHash('sha1').update(source).digest('hex').slice(0, 12)}`;
     this.source = source;
-    this.sha = createHash('sha1').update(source).digest('hex');
+  }
+
+  /** Defines the command on `redis` once (pipelines made afterwards know it too). */
+  private command(redis: Cluster): ScriptCall {
+    const commands = redis as unknown as Record<string, ScriptCall | undefined>;
+    if (commands[this.name] === undefined) redis.defineCommand(this.name, { lua: this.source });
+    return (commands[this.name] as ScriptCall).bind(redis);
   }
 
   async run(
@@ -20,12 +34,30 @@ export class LuaScript {
     keys: readonly string[],
     args: readonly (string | number)[],
   ): Promise<unknown> {
-    try {
-      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
-    } catch (error) {
-      if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
-      return redis.eval(this.source, keys.length, ...keys, ...args);
-    }
+    return await this.command(redis)(keys.length, ...keys, ...args);
+  }
+
+  /** A pipeline of `redis` that knows this script (and every script defined before). */
+  pipeline(redis: Cluster): ChainableCommander {
+    this.command(redis);
+    return redis.pipeline();
+  }
+
+  /**
+   * Queues a call in a pipeline made by `pipeline`; `onReply` learns this call's reply as
+   * soon as it arrives, before the rest of the pipeline's.
+   */
+  queue(
+    pipeline: ChainableCommander,
+    keys: readonly string[],
+    args: readonly (string | number)[],
+    onReply?: (error: Error | null, reply: unknown) => void,
+  ): ChainableCommander {
+    const call = (pipeline as unknown as Record<string, PipelinedCall | undefined>)[this.name];
+    if (call === undefined) throw new Error(`Script ${this.name} is not defined on the pipeline`);
+    if (onReply === undefined) call.call(pipeline, keys.length, ...keys, ...args);
+    else call.call(pipeline, keys.length, ...keys, ...args, onReply);
+    return pipeline;
   }
 }
 

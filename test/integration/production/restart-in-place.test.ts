@@ -1,27 +1,10 @@
 import { expect } from 'chai';
 import calculateSlot from 'cluster-key-slot';
-import { spawnSync } from 'node:child_process';
 import { blobOf, md5 } from '../../harness/blobs.ts';
-import { inParallel, waitForDrain } from '../../harness/production-helpers.ts';
+import { inParallel, slotsOf, waitForDrain } from '../../harness/production-helpers.ts';
 import { startProductionStack, type ProductionStack } from '../../harness/production.ts';
 
 const MiB = 1024 * 1024;
-
-/** Slot ranges a node owns, from its own CLUSTER NODES line. */
-function slotsOf(port: number): [number, number][] {
-  const nodes = spawnSync('redis-cli', ['-p', String(port), 'CLUSTER', 'NODES'], {
-    encoding: 'utf8',
-  }).stdout;
-  const mine = nodes.split('\n').find((line) => line.includes('myself')) ?? '';
-  return mine
-    .split(' ')
-    .slice(8)
-    .filter((field) => /^\d+(-\d+)?$/.test(field))
-    .map((field) => {
-      const [from, to] = field.split('-').map(Number);
-      return [from!, to ?? from!];
-    });
-}
 
 describe('faults: a master restarted in place', function () {
   this.timeout(240_000);

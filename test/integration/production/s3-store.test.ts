@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { S3Store } from '../../../dataplane/src/backends/s3.ts';
+import { DigestConflictError } from '../../../dataplane/src/blob/errors.ts';
 import { blobOf, digestOf, md5, sha256Base64 } from '../../harness/blobs.ts';
 import { BUCKET, s3Client } from '../../harness/production.ts';
 import { startS3Server, type S3ServerHandle } from '../../harness/services.ts';
@@ -116,5 +117,87 @@ describe('S3 store against a real S3 server: uploads of already verified bytes',
     expect(seen).to.have.length(3);
     expect(seen[1]).to.equal('UNSIGNED-PAYLOAD');
     expect(seen[0]).to.not.equal('UNSIGNED-PAYLOAD');
+  });
+
+  /** The S3 operations `store` sends while `action` runs, by name, in order. */
+  async function operationsDuring(action: () => Promise<unknown>): Promise<string[]> {
+    const seen: string[] = [];
+    client.middlewareStack.add(
+      (next, context) => (args) => {
+        seen.push(String(context.commandName));
+        return next(args);
+      },
+      { step: 'initialize', name: 'testRecordOperations' },
+    );
+    try {
+      await action();
+    } finally {
+      client.middlewareStack.remove('testRecordOperations');
+    }
+    return seen;
+  }
+
+  it('sends no HEAD before a verified upload that can be read again: one conditional PutObject', async () => {
+    const blob = blobOf(48 * 1024, 505);
+    const key = md5(blob);
+    const sha256 = sha256Base64(blob);
+    let result;
+    const sent = await operationsDuring(async () => {
+      result = await store.put(streamOf(blob), {
+        key,
+        size: blob.length,
+        sha256,
+        sourceVerified: true,
+        reread: () => streamOf(blob),
+      });
+    });
+    expect(sent).to.deep.equal(['PutObjectCommand']);
+    expect(result).to.deep.equal({ info: { key, size: blob.length, sha256 }, created: true });
+    const read = await store.get(key);
+    expect(await digestOf(read!.stream)).to.deep.equal({ md5: key, size: blob.length });
+  });
+
+  it('keeps the stored object when a verified upload finds its key taken, and applies the one-content rule to it', async () => {
+    const blob = blobOf(32 * 1024, 506);
+    const key = md5(blob);
+    await store.put(streamOf(blob), { key, size: blob.length, sourceVerified: true });
+    const before = await client.send(
+      new HeadObjectCommand({ Bucket: BUCKET, Key: store.objectKey(key) }),
+    );
+    // The same bytes again, now with a SHA-256: found stored, compared by reading it, kept.
+    let again;
+    const sent = await operationsDuring(async () => {
+      again = await store.put(streamOf(blob), {
+        key,
+        size: blob.length,
+        sha256: sha256Base64(blob),
+        sourceVerified: true,
+        reread: () => streamOf(blob),
+      });
+    });
+    expect(again).to.deep.equal({
+      info: { key, size: blob.length, sha256: sha256Base64(blob) },
+      created: false,
+    });
+    expect(sent.slice(0, 2)).to.deep.equal(['PutObjectCommand', 'HeadObjectCommand']);
+    expect(sent.filter((name) => name === 'PutObjectCommand')).to.have.length(1);
+    const after = await client.send(
+      new HeadObjectCommand({ Bucket: BUCKET, Key: store.objectKey(key) }),
+    );
+    expect(after.LastModified?.getTime()).to.equal(before.LastModified?.getTime());
+    // Another content claimed under the key (an MD5 collision): a conflict, nothing replaced.
+    let failure: unknown;
+    await store
+      .put(streamOf(blob), {
+        key,
+        size: blob.length,
+        sha256: sha256Base64(Buffer.from('other content')),
+        sourceVerified: true,
+        reread: () => streamOf(blob),
+      })
+      .catch((error: unknown) => (failure = error));
+    expect(failure).to.be.instanceOf(DigestConflictError);
+    const read = await store.get(key);
+    expect(await digestOf(read!.stream)).to.deep.equal({ md5: key, size: blob.length });
   });
 });
