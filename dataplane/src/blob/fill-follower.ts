@@ -56,8 +56,6 @@ async function follow(deps: FollowDeps, record: FillRecord, progress: FillProgre
       await sleep(MAX_POLL_MS);
       continue;
     }
-    // Failed: the chunks still there are of a blob that will not be published.
-    if (poll.state === 'failed') throw new FillLostError(`The fill of ${record.key} failed`);
     if (index < progress.chunkCount && poll.chunk !== null) {
       progress.stored(index, poll.chunk === true ? undefined : poll.chunk);
       index += 1;
@@ -66,6 +64,7 @@ async function follow(deps: FollowDeps, record: FillRecord, progress: FillProgre
       leaseSeen = Date.now();
       continue;
     }
+    if (poll.state === 'failed') throw new FillLostError(`The fill of ${record.key} failed`);
     // Done with a chunk still missing: the publish was refused and the chunks dropped;
     // readers then continue from the durable tier.
     if (poll.state === 'done' || poll.publishedUploadId === record.uploadId) {

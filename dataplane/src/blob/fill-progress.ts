@@ -80,11 +80,6 @@ export class FillProgress implements FillShape {
     return this.finished || this.failure !== undefined;
   }
 
-  /** Why the fill failed, once it did. */
-  get failedWith(): Error | undefined {
-    return this.failure;
-  }
-
   /** A reader joins; call the returned function when it is done. */
   attach(): () => void {
     this.readers += 1;

@@ -4,8 +4,6 @@ import type { Metrics } from '../metrics.ts';
 import { HELD_DOWNSTREAM } from '../redis/chunks.ts';
 import { ChunkMissingError } from '../redis/errors.ts';
 import type { RedisFastTier } from '../redis/fast-tier.ts';
-import { FillRecords } from '../redis/fill-records.ts';
-import { FillLostError } from './fill-follower.ts';
 import type { FillProgress } from './fill-progress.ts';
 import type { BlobStore, ByteRange } from './store.ts';
 import { verifiedRead } from './verified-read.ts';
@@ -74,10 +72,6 @@ export function readBehind(
             yield await last(piece);
         } catch (error) {
           if (!(error instanceof ChunkMissingError)) throw error;
-          // A failed fill drops its chunks: its readers stop (see fill-run.ts), they do not
-          // read the rest of a blob that just failed verification from the durable tier.
-          const failed = progress.failedWith ?? (await failedElsewhere(deps, progress));
-          if (failed !== undefined) throw failed;
           for await (const piece of continueFromStore(deps, progress, { start: position, end }))
             yield await last(piece);
         }
@@ -90,22 +84,6 @@ export function readBehind(
     }
   }
   return Readable.from(bytes(), { objectMode: false, highWaterMark: 0 });
-}
-
-/**
- * The failure of a fill run by another process that this process has not polled yet: its
- * record says failed (written before its chunks were dropped). Undefined otherwise, also
- * when Redis cannot say (the reader then continues from the durable tier, verified).
- */
-async function failedElsewhere(
-  deps: ReadBehindDeps,
-  progress: FillProgress,
-): Promise<Error | undefined> {
-  const seen = await new FillRecords(deps.fast.redis).lookup(progress.key).catch(() => null);
-  const record = seen?.record;
-  return record?.uploadId === progress.uploadId && record.state === 'failed'
-    ? new FillLostError(`The fill of ${progress.key} failed`)
-    : undefined;
 }
 
 /** The rest of the blob from the durable tier: read whole, verified, only `rest` passed on. */

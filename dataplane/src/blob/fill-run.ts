@@ -109,21 +109,16 @@ export async function startFill(deps: FillRunDeps, start: FillStart): Promise<Ru
       progress.finish();
     } catch (error) {
       const failure = stop.signal.aborted ? (stop.signal.reason as Error) : asError(error);
-      // Readers learn of the failure (here at once, elsewhere from the record) before the
-      // staged chunks go: one that then finds a chunk gone stops, rather than reading the
-      // rest of a blob known to be damaged from the durable tier.
+      await fast.discard(staging.staged(size, sha256)).catch(() => undefined);
       progress.fail(failure);
       end = await classify(deps, key, failure);
-      clearInterval(renewal);
-      await records.end(key, holder, 'failed', deps.leaseMs).catch(() => undefined);
-      await fast.discard(staging.staged(size, sha256)).catch(() => undefined);
-      deps.metrics.fills.inc({ result: METRIC_RESULT[end] });
-      return end;
     }
     clearInterval(renewal);
     deps.metrics.fills.inc({ result: METRIC_RESULT[end] });
-    // Verified, whatever the publish found (published, there already, deleted, a chunk lost).
-    await records.end(key, holder, 'done', deps.leaseMs).catch(() => undefined);
+    const verified = end !== 'corrupt' && end !== 'failed' && end !== 'fenced';
+    await records
+      .end(key, holder, verified ? 'done' : 'failed', deps.leaseMs)
+      .catch(() => undefined);
     return end;
   }
 }

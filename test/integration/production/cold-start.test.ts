@@ -198,9 +198,6 @@ describe('cold start: one fill per blob, readers streaming behind it (real Redis
     expect(results.filter((result) => result !== 'cut')).to.deep.equal([]);
     expect(await stack.cluster.exists(`bc:{${key}}:m`), 'published').to.equal(0);
     expect((await sum('blobcache_fills_total', 'result="corrupt"')) - corruptBefore).to.equal(1);
-    // Readers that found the failed fill's chunks gone stopped: none read the damaged
-    // object again from S3.
-    expect(stack.proxy.count('GET', key)).to.equal(1);
   });
 
   it('never slows a fill for readers that stop reading, and holds them within the read-ahead budget', async () => {
