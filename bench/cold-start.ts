@@ -16,7 +16,9 @@
  * into BENCH_OUT, a folder outside the repository, for smoke runs). BENCH_ROUNDS (default
  * 3) repeats each comparison; BENCH_ONLY (comma separated: single, storm, backfill) runs
  * fewer sections; BENCH_CPU_PROF, a folder, runs the backfill command with `--cpu-prof`
- * writing its profiles there (`node bench/profile-top.ts FILE` summarises one).
+ * writing its profiles there (`node bench/profile-top.ts FILE` summarises one);
+ * BENCH_BACKFILL_NODE_FLAGS replaces the backfill's node flags (default, as its entry
+ * point: `--max-semi-space-size=2`).
  */
 import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
