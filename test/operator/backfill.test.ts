@@ -29,6 +29,7 @@ import { freshNamespace, mergeSpec, startTestbed, type Testbed } from '../harnes
 import { silentLogger as logger } from '../harness/logger.ts';
 import { LoopbackRedis } from '../harness/loopback-redis.ts';
 import { reconcileUntil as reconcileUntilDone } from '../harness/reconcile-until.ts';
+import { createRedisPod, markRedisPodRunning } from '../harness/redis-pods.ts';
 import { startProductionStack, type ProductionStack } from '../harness/production.ts';
 
 /**
@@ -464,39 +465,8 @@ describe('operator backfill: the incarnation cluster creation writes starts the 
   /** The Pods of the loopback nodes, as the shard's StatefulSet would make them. */
   const pointPods = async (create: boolean) => {
     for (const pod of redis!.records()) {
-      if (create)
-        await core().createNamespacedPod({
-          namespace,
-          body: {
-            metadata: {
-              name: pod.name,
-              labels: {
-                'app.kubernetes.io/name': 'blobcache',
-                'app.kubernetes.io/instance': 'cache',
-                'app.kubernetes.io/component': 'redis',
-                'app.kubernetes.io/managed-by': 'blobcache-operator',
-                'blobcache.io/shard': String(pod.shard),
-              },
-            },
-            spec: {
-              containers: [
-                {
-                  name: 'redis',
-                  image: 'redis:7.2',
-                  ports: [{ name: 'redis', containerPort: pod.port }],
-                },
-              ],
-            },
-          },
-        });
-      await core().patchNamespacedPodStatus(
-        {
-          name: pod.name,
-          namespace,
-          body: { status: { phase: 'Running', podIP: pod.ip, podIPs: [{ ip: pod.ip }] } },
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
+      if (create) await createRedisPod(core(), namespace, pod);
+      await markRedisPodRunning(core(), namespace, pod);
     }
   };
 

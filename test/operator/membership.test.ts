@@ -1,9 +1,4 @@
-import {
-  CoreV1Api,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubernetesObject,
-} from '@kubernetes/client-node';
+import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,6 +16,7 @@ import { freshNamespace, mergeSpec, startTestbed, type Testbed } from '../harnes
 import { silentLogger as logger } from '../harness/logger.ts';
 import { LoopbackRedis } from '../harness/loopback-redis.ts';
 import { reconcileUntil as reconcileUntilDone } from '../harness/reconcile-until.ts';
+import { createRedisPod, markRedisPodRunning } from '../harness/redis-pods.ts';
 
 const ZONES = ['a', 'b', 'c'];
 
@@ -96,39 +92,9 @@ describe('operator cluster membership against a real kube-apiserver and real Red
   const pods = async (shard: number) => {
     const started = await redis!.addPods(shard, 2);
     for (const pod of started) {
-      await core().createNamespacedPod({
-        namespace,
-        body: {
-          metadata: {
-            name: pod.name,
-            labels: {
-              'app.kubernetes.io/name': 'blobcache',
-              'app.kubernetes.io/instance': 'cache',
-              'app.kubernetes.io/component': 'redis',
-              'app.kubernetes.io/managed-by': 'blobcache-operator',
-              'blobcache.io/shard': String(shard),
-            },
-          },
-          spec: {
-            nodeName: `${namespace}-${ZONES[(shard + pod.ordinal) % 3]}`,
-            containers: [
-              {
-                name: 'redis',
-                image: 'redis:7.2',
-                ports: [{ name: 'redis', containerPort: pod.port }],
-              },
-            ],
-          },
-        },
-      });
-      await core().patchNamespacedPodStatus(
-        {
-          name: pod.name,
-          namespace,
-          body: { status: { phase: 'Running', podIP: pod.ip, podIPs: [{ ip: pod.ip }] } },
-        },
-        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-      );
+      const nodeName = `${namespace}-${ZONES[(shard + pod.ordinal) % 3]}`;
+      await createRedisPod(core(), namespace, pod, { nodeName });
+      await markRedisPodRunning(core(), namespace, pod);
     }
   };
 
