@@ -11,6 +11,7 @@ import { eventually } from '../harness/eventually.ts';
 import {
   getBlobCache,
   missingFromS3,
+  scaleShards,
   smallBlobCache,
   waitSettled,
   type BlobCacheObject,
@@ -51,17 +52,7 @@ describe('The operator killed in the middle of a scale-out', function () {
 
   it('resumes and finishes the scale-out its killed predecessor started', async () => {
     const { kubectl } = cluster();
-    await kubectl.run([
-      'patch',
-      'blobcache',
-      NAME,
-      '-n',
-      namespace.name,
-      '--type',
-      'merge',
-      '-p',
-      JSON.stringify({ spec: { redis: { shards: 5 } } }),
-    ]);
+    await scaleShards(namespace.name, NAME, 5);
     // Slots are moving: the operation is recorded, past waiting for the new pods.
     const before = await eventually(
       'the scale-out to move slots',

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { eventually } from '../harness/eventually.ts';
-import { missingFromS3, smallBlobCache, waitSettled } from './harness/blobcache.ts';
+import { missingFromS3, scaleShards, smallBlobCache, waitSettled } from './harness/blobcache.ts';
 import { startBlobClient } from './harness/client.ts';
 import { cluster } from './harness/cluster.ts';
 import { Load, longestFailedSpell, reportLoad, type LoadCall } from './harness/load.ts';
@@ -39,18 +39,7 @@ describe('Scaling the HTTP tier and the Redis shards under client load', functio
   });
 
   const kubectl = (...args: string[]) => cluster().kubectl.run(args);
-  const shards = (count: number) =>
-    kubectl(
-      'patch',
-      'blobcache',
-      NAME,
-      '-n',
-      namespace.name,
-      '--type',
-      'merge',
-      '-p',
-      JSON.stringify({ spec: { redis: { shards: count } } }),
-    );
+  const shards = (count: number) => scaleShards(namespace.name, NAME, count);
 
   it('scales the HTTP tier 2 → 4 → 2 with kubectl scale', async () => {
     for (const replicas of [4, 2]) {

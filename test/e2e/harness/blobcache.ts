@@ -89,6 +89,21 @@ export async function getBlobCache(namespace: string, name: string): Promise<Blo
   return cluster().kubectl.json<BlobCacheObject>(['get', 'blobcache', name, '-n', namespace]);
 }
 
+/** Asks for `shards` Redis shards, as a user would: a merge patch of the spec with kubectl. */
+export async function scaleShards(namespace: string, name: string, shards: number): Promise<void> {
+  await cluster().kubectl.run([
+    'patch',
+    'blobcache',
+    name,
+    '-n',
+    namespace,
+    '--type',
+    'merge',
+    '-p',
+    JSON.stringify({ spec: { redis: { shards } } }),
+  ]);
+}
+
 export function conditionOf(
   cache: BlobCacheObject,
   type: string,
