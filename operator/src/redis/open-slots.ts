@@ -112,6 +112,11 @@ export function planOpenSlots(model: ClusterModel): OpenSlotPlan {
           add(plan.close, member, slot);
       continue;
     }
+    // Another master still migrating a slot the owner serves handed it over already: the
+    // move ended on the target (SETSLOT NODE) before the source was told (an operator
+    // killed in between). Its marker is stale; nothing is left to move.
+    for (const stale of masters.filter((member) => member !== owner))
+      if (stale.self.migrating.some((entry) => entry.slot === slot)) add(plan.close, stale, slot);
     if (target === undefined && marker !== undefined) {
       // The source still migrates to a node that is not importing: the target restarted
       // or failed over. Forward to its shard's current master when there is one.
@@ -126,7 +131,7 @@ export function planOpenSlots(model: ClusterModel): OpenSlotPlan {
       if (target === owner) target = undefined;
     }
     if (target === undefined) {
-      add(plan.close, owner, slot);
+      if (marker !== undefined || importers.includes(owner)) add(plan.close, owner, slot);
       continue;
     }
     for (const other of importers.filter((member) => member !== target))

@@ -143,6 +143,19 @@ describe('open slots (pure)', () => {
     ]);
   });
 
+  it('closes the marker a source kept after its target took the slot over, and nothing else', () => {
+    const ended = open((nodes) => {
+      nodes[0]!.slots = [[101, 5461]];
+      nodes[0]!.migrating = [{ slot: 100, to: b }];
+      nodes[2]!.slots = [
+        [100, 100],
+        [5462, 10922],
+      ];
+    });
+    expect(ended.close.map((entry) => [entry.member.id, entry.slots])).to.deep.equal([[a, [100]]]);
+    expect(ended.resume.length + ended.claim.length).to.equal(0);
+  });
+
   it('waits when a node the move needs does not answer', () => {
     const waiting = open((nodes) => {
       nodes[0]!.migrating = [{ slot: 100, to: 'far'.padEnd(40, '0') }];
