@@ -1,5 +1,7 @@
 import { expect } from 'chai';
 import calculateSlot from 'cluster-key-slot';
+import { Redis } from 'ioredis';
+import { CACHED_STATE } from '../../operator/src/redis/blob-layout.ts';
 import type { Resharding } from '../../operator/src/redis/model.ts';
 import { eventually } from '../harness/eventually.ts';
 import { inParallel } from '../harness/production-helpers.ts';
@@ -64,6 +66,36 @@ async function onShards(
 }
 
 /**
+ * Those of the blobs Redis holds as cached (S3 has them: Drop mode may drop them) on a master
+ * of the given shards, read on the master itself.
+ */
+async function cachedOnShards(
+  stack: ClusterStack,
+  blobs: readonly Acknowledged[],
+  shards: readonly number[],
+): Promise<Acknowledged[]> {
+  const masters = (await clusterView(stack.operator)).filter(
+    ({ node, pod }) => node.flags.includes('master') && shards.includes(pod.shard),
+  );
+  const cached: Acknowledged[] = [];
+  for (const { node, pod } of masters) {
+    const mine = blobs.filter((blob) => {
+      const slot = calculateSlot(`bc:{${blob.md5}}:m`);
+      return node.slots.some(([a, b]) => slot >= a && slot <= b);
+    });
+    if (mine.length === 0) continue;
+    const client = new Redis({ host: pod.ip!, port: pod.port, password: stack.redis.password });
+    try {
+      for (const blob of mine)
+        if ((await client.hget(`bc:{${blob.md5}}:m`, 'state')) === CACHED_STATE) cached.push(blob);
+    } finally {
+      client.disconnect();
+    }
+  }
+  return cached;
+}
+
+/**
  * Create 3 shards, seed multi-MiB blobs, then 3 → 5 with S3 up and 5 → 3 with S3 down,
  * under steady PUT/GET load through a data plane in WriteBehind mode.
  */
@@ -119,6 +151,22 @@ async function roundTrip(mode: Resharding): Promise<RoundTrip> {
     progress(`scaled out to 5 in ${scaleOutMs} ms`);
     await expectCheckClean(stack.redis);
     await expectZoneRules(stack.operator);
+
+    // Drop mode drops, in the leaving slots, only what Redis holds as cached; the scale-out
+    // has just dropped the seeded blobs it moved, so read those back (each read fills Redis
+    // again) until Redis holds some there, or the drop would have nothing to show.
+    if (mode === 'Drop') {
+      const onLeaving = await onShards(stack, seeded, [3, 4]);
+      expect(onLeaving.length, 'seeded blobs in the slots that will leave').to.be.greaterThan(0);
+      await eventually(
+        'seeded blobs cached again in the leaving shards',
+        async () => {
+          await expectServed(plane, onLeaving, 'seeded blobs on the new shards');
+          return (await cachedOnShards(stack, onLeaving, [3, 4])).length > 0;
+        },
+        { timeoutMs: 30_000, intervalMs: 500 },
+      );
+    }
 
     // 5 → 3 with S3 down: blobs acknowledged from now on stay pending in Redis, some of them
     // in the slots that leave.
