@@ -16,6 +16,7 @@ describe('FileSystemStore', () => {
     store = await FileSystemStore.open(root);
   });
   afterEach(async () => {
+    await store.close();
     await rm(root, { recursive: true, force: true });
   });
 
@@ -82,10 +83,34 @@ describe('FileSystemStore', () => {
     expect(error).to.be.instanceOf(DigestConflictError);
   });
 
+  it('makes a prefix directory again when it was removed under the running store', async () => {
+    await store.put(source('hello'), {});
+    // Removed by hand while the store runs: the store knew the directory and kept its handle.
+    await rm(join(root, 'blobs', md5('hello').slice(0, 2)), { recursive: true });
+    expect(await store.head(md5('hello'))).to.equal(null);
+    const again = await store.put(source('hello'), {});
+    expect(again.created).to.be.true;
+    expect(await text((await store.get(md5('hello')))!.stream)).to.equal('hello');
+    expect(await readdir(join(root, 'tmp'))).to.deep.equal([]);
+  });
+
+  it("writes a new blob's meta file in place and leaves no temp file of it", async () => {
+    const sha256 = sha256Base64('meta');
+    await store.put(source('meta'), { sha256 });
+    const metaPath = join(root, 'blobs', md5('meta').slice(0, 2), `${md5('meta')}.meta.json`);
+    const meta = JSON.parse(await readFile(metaPath, 'utf8')) as {
+      sha256?: string;
+      verified?: unknown;
+    };
+    expect(meta.sha256).to.equal(sha256);
+    expect(meta.verified).to.have.keys('size', 'ino', 'mtimeNs');
+    expect(await readdir(join(root, 'tmp'))).to.deep.equal([]);
+  });
+
   it('removes temp files left by a crash when opened', async () => {
     await mkdir(join(root, 'tmp'), { recursive: true });
     await writeFile(join(root, 'tmp', 'leftover'), 'partial');
-    await FileSystemStore.open(root);
+    await (await FileSystemStore.open(root)).close();
     expect(await readdir(join(root, 'tmp'))).to.deep.equal([]);
   });
 
