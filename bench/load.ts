@@ -134,7 +134,7 @@ export async function getLoadProcess(options: GetLoadOptions): Promise<GetLoadRe
 /** The bare write + fsync + rename loop (bench/fsync-loop.ts), in a process of its own. */
 export async function fsyncLoop(
   dir: string,
-  options: { size: number; count: number; connections: number },
+  options: { size: number; count: number; connections: number; durable?: boolean },
 ): Promise<LoadResult> {
   const out = await run(process.execPath, [
     join(import.meta.dirname, 'fsync-loop.ts'),
@@ -142,6 +142,31 @@ export async function fsyncLoop(
     String(options.size),
     String(options.count),
     String(options.connections),
+    ...(options.durable === true ? ['durable'] : []),
   ]);
   return JSON.parse(out.trim().split('\n').pop()!) as LoadResult;
+}
+
+/**
+ * Uploads to the bare HTTP server of bench/put-floor.ts (its own process, over `dir`) with
+ * put-load.ts: the floor of a durable small upload over HTTP on this machine.
+ */
+export async function putFloor(
+  dir: string,
+  options: { size: number; count: number; connections: number },
+): Promise<LoadResult> {
+  const server = spawn(process.execPath, [join(import.meta.dirname, 'put-floor.ts'), dir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      server.stdout.once('data', (chunk: Buffer) =>
+        resolve((JSON.parse(chunk.toString()) as { url: string }).url),
+      );
+      server.once('exit', (code) => reject(new Error(`put-floor.ts exited with ${code}`)));
+    });
+    return await putLoad(url, { ...options, seed: options.size });
+  } finally {
+    server.kill('SIGKILL');
+  }
 }

@@ -13,14 +13,14 @@ import { md5 } from '../test/harness/blobs.ts';
 import type { SpawnedDataPlane } from '../test/harness/dataplane.ts';
 import { waitForDrain } from '../test/harness/production-helpers.ts';
 import { BUCKET, s3Client, type ProductionStack } from '../test/harness/production.ts';
-import { fsyncLoop, putLoad, redisBenchmarkTests, run, type LoadResult } from './load.ts';
+import { fsyncLoop, putFloor, putLoad, redisBenchmarkTests, run, type LoadResult } from './load.ts';
 import { servingMemory } from './loopback.ts';
 import { measureGet, type Served } from './measure.ts';
 import type { StaticNginx } from './nginx.ts';
 import { cpuSecondsDuring, ProcessSampler } from './processes.ts';
 import type { Row } from './report-rows.ts';
 import type { BenchResults } from './report.ts';
-import { EMBEDDED, FSYNC_LOOP, PRODUCTION } from './systems.ts';
+import { DURABLE_FSYNC_LOOP, EMBEDDED, FSYNC_LOOP, PRODUCTION, PUT_FLOOR } from './systems.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -123,6 +123,23 @@ export async function measureSize(
       connections,
     });
     rows.push({ op: 'PUT', system: FSYNC_LOOP, size, connections, ...result });
+    // The same loop with the name made durable too, over as many directories as the
+    // embedded tier uses: what that tier must do at least before it answers.
+    const durable = await fsyncLoop(join(context.dir, 'fsync-loop'), {
+      size,
+      count: putCountFor(size),
+      connections,
+      durable: true,
+    });
+    rows.push({ op: 'PUT', system: DURABLE_FSYNC_LOOP, size, connections, ...durable });
+    // That durable write behind a bare HTTP server, driven like the data planes: the floor
+    // of an HTTP upload here, with no checks, meta file, cache or logging.
+    const floor = await putFloor(join(context.dir, 'put-floor'), {
+      size,
+      count: putCountFor(size),
+      connections,
+    });
+    rows.push({ op: 'PUT', system: PUT_FLOOR, size, connections, ...floor });
   }
   for (const [system, plane] of [
     [PRODUCTION, production],

@@ -2,6 +2,8 @@
 export const PRODUCTION = 'blobcache (Redis + S3)';
 export const EMBEDDED = 'blobcache (embedded)';
 export const FSYNC_LOOP = 'write + fsync + rename loop';
+export const DURABLE_FSYNC_LOOP = 'same loop + directory fsync, 256 directories';
+export const PUT_FLOOR = 'bare node:http server doing that loop';
 export const MODELLED_PRODUCTION = 'blobcache (Redis + modelled S3)';
 export const NGINX_CACHE = 'nginx caching proxy';
 export const MODELLED_S3 = 'S3 direct (modelled link)';

@@ -74,6 +74,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     running,
     async stop() {
       await running.close();
+      await store.close();
       await rm(dataDir, { recursive: true, force: true });
     },
   };

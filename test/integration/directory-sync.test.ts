@@ -75,6 +75,9 @@ describe('embedded uploads share directory syncs (docs/decisions/0080)', functio
     const directorySyncs = onPath(/<[^>]*\/blobs\/a7>/);
     expect(dataSyncs, 'fsyncs of blob files').to.be.at.least(blobs.length);
     expect(directorySyncs, 'fsyncs of their directory').to.be.at.least(1).and.below(blobs.length);
+    // The prefix directory was new to this process: its own name in blobs/ was synced
+    // before any upload into it was answered (docs/decisions/0083).
+    expect(onPath(/<[^>]*\/blobs>/), 'fsyncs of blobs/').to.be.at.least(1);
 
     plane = await spawnDataPlane({ BLOBCACHE_DATA_DIR: dataDir });
     for (const blob of blobs) {

@@ -67,25 +67,39 @@ export async function readMeta(path: string): Promise<BlobMeta> {
 /**
  * Writes a meta file atomically, like blob files: a fsynced temp file in `tmpDir` (same
  * filesystem) renamed into place. A crash or ENOSPC leaves the old file or none, never a
- * partial one. With `sync: false` (a new blob's first meta file, whose directory the
- * caller syncs) a crash may leave it empty instead, which reads as "nothing known".
+ * partial one.
  */
-export async function writeMeta(
-  path: string,
-  meta: BlobMeta,
-  tmpDir: string,
-  options: { sync?: boolean } = {},
-): Promise<void> {
+export async function writeMeta(path: string, meta: BlobMeta, tmpDir: string): Promise<void> {
   const tmp = join(tmpDir, `${randomUUID()}.meta`);
   try {
-    await writeFile(tmp, JSON.stringify(meta), { flush: options.sync ?? true });
+    await writeFile(tmp, JSON.stringify(meta), { flush: true });
     await rename(tmp, path);
   } catch (error) {
     await rm(tmp, { force: true });
-    throw new Error(`Failed to write the meta file ${path}: ${(error as Error).message}`, {
-      cause: error,
-    });
+    throw metaWriteFailed(path, error);
   }
+}
+
+/**
+ * Writes the first meta file of a blob that is not linked yet, in place and not fsynced
+ * (docs/decisions/0080, 0083): no reader opens a meta file before its blob exists, and the
+ * caller's directory sync makes the name durable with the blob's. A crash may leave it
+ * empty or cut short, which never parses and so reads as "nothing known"; an ENOSPC
+ * removes it. Truncates what a crashed earlier upload of the key left.
+ */
+export async function writeFirstMeta(path: string, meta: BlobMeta): Promise<void> {
+  try {
+    await writeFile(path, JSON.stringify(meta));
+  } catch (error) {
+    await rm(path, { force: true });
+    throw metaWriteFailed(path, error);
+  }
+}
+
+function metaWriteFailed(path: string, error: unknown): Error {
+  return new Error(`Failed to write the meta file ${path}: ${(error as Error).message}`, {
+    cause: error,
+  });
 }
 
 export interface FileDigest {

@@ -22,6 +22,7 @@ import {
   readMeta,
   stampMatches,
   stampOf,
+  writeFirstMeta,
   writeMeta,
   type BlobMeta,
   type VerifiedStamp,
@@ -34,8 +35,12 @@ export interface FileSystemStoreOptions {
   onQuarantine?: (key: string, detail: string) => void;
 }
 
+/** ENOENT, also as the cause of an error that wraps it (a failed meta write). */
 function isNotFound(error: unknown): boolean {
-  return (error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
+  for (let cause = error; cause instanceof Error; cause = cause.cause) {
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return true;
+  }
+  return false;
 }
 
 function isAlreadyExists(error: unknown): boolean {
@@ -71,10 +76,20 @@ export class FileSystemStore implements BlobStore {
    */
   private readonly directorySyncs = new GroupCommit<null, null>({
     run: async (dir, items) => {
-      await syncDirectory(dir);
+      await this.syncDirectory(dir);
       return items.map(() => null);
     },
   });
+  /**
+   * Open handles of the directories synced so far (at most the 256 prefix directories and
+   * `blobs/`), kept so a sync costs one fsync instead of open + fsync + close (0083).
+   */
+  private readonly directoryHandles = new Map<string, Promise<FileHandle>>();
+  /**
+   * Prefix directories this process made sure of (made, and their names synced in
+   * `blobs/`): an upload into one of them skips the mkdir (docs/decisions/0083).
+   */
+  private readonly readyPrefixDirs = new Set<string>();
 
   private constructor(root: string, options: FileSystemStoreOptions) {
     this.root = root;
@@ -259,7 +274,8 @@ export class FileSystemStore implements BlobStore {
         cause: error,
       });
     } finally {
-      await rm(tmp, { force: true });
+      // Linked into place or failed: the temp name goes either way (one unlink, no lstat).
+      await removeFile(tmp);
     }
   }
 
@@ -267,23 +283,82 @@ export class FileSystemStore implements BlobStore {
     const existing = await this.settleExisting(info);
     if (existing !== null) return existing;
     const prefixDir = join(this.blobsDir, info.key.slice(0, 2));
-    await mkdir(prefixDir, { recursive: true });
+    try {
+      await this.linkNew(tmp, info, stamp, prefixDir);
+    } catch (error) {
+      if (!isNotFound(error) || !this.readyPrefixDirs.delete(prefixDir)) throw error;
+      // The prefix directory was removed under the running process: make it again.
+      await this.linkNew(tmp, info, stamp, prefixDir);
+    }
+    // The blob's own bytes were fsynced before it was verified (`flush` on its stream).
+    await this.directorySyncs.submit(prefixDir, null);
+    return { info, created: true };
+  }
+
+  /** Writes the first meta file of `info` and links its verified temp file into place. */
+  private async linkNew(
+    tmp: string,
+    info: BlobInfo,
+    stamp: VerifiedStamp,
+    prefixDir: string,
+  ): Promise<void> {
+    await this.preparePrefixDir(prefixDir);
     // The meta file lands before the blob is visible, so a reader never sees a blob whose
     // verified SHA-256 is missing. Publishing a key is serialized, so it cannot overwrite
     // the meta file of a blob that another upload is linking.
     const meta: BlobMeta = { ...pick(info), verified: stamp };
-    // Not fsynced on its own: the directory sync below makes its rename durable with the
-    // link, and contents lost in a crash read as "nothing known" (docs/decisions/0080).
-    await writeMeta(this.metaPath(info.key), meta, this.tmpDir, { sync: false });
+    // Not fsynced on its own: the directory sync after the link makes its name durable
+    // with the blob's, and contents lost in a crash read as "nothing known" (0080).
+    await writeFirstMeta(this.metaPath(info.key), meta);
     try {
       await link(tmp, this.blobPath(info.key));
     } catch (error) {
       if (isAlreadyExists(error)) throw new Error(`Blob ${info.key} appeared while publishing`);
       throw error;
     }
-    // The blob's own bytes were fsynced before it was verified (`flush` on its stream).
-    await this.directorySyncs.submit(prefixDir, null);
-    return { info, created: true };
+  }
+
+  /**
+   * Makes sure once per process that a prefix directory exists and that its name in
+   * `blobs/` is durable (a crash must not lose the directory of an acknowledged blob).
+   */
+  private async preparePrefixDir(prefixDir: string): Promise<void> {
+    if (this.readyPrefixDirs.has(prefixDir)) return;
+    // A handle kept from before the directory was removed would sync the removed one.
+    await this.forgetDirectoryHandle(prefixDir);
+    await mkdir(prefixDir, { recursive: true });
+    // Also when it existed: a process killed between its mkdir and this sync left it
+    // unsynced. Uploads into fresh directories share the sync of `blobs/`.
+    await this.directorySyncs.submit(this.blobsDir, null);
+    this.readyPrefixDirs.add(prefixDir);
+  }
+
+  private async syncDirectory(path: string): Promise<void> {
+    let handle = this.directoryHandles.get(path);
+    if (handle === undefined) {
+      handle = open(path, 'r');
+      this.directoryHandles.set(path, handle);
+    }
+    try {
+      await (await handle).sync();
+    } catch (error) {
+      await this.forgetDirectoryHandle(path);
+      throw error;
+    }
+  }
+
+  private async forgetDirectoryHandle(path: string): Promise<void> {
+    const handle = this.directoryHandles.get(path);
+    if (handle === undefined) return;
+    this.directoryHandles.delete(path);
+    await handle.then((opened) => opened.close()).catch(() => undefined);
+  }
+
+  /** Closes the directory handles kept for syncs; the store must not be used afterwards. */
+  async close(): Promise<void> {
+    await Promise.all(
+      [...this.directoryHandles.keys()].map((path) => this.forgetDirectoryHandle(path)),
+    );
   }
 
   /**
@@ -369,11 +444,10 @@ function pick(value: { sha256?: string }): { sha256?: string } {
   return value.sha256 === undefined ? {} : { sha256: value.sha256 };
 }
 
-async function syncDirectory(path: string): Promise<void> {
-  const dir = await open(path, 'r');
+async function removeFile(path: string): Promise<void> {
   try {
-    await dir.sync();
-  } finally {
-    await dir.close();
+    await unlink(path);
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
   }
 }

@@ -16,6 +16,7 @@ describe('FileSystemStore', () => {
     store = await FileSystemStore.open(root);
   });
   afterEach(async () => {
+    await store.close();
     await rm(root, { recursive: true, force: true });
   });
 
@@ -82,10 +83,68 @@ describe('FileSystemStore', () => {
     expect(error).to.be.instanceOf(DigestConflictError);
   });
 
+  it('makes a prefix directory again when it was removed under the running store', async () => {
+    await store.put(source('hello'), {});
+    // Removed by hand while the store runs: the store knew the directory and kept its handle.
+    await rm(join(root, 'blobs', md5('hello').slice(0, 2)), { recursive: true });
+    expect(await store.head(md5('hello'))).to.equal(null);
+    const again = await store.put(source('hello'), {});
+    expect(again.created).to.be.true;
+    expect(await text((await store.get(md5('hello')))!.stream)).to.equal('hello');
+    expect(await readdir(join(root, 'tmp'))).to.deep.equal([]);
+  });
+
+  it("writes a new blob's meta file in place and leaves no temp file of it", async () => {
+    const sha256 = sha256Base64('meta');
+    await store.put(source('meta'), { sha256 });
+    const metaPath = join(root, 'blobs', md5('meta').slice(0, 2), `${md5('meta')}.meta.json`);
+    const meta = JSON.parse(await readFile(metaPath, 'utf8')) as {
+      sha256?: string;
+      verified?: unknown;
+    };
+    expect(meta.sha256).to.equal(sha256);
+    expect(meta.verified).to.have.keys('size', 'ino', 'mtimeNs');
+    expect(await readdir(join(root, 'tmp'))).to.deep.equal([]);
+  });
+
+  it('reads a first meta file cut short by a crash as nothing known: a range is served only after the whole blob is verified', async () => {
+    const sha256 = sha256Base64('crash at the meta file');
+    const key = md5('crash at the meta file');
+    await store.put(source('crash at the meta file'), { sha256 });
+    const blobPath = join(root, 'blobs', key.slice(0, 2), key);
+    const metaPath = `${blobPath}.meta.json`;
+    const written = await readFile(metaPath, 'utf8');
+    // Every cut of the unsynced meta file a crash could leave.
+    for (const cut of [0, 1, Math.floor(written.length / 2), written.length - 1]) {
+      await writeFile(metaPath, written.slice(0, cut));
+      expect(await store.headIntact(key), `cut at ${cut}`).to.equal(null);
+      const range = await store.get(key, { start: 0, end: 4 });
+      expect(await text(range!.stream)).to.equal('crash');
+    }
+    // The same cut beside damaged bytes: the range is refused and the copy removed.
+    await writeFile(metaPath, written.slice(0, 5));
+    await writeFile(blobPath, 'crash at the meta fil_');
+    expect(await store.get(key, { start: 0, end: 4 })).to.equal(null);
+    expect(await store.head(key)).to.equal(null);
+  });
+
+  it('replaces a meta file left without its blob by a crash before the link', async () => {
+    const key = md5('orphan');
+    await mkdir(join(root, 'blobs', key.slice(0, 2)), { recursive: true });
+    const metaPath = join(root, 'blobs', key.slice(0, 2), `${key}.meta.json`);
+    await writeFile(
+      metaPath,
+      JSON.stringify({ sha256: 'AAAA', verified: { size: 1, ino: '1', mtimeNs: '1' } }),
+    );
+    const sha256 = sha256Base64('orphan');
+    expect((await store.put(source('orphan'), { sha256 })).created).to.be.true;
+    expect(await store.headIntact(key)).to.deep.equal({ key, size: 6, sha256 });
+  });
+
   it('removes temp files left by a crash when opened', async () => {
     await mkdir(join(root, 'tmp'), { recursive: true });
     await writeFile(join(root, 'tmp', 'leftover'), 'partial');
-    await FileSystemStore.open(root);
+    await (await FileSystemStore.open(root)).close();
     expect(await readdir(join(root, 'tmp'))).to.deep.equal([]);
   });
 
