@@ -98,7 +98,7 @@ describe('damaged bytes and MD5 collisions on the embedded tier (real process)',
     });
 
     it('is caught piece by piece once a whole GET recorded its checksums, with the time kept', async () => {
-      const blob = blobOf(600 * KiB, 107);
+      const blob = blobOf(1536 * KiB, 107);
       const key = md5(blob);
       expect((await put(blob)).status).to.equal(201);
       const first = await framedGet(blobUrl(key));
@@ -107,14 +107,30 @@ describe('damaged bytes and MD5 collisions on the embedded tier (real process)',
       const pieces = await piecesRecorded(key);
       expect(pieces.size).to.equal(blob.length);
       const before = await quarantined();
-      // Damage in the fourth 64 KiB piece, its times put back: only the checksums can tell.
-      await damage(blobPath(key), 200 * KiB, true);
+      // Damage in the second MiB, its times put back: only the checksums can tell.
+      const at = 1024 * KiB + 200 * KiB;
+      await damage(blobPath(key), at, true);
       const read = await framedGet(blobUrl(key));
       expect(read.status).to.equal(200);
       expect(read.complete).to.be.false;
-      // Nothing from the damaged piece on was sent, and what was sent is the blob's.
-      expect(read.body.length).to.be.at.most(3 * 64 * KiB);
+      // Nothing from the damaged 64 KiB piece on was sent, and what was sent is the blob's.
+      expect(read.body.length).to.be.at.most(at - (at % (64 * KiB)));
       expect(read.body.equals(blob.subarray(0, read.body.length))).to.be.true;
+      expect(await quarantined()).to.equal(before + 1);
+      expect((await fetch(blobUrl(key))).status).to.equal(404);
+    });
+
+    it('answers 500, sending no byte, when the first piece is found damaged', async () => {
+      const blob = blobOf(600 * KiB, 109);
+      const key = md5(blob);
+      expect((await put(blob)).status).to.equal(201);
+      expect((await framedGet(blobUrl(key))).complete).to.be.true;
+      await piecesRecorded(key);
+      const before = await quarantined();
+      await damage(blobPath(key), 10, true);
+      const read = await framedGet(blobUrl(key));
+      expect(read.status).to.equal(500);
+      expect(read.body.includes(blob.subarray(0, 64))).to.be.false;
       expect(await quarantined()).to.equal(before + 1);
       expect((await fetch(blobUrl(key))).status).to.equal(404);
     });
@@ -127,7 +143,7 @@ describe('damaged bytes and MD5 collisions on the embedded tier (real process)',
       const recorded = await piecesRecorded(key);
       const before = await quarantined();
       const table = Buffer.from(recorded.crc32, 'base64');
-      table[5] = table[5]! ^ 0x01;
+      table[1] = table[1]! ^ 0x01;
       // A table that no longer matches its seal reads as none: the blob is verified by MD5.
       const meta = await readMetaFile(key);
       meta.pieces = { ...recorded, crc32: table.toString('base64') };
@@ -135,13 +151,13 @@ describe('damaged bytes and MD5 collisions on the embedded tier (real process)',
       const read = await framedGet(blobUrl(key));
       expect(read.complete).to.be.true;
       expect(read.body.equals(blob)).to.be.true;
-      // A wrong table that matches its seal (written by hand) costs one cut transfer: the
-      // blob is hashed whole, found intact and kept, and its checksums recorded again.
+      // A wrong table that matches its seal (written by hand) costs one failed read (its
+      // first piece fails: a 500): the blob is hashed whole, found intact and kept, and its
+      // checksums recorded again.
       meta.pieces = { ...recorded, crc32: table.toString('base64'), seal: crc32(table) };
       await writeFile(metaPath(key), JSON.stringify(meta));
-      const cut = await framedGet(blobUrl(key));
-      expect(cut.complete).to.be.false;
-      expect(cut.body.length).to.be.at.most(64 * KiB);
+      const failed = await framedGet(blobUrl(key));
+      expect(failed.status).to.equal(500);
       await eventually('the right checksums recorded again', async () => {
         const { pieces } = await readMetaFile(key);
         return pieces?.crc32 === recorded.crc32 && pieces.seal === recorded.seal;

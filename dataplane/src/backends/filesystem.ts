@@ -28,7 +28,7 @@ import {
 } from './blob-meta.ts';
 import { GroupCommit } from '../group-commit.ts';
 import { KeyedQueue } from './keyed-queue.ts';
-import { checkedFileStream } from './checked-read.ts';
+import { checkedFileRead } from './checked-read.ts';
 import {
   PieceChecksumRecorder,
   pieceTable,
@@ -170,7 +170,7 @@ export class FileSystemStore implements BlobStore {
         if (table === null) return { info, stream: this.verifiedStream(key, handle, stats) };
         // A piece found damaged is confirmed by MD5 before the only copy is removed.
         const confirm = (): Promise<unknown> => this.verifyInPlace(key, handle, stats);
-        return { info, stream: checkedFileStream(handle, info.size, table, confirm) };
+        return { info, ...checkedFileRead(handle, info.size, table, confirm) };
       }
       // A range cannot be checked on its own: serve it only from a file verified and
       // unchanged since, or verify the whole file first.
