@@ -1,9 +1,11 @@
 import { expect } from 'chai';
-import { mkdtemp, open, readFile, rm, stat, utimes } from 'node:fs/promises';
+import { mkdtemp, open, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
 import { blobOf, md5, sha256Base64 } from '../harness/blobs.ts';
 import { spawnDataPlane, type SpawnedDataPlane } from '../harness/dataplane.ts';
+import { eventually } from '../harness/eventually.ts';
 import { expectAlive } from '../harness/hostile-clients.ts';
 import { framedGet, problemOf } from '../harness/http.ts';
 import { COLLIDING_MD5, COLLIDING_PAIR } from '../harness/md5-collision.ts';
@@ -32,6 +34,13 @@ describe('damaged bytes and MD5 collisions on the embedded tier (real process)',
   let dataDir: string;
   let plane: SpawnedDataPlane;
   const blobPath = (key: string) => join(dataDir, 'blobs', key.slice(0, 2), key);
+  const metaPath = (key: string) => `${blobPath(key)}.meta.json`;
+  type Meta = { pieces?: { size: number; crc32: string; seal: number } };
+  const readMetaFile = async (key: string): Promise<Meta> =>
+    JSON.parse(await readFile(metaPath(key), 'utf8')) as Meta;
+  /** A whole GET that passes records the piece checksums (after its end): wait for them. */
+  const piecesRecorded = (key: string) =>
+    eventually('the piece checksums recorded', async () => (await readMetaFile(key)).pieces);
   const blobUrl = (key: string) => `${plane.url}/v1/blobs/${key}`;
   const put = (body: Buffer, headers: Record<string, string> = {}, key = md5(body)) =>
     fetch(blobUrl(key), { method: 'PUT', body, headers });
@@ -86,6 +95,80 @@ describe('damaged bytes and MD5 collisions on the embedded tier (real process)',
       const read = await framedGet(blobUrl(key));
       expect(read.complete).to.be.false;
       expect((await fetch(blobUrl(key), { method: 'HEAD' })).status).to.equal(404);
+    });
+
+    it('is caught piece by piece once a whole GET recorded its checksums, with the time kept', async () => {
+      const blob = blobOf(1536 * KiB, 107);
+      const key = md5(blob);
+      expect((await put(blob)).status).to.equal(201);
+      const first = await framedGet(blobUrl(key));
+      expect(first.complete).to.be.true;
+      expect(first.body.equals(blob)).to.be.true;
+      const pieces = await piecesRecorded(key);
+      expect(pieces.size).to.equal(blob.length);
+      const before = await quarantined();
+      // Damage in the second MiB, its times put back: only the checksums can tell.
+      const at = 1024 * KiB + 200 * KiB;
+      await damage(blobPath(key), at, true);
+      const read = await framedGet(blobUrl(key));
+      expect(read.status).to.equal(200);
+      expect(read.complete).to.be.false;
+      // Nothing from the damaged 64 KiB piece on was sent, and what was sent is the blob's.
+      expect(read.body.length).to.be.at.most(at - (at % (64 * KiB)));
+      expect(read.body.equals(blob.subarray(0, read.body.length))).to.be.true;
+      expect(await quarantined()).to.equal(before + 1);
+      expect((await fetch(blobUrl(key))).status).to.equal(404);
+    });
+
+    it('answers 500, sending no byte, when the first piece is found damaged', async () => {
+      const blob = blobOf(600 * KiB, 109);
+      const key = md5(blob);
+      expect((await put(blob)).status).to.equal(201);
+      expect((await framedGet(blobUrl(key))).complete).to.be.true;
+      await piecesRecorded(key);
+      const before = await quarantined();
+      await damage(blobPath(key), 10, true);
+      const read = await framedGet(blobUrl(key));
+      expect(read.status).to.equal(500);
+      expect(read.body.includes(blob.subarray(0, 64))).to.be.false;
+      expect(await quarantined()).to.equal(before + 1);
+      expect((await fetch(blobUrl(key))).status).to.equal(404);
+    });
+
+    it('never removes an intact blob for damaged checksums in its meta file', async () => {
+      const blob = blobOf(400 * KiB, 108);
+      const key = md5(blob);
+      expect((await put(blob)).status).to.equal(201);
+      expect((await framedGet(blobUrl(key))).complete).to.be.true;
+      const recorded = await piecesRecorded(key);
+      const before = await quarantined();
+      const table = Buffer.from(recorded.crc32, 'base64');
+      table[1] = table[1]! ^ 0x01;
+      // A table that no longer matches its seal reads as none: the blob is verified by MD5.
+      const meta = await readMetaFile(key);
+      meta.pieces = { ...recorded, crc32: table.toString('base64') };
+      await writeFile(metaPath(key), JSON.stringify(meta));
+      const read = await framedGet(blobUrl(key));
+      expect(read.complete).to.be.true;
+      expect(read.body.equals(blob)).to.be.true;
+      const rightAgain = async () => {
+        const { pieces } = await readMetaFile(key);
+        return pieces?.crc32 === recorded.crc32 && pieces.seal === recorded.seal;
+      };
+      // That MD5 pass records the right table again (after the read ended): wait for it.
+      await eventually('the right checksums recorded again', rightAgain);
+      // A wrong table that matches its seal (written by hand) costs one failed read (its
+      // first piece fails: a 500): the blob is hashed whole, found intact and kept, and its
+      // checksums recorded again.
+      meta.pieces = { ...recorded, crc32: table.toString('base64'), seal: crc32(table) };
+      await writeFile(metaPath(key), JSON.stringify(meta));
+      const failed = await framedGet(blobUrl(key));
+      expect(failed.status).to.equal(500);
+      await eventually('the right checksums recorded once more', rightAgain);
+      const again = await framedGet(blobUrl(key));
+      expect(again.complete).to.be.true;
+      expect(again.body.equals(blob)).to.be.true;
+      expect(await quarantined()).to.equal(before);
     });
 
     it('is never served to any Range read: every range answers 404 once found damaged', async () => {

@@ -4,6 +4,7 @@ import { readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promis
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { isPieceChecksums, PieceChecksummer, type PieceChecksums } from './piece-checksums.ts';
 
 /**
  * What a blob file looked like when its bytes were last verified against its key. A file
@@ -22,6 +23,11 @@ export interface BlobMeta {
   sha256?: string;
   /** Absent for files never verified here (or whose meta file was lost or damaged). */
   verified?: VerifiedStamp;
+  /**
+   * CRC-32 of each 64 KiB piece, recorded when the bytes were verified: whole reads check
+   * them instead of hashing the file again (docs/decisions/0055).
+   */
+  pieces?: PieceChecksums;
 }
 
 export function stampOf(stats: BigIntStats): VerifiedStamp {
@@ -54,10 +60,11 @@ export async function readMeta(path: string): Promise<BlobMeta> {
   try {
     const parsed = JSON.parse(text) as unknown;
     if (parsed === null || typeof parsed !== 'object') return {};
-    const { sha256, verified } = parsed as BlobMeta;
+    const { sha256, verified, pieces } = parsed as BlobMeta;
     return {
       ...(typeof sha256 === 'string' ? { sha256 } : {}),
       ...(typeof verified?.mtimeNs === 'string' ? { verified } : {}),
+      ...(isPieceChecksums(pieces) ? { pieces } : {}),
     };
   } catch {
     return {};
@@ -106,12 +113,14 @@ export interface FileDigest {
   md5: string;
   sha256: string;
   size: number;
+  pieces: PieceChecksums;
 }
 
-/** MD5 and SHA-256 of an open file, read as a stream from its start. */
+/** MD5, SHA-256 and piece checksums of an open file, read as a stream from its start. */
 export async function digestOfFile(handle: FileHandle): Promise<FileDigest> {
   const md5 = createHash('md5');
   const sha256 = createHash('sha256');
+  const pieces = new PieceChecksummer();
   let size = 0;
   await pipeline(
     createReadStream('', { fd: handle, start: 0, autoClose: false }),
@@ -119,10 +128,16 @@ export async function digestOfFile(handle: FileHandle): Promise<FileDigest> {
       write(chunk: Buffer, _encoding, callback) {
         md5.update(chunk);
         sha256.update(chunk);
+        pieces.update(chunk);
         size += chunk.length;
         callback();
       },
     }),
   );
-  return { md5: md5.digest('hex'), sha256: sha256.digest('base64'), size };
+  return {
+    md5: md5.digest('hex'),
+    sha256: sha256.digest('base64'),
+    size,
+    pieces: pieces.result(),
+  };
 }

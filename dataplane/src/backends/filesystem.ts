@@ -29,6 +29,13 @@ import {
 } from './blob-meta.ts';
 import { GroupCommit } from '../group-commit.ts';
 import { KeyedQueue } from './keyed-queue.ts';
+import { checkedFileRead } from './checked-read.ts';
+import {
+  PieceChecksumRecorder,
+  pieceTable,
+  samePieces,
+  type PieceChecksums,
+} from './piece-checksums.ts';
 
 export interface FileSystemStoreOptions {
   /** Told about every stored copy found damaged and removed (for metrics and logs). */
@@ -56,10 +63,12 @@ const SPACE_REGAINED_BYTES = 1024 * 1024;
  * to `tmp/`, are fsynced and verified, then hard-linked into place: `link` fails when the
  * name exists, so publishing is atomic and never replaces an intact blob.
  *
- * Integrity (docs/decisions/0015): whole reads are verified while they stream (the last
- * chunk is held back until the digest matched); a range is served only from a file whose
- * stamp still matches, else the whole file is verified first. A damaged copy is removed
- * (quarantined), so a re-upload stores the right bytes again.
+ * Integrity (docs/decisions/0015, 0055): whole reads are checked while they stream: each
+ * 64 KiB piece against the CRC-32 recorded when the file was last verified, or, with no
+ * such record, the whole file against its MD5 (the last chunk held back until the digest
+ * matched; the piece checksums are recorded then). A range is served only from a file
+ * whose stamp still matches, else the whole file is verified first. A damaged copy is
+ * removed (quarantined), so a re-upload stores the right bytes again.
  */
 export class FileSystemStore implements BlobStore {
   private readonly root: string;
@@ -171,7 +180,13 @@ export class FileSystemStore implements BlobStore {
       const stats = await handle.stat({ bigint: true });
       const meta = await readMeta(this.metaPath(key));
       const info = blobInfo(key, Number(stats.size), meta.sha256);
-      if (range === undefined) return { info, stream: this.verifiedStream(key, handle, stats) };
+      if (range === undefined) {
+        const table = pieceTable(meta.pieces, info.size);
+        if (table === null) return { info, stream: this.verifiedStream(key, handle, stats) };
+        // A piece found damaged is confirmed by MD5 before the only copy is removed.
+        const confirm = (): Promise<unknown> => this.verifyInPlace(key, handle, stats);
+        return { info, ...checkedFileRead(handle, info.size, table, confirm) };
+      }
       // A range cannot be checked on its own: serve it only from a file verified and
       // unchanged since, or verify the whole file first.
       if (!stampMatches(meta.verified, stats) && !(await this.verifyInPlace(key, handle, stats))) {
@@ -191,30 +206,36 @@ export class FileSystemStore implements BlobStore {
     }
   }
 
-  /** The whole file through a verifier; a mismatch quarantines it, then fails the stream. */
+  /**
+   * The whole file through a verifier, recording its piece checksums; a mismatch
+   * quarantines it, then fails the stream.
+   */
   private verifiedStream(key: string, handle: FileHandle, stats: BigIntStats): Readable {
+    const recorder = new PieceChecksumRecorder();
     const verifier = new DigestVerifier(
       { md5: key, size: Number(stats.size) },
       { onMismatch: (error) => this.quarantine(key, stats, error.message) },
     );
     return pipelineCallback(
       createReadStream('', { fd: handle, autoClose: true }),
+      recorder,
       verifier,
       (error) => {
-        if (error === null || error === undefined) void this.restamp(key, stats);
+        if (!error) void this.restamp(key, stats, recorder.checksums);
       },
     );
   }
 
-  /** Records that `stats` was just verified, unless the stamp says so already. */
-  private async restamp(key: string, stats: BigIntStats): Promise<void> {
+  /** Records that `stats` was just verified, with its piece checksums, unless known. */
+  private async restamp(key: string, stats: BigIntStats, pieces: PieceChecksums): Promise<void> {
     await this.publishing
       .run(key, async () => {
         const meta = await readMeta(this.metaPath(key));
-        if (stampMatches(meta.verified, stats)) return;
+        if (stampMatches(meta.verified, stats) && samePieces(meta.pieces, pieces)) return;
         const current = await this.statOf(key);
         if (current === null || current.ino !== stats.ino) return;
-        await writeMeta(this.metaPath(key), { ...meta, verified: stampOf(stats) }, this.tmpDir);
+        const updated: BlobMeta = { ...meta, verified: stampOf(stats), pieces };
+        await writeMeta(this.metaPath(key), updated, this.tmpDir);
       })
       .catch(() => undefined);
   }
@@ -230,7 +251,7 @@ export class FileSystemStore implements BlobStore {
       await this.quarantine(key, stats, `its MD5 is ${digest.md5} (${digest.size} bytes)`);
       return false;
     }
-    await this.restamp(key, stats);
+    await this.restamp(key, stats, digest.pieces);
     return true;
   }
 
@@ -380,7 +401,7 @@ export class FileSystemStore implements BlobStore {
           await this.quarantine(info.key, stats, `its MD5 is ${digest.md5} (${digest.size} bytes)`);
           return null;
         }
-        meta = { sha256: digest.sha256, verified: stampOf(stats) };
+        meta = { sha256: digest.sha256, verified: stampOf(stats), pieces: digest.pieces };
         await writeMeta(this.metaPath(info.key), meta, this.tmpDir);
       } finally {
         await handle.close();

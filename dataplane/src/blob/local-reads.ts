@@ -5,7 +5,7 @@ import type { Metrics } from '../metrics.ts';
 import type { Manifest, RedisFastTier } from '../redis/fast-tier.ts';
 import { readCached } from './cached-read.ts';
 import type { KeyGuard, KeyGuards } from './key-guards.ts';
-import type { BlobInfo, BlobStore, ByteRange } from './store.ts';
+import type { BlobRead, BlobStore, ByteRange } from './store.ts';
 
 export interface LocalReadDeps {
   fast: RedisFastTier;
@@ -25,7 +25,7 @@ export async function readLocalCopy(
   key: string,
   range: ByteRange | undefined,
   guard: KeyGuard,
-): Promise<{ info: BlobInfo; stream: Readable } | null> {
+): Promise<BlobRead | null> {
   const { local, fast, metrics } = deps;
   if (!local.holds(key)) return null;
   const generation = await fast.generation(key);

@@ -1,3 +1,4 @@
+import type { PieceSource } from './piece-source.ts';
 import type { Readable } from 'node:stream';
 
 /** What is known of a stored blob without reading it. */
@@ -34,6 +35,11 @@ export interface BlobRead {
    * then writes them out directly instead of through a stream. `stream` is unused then.
    */
   chunks?: readonly Buffer[];
+  /**
+   * The same bytes as a source the HTTP layer reads into buffers it lends and reuses (large
+   * reads of files, docs/decisions/0056). `stream` is unused then; the writer closes it.
+   */
+  source?: PieceSource;
   /**
    * For reads served by reference from memory: call once `chunks` are no longer in use (a
    * response finished or was cut), so their bytes stop counting against the tier's budget.

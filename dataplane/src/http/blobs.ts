@@ -21,6 +21,7 @@ import type { BlobInfo, ByteRange } from '../blob/store.ts';
 import type { Metrics } from '../metrics.ts';
 import { requireScope, type AuthTokens } from './auth.ts';
 import { etagOf, setBlobHeaders } from './blob-headers.ts';
+import { writePieces } from './piece-writer.ts';
 import { decideRange, ifNoneMatchHits, ifRangeAllows } from './range.ts';
 import { labelRoute, requestContext } from './request-context.ts';
 import { declaredLength, uploadBody } from './request-body.ts';
@@ -193,8 +194,13 @@ export function blobRoutes(options: BlobRoutesOptions): Router {
     // Only then: flushing the status of a stream that starts at once (the embedded tiers'
     // read of a file) kept stalled readers of it from being cut as idle.
     if (served.behindFill === true) res.flushHeaders();
-    served.stream.on('data', (chunk: Buffer) => metrics.bytesSent.inc(chunk.length));
     try {
+      if (served.source !== undefined) {
+        // Large reads of files: into reused buffers, without stream machinery.
+        await writePieces(res, served.source, (bytes) => metrics.bytesSent.inc(bytes));
+        return;
+      }
+      served.stream.on('data', (chunk: Buffer) => metrics.bytesSent.inc(chunk.length));
       await pipeline(served.stream, res);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE') {

@@ -1,4 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
+import type { PieceSource } from '../blob/piece-source.ts';
 import { HELD_DOWNSTREAM, PIECE_BYTES, type ReadAheadBudget } from '../redis/chunks.ts';
 
 /**
@@ -18,11 +19,16 @@ export class BudgetedPieces {
     this.largeBytes = largeBytes;
   }
 
-  /** Reads the next piece at `offset`, at most `most` bytes; empty at the end of the file. */
-  async read(handle: FileHandle, offset: number, most: number): Promise<Buffer> {
+  /** The size of the next piece, at most `most` bytes: large while the budget has room. */
+  take(most = Number.POSITIVE_INFINITY): number {
     const large = most > PIECE_BYTES && this.budget.tryTake(this.largeBytes);
     this.handedOn.push(large ? this.largeBytes : 0);
-    const length = Math.min(most, large ? this.largeBytes : PIECE_BYTES);
+    return Math.min(most, large ? this.largeBytes : PIECE_BYTES);
+  }
+
+  /** Reads the next piece at `offset`, at most `most` bytes; empty at the end of the file. */
+  async read(handle: FileHandle, offset: number, most: number): Promise<Buffer> {
+    const length = this.take(most);
     const piece = Buffer.allocUnsafe(length);
     const { bytesRead } = await handle.read(piece, 0, length, offset);
     return bytesRead === length ? piece : piece.subarray(0, bytesRead);
@@ -40,23 +46,32 @@ export class BudgetedPieces {
   }
 }
 
-/** Bytes `from..end` of an open file, in budgeted pieces; closes the file when done. */
-export async function* readFileRange(
+/**
+ * Bytes `from..end` of an open file as a piece source; `close` closes the file (and calls
+ * `onClose`, once).
+ */
+export function fileRangeSource(
   handle: FileHandle,
   from: number,
   end: number,
-  pieces: BudgetedPieces,
-): AsyncGenerator<Buffer> {
-  try {
-    for (let offset = from; offset <= end;) {
-      const piece = await pieces.read(handle, offset, end - offset + 1);
-      if (piece.length === 0) throw new Error('The local copy ended short');
-      offset += piece.length;
-      yield piece;
-      pieces.handedOnOne();
-    }
-  } finally {
-    pieces.close();
-    await handle.close().catch(() => undefined);
-  }
+  onClose: () => void,
+): PieceSource {
+  let offset = from;
+  let closed = false;
+  return {
+    async read(into) {
+      const length = Math.min(into.length, end + 1 - offset);
+      if (length <= 0) return 0;
+      const { bytesRead } = await handle.read(into, 0, length, offset);
+      if (bytesRead === 0) throw new Error('The local copy ended short');
+      offset += bytesRead;
+      return bytesRead;
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      onClose();
+      await handle.close().catch(() => undefined);
+    },
+  };
 }

@@ -4,9 +4,10 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { KeyGuard } from '../blob/key-guards.ts';
-import { blobInfo, type BlobInfo, type ByteRange } from '../blob/store.ts';
+import { blobInfo, type BlobRead, type ByteRange } from '../blob/store.ts';
 import type { ReadAheadBudget } from '../redis/chunks.ts';
-import { BudgetedPieces, readFileRange } from './budgeted-pieces.ts';
+import { streamOfPieces } from '../blob/piece-source.ts';
+import { BudgetedPieces, fileRangeSource } from './budgeted-pieces.ts';
 import { ByteLedger } from './byte-ledger.ts';
 import { followFill, LocalFill } from './local-fill.ts';
 
@@ -121,7 +122,7 @@ export class LocalTier {
     generation: string,
     range: ByteRange | undefined,
     deleted: () => boolean,
-  ): Promise<{ info: BlobInfo; stream: Readable } | null> {
+  ): Promise<BlobRead | null> {
     const copy = this.ledger.get(key);
     if (copy === undefined) return null;
     if (copy.generation !== generation || Date.now() - copy.storedAt > this.options.maxAgeMs) {
@@ -148,17 +149,10 @@ export class LocalTier {
       return null;
     }
     const { pieceBytes, budget } = this.options;
-    const stream = Readable.from(
-      readFileRange(
-        handle,
-        range?.start ?? 0,
-        range?.end ?? copy.size - 1,
-        new BudgetedPieces(budget, pieceBytes),
-      ),
-      { objectMode: false, highWaterMark: 0 },
-    );
-    stream.once('close', release);
-    return { info: blobInfo(key, copy.size, copy.sha256), stream };
+    const source = fileRangeSource(handle, range?.start ?? 0, range?.end ?? copy.size - 1, release);
+    // The HTTP layer reads `source` into buffers it reuses; other consumers get the stream.
+    const stream = streamOfPieces(source, new BudgetedPieces(budget, pieceBytes));
+    return { info: blobInfo(key, copy.size, copy.sha256), stream, source };
   }
 
   /**

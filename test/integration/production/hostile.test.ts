@@ -112,13 +112,16 @@ describe('hostile clients against the production tiers (real process, Redis + S3
         budget: () => Promise<number>;
         awaitCut: boolean;
         whileStalled?: () => Promise<void>;
+        /** Runs once the blob is stored, before `before` is measured. */
+        prepare?: () => Promise<void>;
       },
     ): Promise<void> {
-      const { what, budget, awaitCut, whileStalled } = options;
+      const { what, budget, awaitCut, whileStalled, prepare } = options;
       const key = blob.key();
       expect(await uploadGenerated(`${plane.url}/v1/blobs/${key}`, blob)).to.equal(201);
       // Copies to S3 done: what the uploader held is not taken for what readers hold.
       await waitForDrain(plane.url);
+      await prepare?.();
       const cutsBefore = await idleCuts(plane.url);
       const allowed = await budget();
       const before = await memoryUse(plane);
@@ -166,6 +169,23 @@ describe('hostile clients against the production tiers (real process, Redis + S3
         what: 'a 32 MiB blob',
         budget: () => Promise.resolve(READ_AHEAD_MIB * MiB),
         awaitCut: true,
+      });
+    });
+
+    it('keeps 100 stalled readers of a 32 MiB blob kept in the local tier within the read-ahead budget', async () => {
+      const blob = new GeneratedBlob(32 * MiB, 304);
+      const copies = (): Promise<number> => metricValue(plane.url, 'blobcache_local_tier_copies');
+      const copiesBefore = await copies();
+      // Every reader is then served from the kept copy, through reused buffers (0056).
+      await stallHundredReaders(blob, {
+        what: 'a 32 MiB blob kept in the local tier',
+        budget: () => Promise.resolve(READ_AHEAD_MIB * MiB),
+        awaitCut: false,
+        prepare: async () => {
+          const whole = await fetch(`${plane.url}/v1/blobs/${blob.key()}`);
+          expect(await digestOf(whole.body!)).to.deep.equal({ md5: blob.key(), size: blob.size });
+          await eventually('the copy kept', async () => (await copies()) === copiesBefore + 1);
+        },
       });
     });
 
