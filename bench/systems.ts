@@ -5,3 +5,4 @@ export const FSYNC_LOOP = 'write + fsync + rename loop';
 export const MODELLED_PRODUCTION = 'blobcache (Redis + modelled S3)';
 export const NGINX_CACHE = 'nginx caching proxy';
 export const MODELLED_S3 = 'S3 direct (modelled link)';
+export const BARE_NODE = 'bare node:http (from memory)';
