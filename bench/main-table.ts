@@ -20,7 +20,15 @@ import type { StaticNginx } from './nginx.ts';
 import { cpuSecondsDuring, ProcessSampler } from './processes.ts';
 import type { Row } from './report-rows.ts';
 import type { BenchResults } from './report.ts';
-import { DURABLE_FSYNC_LOOP, EMBEDDED, FSYNC_LOOP, PRODUCTION, PUT_FLOOR } from './systems.ts';
+import { startBareNode } from './bare-node.ts';
+import {
+  BARE_NODE,
+  DURABLE_FSYNC_LOOP,
+  EMBEDDED,
+  FSYNC_LOOP,
+  PRODUCTION,
+  PUT_FLOOR,
+} from './systems.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -86,6 +94,11 @@ export async function measureSize(
     },
     { system: 'S3 direct (versitygw)', url: signed, server: s3Pid, size, seconds },
   ];
+  if (size === 4 * KiB) {
+    // The runtime's floor for a small hit, beside the data planes (bench/bare-node.ts).
+    const bare = await startBareNode(join(nginx.root, key));
+    systems.push({ system: BARE_NODE, url: bare.url, server: bare.pid, size, seconds });
+  }
   for (const served of systems) rows.push(await measureGet({ ...served, connections }));
   // Latency without queueing: one connection at a time.
   if (size === 4 * KiB)

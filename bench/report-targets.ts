@@ -5,6 +5,7 @@
 import { find, sizeLabel, type Row } from './report-rows.ts';
 import type { BenchResults } from './report.ts';
 import {
+  BARE_NODE,
   DURABLE_FSYNC_LOOP,
   EMBEDDED,
   FSYNC_LOOP,
@@ -157,6 +158,16 @@ function memory(results: BenchResults): Target {
   };
 }
 
+/** What the bare node:http server (bench/bare-node.ts) reached, as the runtime's floor. */
+function bareNodeLimit(
+  bare: number | undefined,
+  reference: number | undefined,
+  prefix = '',
+): string {
+  if (bare === undefined || reference === undefined || !(reference > 0)) return '';
+  return `${prefix}a bare node:http server answering from memory: ${(bare / reference).toFixed(2)} ×`;
+}
+
 const mbps = (row: Row | undefined): number | undefined => row?.megabytesPerSecond;
 const rps = (row: Row | undefined): number | undefined => row?.requestsPerSecond;
 
@@ -178,7 +189,14 @@ export function targets(results: BenchResults): Target[] {
       mbps(get('nginx (static', 256 * MiB)),
       1,
     ),
-    hitsAgainstNginxCache(results),
+    {
+      ...hitsAgainstNginxCache(results),
+      limit: bareNodeLimit(
+        rps(get(BARE_NODE, 4 * KiB)),
+        rps(find(results.honest?.rows ?? [], 'GET', NGINX_CACHE, 4 * KiB, 16)),
+        '4 KiB: ',
+      ),
+    },
     stormAgainstNginxCache(results),
     hotBlob(results),
     ratioTarget(
@@ -222,6 +240,7 @@ export function targets(results: BenchResults): Target[] {
       rps(get(PRODUCTION, 4 * KiB)),
       rps(get('nginx (static', 4 * KiB)),
       0.6,
+      bareNodeLimit(rps(get(BARE_NODE, 4 * KiB)), rps(get('nginx (static', 4 * KiB))),
     ),
     results.storm === undefined
       ? { target: 'exactly one S3 GET in the miss storm (loopback S3)', ...NOT_RUN }

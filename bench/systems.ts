@@ -7,3 +7,4 @@ export const PUT_FLOOR = 'bare node:http server doing that loop';
 export const MODELLED_PRODUCTION = 'blobcache (Redis + modelled S3)';
 export const NGINX_CACHE = 'nginx caching proxy';
 export const MODELLED_S3 = 'S3 direct (modelled link)';
+export const BARE_NODE = 'bare node:http (from memory)';

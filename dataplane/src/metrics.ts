@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { MemoryHitTally } from './memory-hit-tally.ts';
 
 export interface MetricsOptions {
   /** Adds Node's process metrics (CPU, memory, event loop lag). @default false */
@@ -12,42 +13,53 @@ export interface ScrapedGauge {
   read: () => Promise<number>;
 }
 
+const HTTP_DURATION_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+] as const;
+
+/** The labels of an answer from the HTTP fast path (always a whole blob, 200). */
+export const MEMORY_HIT_LABELS = { method: 'GET', route: '/v1/blobs/{md5}', status: '200' };
+
 /**
  * Every Prometheus metric of the data plane, on a registry of its own so that several apps
  * can live in one process (tests) without clashing on the global registry.
  */
 export class Metrics {
   readonly registry = new Registry();
+  /** In-memory hits answered by the HTTP fast path, folded in below whenever read. */
+  readonly memoryHits = new MemoryHitTally(HTTP_DURATION_BUCKETS);
   readonly httpRequests = new Counter({
     name: 'blobcache_http_requests_total',
     help: 'HTTP requests answered, by method, route and status code.',
     labelNames: ['method', 'route', 'status'] as const,
     registers: [this.registry],
+    collect: () => this.foldMemoryHitAnswers(),
   });
   readonly httpDuration = new Histogram({
     name: 'blobcache_http_request_duration_seconds',
     help: 'Time from request start to the last byte of the response, by method, route and status.',
     labelNames: ['method', 'route', 'status'] as const,
-    buckets: [
-      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
-    ],
+    buckets: [...HTTP_DURATION_BUCKETS],
     registers: [this.registry],
+    collect: () => this.foldMemoryHitAnswers(),
   });
   readonly bytesReceived = new Counter({
     name: 'blobcache_bytes_received_total',
     help: 'Blob bytes received in upload bodies.',
     registers: [this.registry],
   });
-  readonly bytesSent = new Counter({
+  readonly bytesSent: Counter = new Counter({
     name: 'blobcache_bytes_sent_total',
     help: 'Blob bytes sent in GET response bodies.',
     registers: [this.registry],
+    collect: (): void => this.memoryHits.foldBytes(this.bytesSent),
   });
-  readonly cacheRequests = new Counter({
+  readonly cacheRequests: Counter<'result'> = new Counter({
     name: 'blobcache_cache_requests_total',
     help: 'Blob reads by outcome: hit (fast tier), miss (read through), absent (in no tier).',
     labelNames: ['result'] as const,
     registers: [this.registry],
+    collect: (): void => this.memoryHits.foldHits(this.cacheRequests),
   });
   readonly fills = new Counter({
     name: 'blobcache_fills_total',
@@ -134,6 +146,11 @@ export class Metrics {
 
   constructor(options: MetricsOptions = {}) {
     if (options.processMetrics === true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Both metrics an answer goes to take the tallied answers together, whichever is read first. */
+  private foldMemoryHitAnswers(): void {
+    this.memoryHits.foldAnswers(MEMORY_HIT_LABELS, this.httpRequests, this.httpDuration);
   }
 
   /** Registers gauges whose value is read at scrape time; a failing read reports -1. */

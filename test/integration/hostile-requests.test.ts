@@ -221,6 +221,27 @@ describe('hostile requests against the data plane process (embedded)', function 
       expect(Buffer.from(get!.body, 'latin1').equals(blob)).to.be.true;
     });
 
+    it('answers pipelined GET hits, a DELETE and a GET in order: the GET after the DELETE is a 404', async () => {
+      const blob = blobOf(4096, 94);
+      const key = md5(blob);
+      expect((await fetch(url(`/v1/blobs/${key}`), { method: 'PUT', body: blob })).status).to.equal(
+        201,
+      );
+      // The first GETs are in-memory hits (the fast path); the DELETE goes through express.
+      const get = `GET /v1/blobs/${key} HTTP/1.1\r\nHost: x\r\n\r\n`;
+      const bytes = Buffer.from(
+        get.repeat(3) +
+          `DELETE /v1/blobs/${key} HTTP/1.1\r\nHost: x\r\n\r\n` +
+          get.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n'),
+      );
+      const answers = parseResponses((await rawExchange(plane.url, bytes)).text);
+      expect(answers.map((answer) => answer.status)).to.deep.equal([200, 200, 200, 204, 404]);
+      for (const answer of answers.slice(0, 3)) {
+        expect(answer.headers['x-cache']).to.equal('hit');
+        expect(Buffer.from(answer.body, 'latin1').equals(blob)).to.be.true;
+      }
+    });
+
     it('answers a client that half-closes after a complete upload', async () => {
       const blob = blobOf(100_000, 93);
       const bytes = Buffer.concat([

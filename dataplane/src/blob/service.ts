@@ -56,13 +56,14 @@ export interface BlobService {
 
 /** Labels an in-memory read as a hit without touching its (lazily made) stream. */
 export function servedFromMemory(read: BlobRead): ServedBlob {
-  return {
+  const served: ServedBlob = {
     info: read.info,
     chunks: read.chunks,
-    ...(read.release === undefined ? {} : { release: read.release }),
     cache: 'hit',
     get stream() {
       return read.stream;
     },
   };
+  if (read.release !== undefined) served.release = read.release;
+  return served;
 }

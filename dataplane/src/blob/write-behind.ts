@@ -262,7 +262,7 @@ export class WriteBehindTiers implements BlobService {
   peekInMemory(key: string): ServedBlob | null {
     const hit = this.options.hot?.peek(key) ?? null;
     if (hit === null) return null;
-    this.options.metrics.cacheRequests.inc({ result: 'hit' });
+    this.options.metrics.memoryHits.hit();
     return servedFromMemory(hit);
   }
 

@@ -193,7 +193,7 @@ export class WriteThroughTiers implements BlobService {
   peekInMemory(key: string): ServedBlob | null {
     const hit = this.cache?.peek(key) ?? null;
     if (hit === null) return null;
-    this.metrics.cacheRequests.inc({ result: 'hit' });
+    this.metrics.memoryHits.hit();
     return servedFromMemory(hit);
   }
 

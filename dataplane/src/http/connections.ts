@@ -222,16 +222,17 @@ export function guardConnections(
   });
 
   // Each socket's requests run in order: a pipelined GET after a PUT must see the blob.
-  const previous = new WeakMap<Socket, Promise<void>>();
+  // The socket's last response says whether it is done: no promise or listener per request
+  // unless one really waits (a kept-alive client asks again only after its answer).
+  const previous = new WeakMap<Socket, ServerResponse>();
   return (req, res) => {
     const socket = req.socket;
     if (isLingering(socket)) {
       // The connection is closing after an early answer; what follows is not served.
       return;
     }
-    const done = new Promise<void>((resolve) => res.once('close', resolve));
     const before = previous.get(socket);
-    previous.set(socket, done);
+    previous.set(socket, res);
     const serve = (): void => {
       if (overCap.has(socket)) {
         metrics.connectionsRefused.inc();
@@ -250,8 +251,9 @@ export function guardConnections(
       }
       handler(req, res);
     };
-    if (before === undefined) serve();
-    else void before.then(serve);
+    // `closed` is set as the response's 'close' is emitted (Node), as the wait used to be.
+    if (before === undefined || before.closed) serve();
+    else before.once('close', serve);
   };
 }
 

@@ -40,6 +40,43 @@ describe('MemoryLruStore', () => {
     expect(store.stats()).to.deep.equal({ bytes: 20, blobs: 2, evictions: 1 });
   });
 
+  it('keeps least-recently-used order while the most recent blob is read again and again', async () => {
+    const store = new MemoryLruStore({ maxBytes: 30, maxEntryBytes: 10 });
+    for (const value of ['aaaaaaaaaa', 'bbbbbbbbbb', 'cccccccccc']) await put(store, value);
+    const read = (value: string): void => store.peek(md5(value))!.release!();
+    for (let i = 0; i < 5; i++) read('cccccccccc');
+    read('aaaaaaaaaa');
+    read('bbbbbbbbbb');
+    await put(store, 'dddddddddd');
+    // c, read last before a and b, is the least recently used now.
+    expect(await store.head(md5('cccccccccc'))).to.equal(null);
+    for (const value of ['aaaaaaaaaa', 'bbbbbbbbbb', 'dddddddddd'])
+      expect(await store.head(md5(value))).to.not.equal(null);
+    // The most recent blob deleted, then a read and a new blob: each becomes the most recent.
+    await store.delete(md5('dddddddddd'));
+    read('aaaaaaaaaa');
+    await put(store, 'eeeeeeeeee');
+    read('aaaaaaaaaa');
+    await put(store, 'ffffffffff');
+    await put(store, 'gggggggggg');
+    for (const value of ['bbbbbbbbbb', 'eeeeeeeeee'])
+      expect(await store.head(md5(value))).to.equal(null);
+    for (const value of ['aaaaaaaaaa', 'ffffffffff', 'gggggggggg'])
+      expect(await store.head(md5(value))).to.not.equal(null);
+  });
+
+  it('serves a whole blob as the chunks it stored, and ranges as slices of them', async () => {
+    const store = new MemoryLruStore({ maxBytes: 100, maxEntryBytes: 50 });
+    await put(store, 'abcdefgh');
+    const whole = store.peek(md5('abcdefgh'))!;
+    expect(Buffer.concat(whole.chunks!).toString()).to.equal('abcdefgh');
+    expect(whole.chunks!.map((chunk) => chunk.toString())).to.deep.equal(['ab', 'cdefgh']);
+    const range = store.peek(md5('abcdefgh'), { start: 1, end: 2 })!;
+    expect(range.chunks!.map((chunk) => chunk.toString())).to.deep.equal(['b', 'c']);
+    whole.release!();
+    range.release!();
+  });
+
   it('refuses blobs over its entry limit and bytes that do not match the key', async () => {
     const store = new MemoryLruStore({ maxBytes: 100, maxEntryBytes: 4 });
     await put(store, 'abcdefgh').then(
