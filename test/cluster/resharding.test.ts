@@ -50,19 +50,27 @@ function moved(stack: ClusterStack, from: number, to: number) {
   );
 }
 
+/** The masters of the given shards, as the cluster sees them now. */
+async function mastersOf(stack: ClusterStack, shards: readonly number[]) {
+  return (await clusterView(stack.operator)).filter(
+    ({ node, pod }) => node.flags.includes('master') && shards.includes(pod.shard),
+  );
+}
+
+/** Whether this node serves the slot of the blob's keys. */
+const serves = (node: { slots: [number, number][] }, blob: Acknowledged): boolean => {
+  const slot = calculateSlot(`bc:{${blob.md5}}:m`);
+  return node.slots.some(([a, b]) => slot >= a && slot <= b);
+};
+
 /** Those of the blobs whose slot a master of the given shards serves now. */
 async function onShards(
   stack: ClusterStack,
   blobs: readonly Acknowledged[],
   shards: readonly number[],
 ): Promise<Acknowledged[]> {
-  const masters = (await clusterView(stack.operator)).filter(
-    ({ node, pod }) => node.flags.includes('master') && shards.includes(pod.shard),
-  );
-  return blobs.filter((blob) => {
-    const slot = calculateSlot(`bc:{${blob.md5}}:m`);
-    return masters.some(({ node }) => node.slots.some(([a, b]) => slot >= a && slot <= b));
-  });
+  const masters = await mastersOf(stack, shards);
+  return blobs.filter((blob) => masters.some(({ node }) => serves(node, blob)));
 }
 
 /**
@@ -74,15 +82,9 @@ async function cachedOnShards(
   blobs: readonly Acknowledged[],
   shards: readonly number[],
 ): Promise<Acknowledged[]> {
-  const masters = (await clusterView(stack.operator)).filter(
-    ({ node, pod }) => node.flags.includes('master') && shards.includes(pod.shard),
-  );
   const cached: Acknowledged[] = [];
-  for (const { node, pod } of masters) {
-    const mine = blobs.filter((blob) => {
-      const slot = calculateSlot(`bc:{${blob.md5}}:m`);
-      return node.slots.some(([a, b]) => slot >= a && slot <= b);
-    });
+  for (const { node, pod } of await mastersOf(stack, shards)) {
+    const mine = blobs.filter((blob) => serves(node, blob));
     if (mine.length === 0) continue;
     const client = new Redis({ host: pod.ip!, port: pod.port, password: stack.redis.password });
     try {
