@@ -1,3 +1,7 @@
+// Over 400 lines: every step of a blob's life on disk (write, fsync, verify, link, directory
+// sync, quarantine, restamp) shares the store's locks and the order in which names become
+// durable; split apart, that order would be spread over modules. The directory-sync
+// bookkeeping (prefix directories, kept handles) is the piece that could leave first.
 import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream, type BigIntStats } from 'node:fs';
 import { link, mkdir, open, readdir, rm, stat, statfs, unlink } from 'node:fs/promises';
