@@ -12,6 +12,7 @@ import { chunkReader, chunkWriter } from './chunks.ts';
 import { execPipeline } from './cluster-pipeline.ts';
 import { asServiceError } from './errors.ts';
 import { blobKeys } from './keys.ts';
+import { ReplicaPresence } from './replica-presence.ts';
 import { ReplicatedPublishes } from './replicated-publish.ts';
 import {
   DELETE,
@@ -86,6 +87,7 @@ export class RedisFastTier {
   private readonly options: Required<RedisFastTierOptions>;
   /** Publishes with their replica wait, batched per shard. */
   readonly replicatedPublishes: ReplicatedPublishes;
+  private readonly replicaPresence: ReplicaPresence;
 
   constructor(options: RedisFastTierOptions) {
     this.redis = options.redis;
@@ -95,7 +97,8 @@ export class RedisFastTier {
       pipelineDepth: 4,
       ...options,
     };
-    this.replicatedPublishes = new ReplicatedPublishes(this.redis);
+    this.replicaPresence = new ReplicaPresence(this.redis);
+    this.replicatedPublishes = new ReplicatedPublishes(this.redis, this.replicaPresence);
   }
 
   async manifest(key: string): Promise<Manifest | null> {
@@ -391,8 +394,7 @@ export class RedisFastTier {
    */
   async confirmReplicated(key: string, size: number): Promise<void> {
     const manifestKey = blobKeys.manifest(key);
-    const nodes = this.redis.slots[calculateSlot(manifestKey)] ?? [];
-    if (!(await this.replicatedPublishes.shardHasReplica(nodes))) return;
+    if (!(await this.replicaPresence.slotHasReplica(calculateSlot(manifestKey)))) return;
     // A large blob takes a while to stream to the replica: allow for it at a modest
     // replication rate on top of the fixed wait.
     const timeoutMs = this.options.replicaWaitMs + Math.ceil(size / REPLICATION_BYTES_PER_MS);

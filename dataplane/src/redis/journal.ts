@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { ServiceUnavailableError } from '../blob/errors.ts';
 import { execPipeline } from './cluster-pipeline.ts';
 import { journalPartitionOf, journalStream, uploadMarker } from './keys.ts';
+import { ReplicaPresence } from './replica-presence.ts';
 
 export const UPLOADER_GROUP = 'uploaders';
 
@@ -46,6 +47,7 @@ export class Journal {
   private readonly redis: Cluster;
   readonly partitions: number;
   private readonly replicaWaitMs: number;
+  private readonly replicaPresence: ReplicaPresence;
   /** Lifetime of a streaming marker; the upload renews it at a third of this. */
   readonly streamingMarkerMs: number;
 
@@ -57,6 +59,7 @@ export class Journal {
     streamingMarkerMs?: number;
   }) {
     this.redis = options.redis;
+    this.replicaPresence = new ReplicaPresence(options.redis);
     this.partitions = options.partitions;
     this.replicaWaitMs = options.replicaWaitMs;
     this.streamingMarkerMs = options.streamingMarkerMs ?? 15_000;
@@ -93,7 +96,7 @@ export class Journal {
     const stream = journalStream(partition);
     const token = randomUUID();
     const marker = uploadMarker(partition, token);
-    const replicated = (this.redis.slots[calculateSlot(stream)]?.length ?? 0) > 1;
+    const replicated = await this.replicaPresence.slotHasReplica(calculateSlot(stream));
     const [id, , acknowledged] = (await execPipeline(() => {
       const pipeline = this.redis
         .pipeline()

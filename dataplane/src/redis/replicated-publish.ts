@@ -2,6 +2,7 @@ import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
 import { GroupCommit } from '../group-commit.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ReplicaPresence } from './replica-presence.ts';
 import { PUBLISH } from './scripts.ts';
 
 /** One publish script call and how long its blob may take to reach a replica. */
@@ -31,7 +32,6 @@ interface BatchReply {
 const NOT_RUN = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN) /;
 const REDIRECT_ATTEMPTS = 30;
 const REDIRECT_DELAY_MS = 300;
-const ROLE_MEMORY_MS = 1_000;
 
 /**
  * Runs the publish script with the replica wait in one round trip: a pipeline of the
@@ -44,11 +44,11 @@ const ROLE_MEMORY_MS = 1_000;
 export class ReplicatedPublishes {
   private readonly redis: Cluster;
   private readonly batches: GroupCommit<PublishCall, BatchReply>;
-  /** Masters the slot map lists alone, and whether `ROLE` showed them a replica. */
-  private readonly roles = new Map<string, { replicas: boolean; at: number }>();
+  private readonly replicaPresence: ReplicaPresence;
 
-  constructor(redis: Cluster) {
+  constructor(redis: Cluster, replicaPresence: ReplicaPresence) {
     this.redis = redis;
+    this.replicaPresence = replicaPresence;
     this.batches = new GroupCommit({ run: (_nodes, calls) => this.runBatch(calls) });
   }
 
@@ -69,29 +69,6 @@ export class ReplicatedPublishes {
     return { code: reply.code, replicas: reply.replicas };
   }
 
-  /**
-   * Whether the master serving these nodes has a replica to wait for. The client's slot
-   * map alone cannot say no: Redis leaves a replica out of `CLUSTER SLOTS` until it has
-   * replicated something, and the map is refreshed every few seconds. So a master listed
-   * alone is asked (`ROLE`, remembered for a second).
-   */
-  async shardHasReplica(nodes: readonly string[]): Promise<boolean> {
-    const [master] = nodes;
-    // No map yet (the cluster is not ready): wait, as if there were a replica.
-    if (nodes.length >= 2 || master === undefined) return true;
-    const known = this.roles.get(master);
-    if (known !== undefined && Date.now() - known.at < ROLE_MEMORY_MS) return known.replicas;
-    const node = this.redis
-      .nodes('master')
-      .find(({ options }) => `${options.host}:${options.port}` === master);
-    // An unknown master is about to be replaced in the map: wait as if it had a replica.
-    if (node === undefined) return true;
-    const role = (await node.role()) as [string, number, unknown[]?];
-    const replicas = role[0] === 'master' && (role[2]?.length ?? 0) > 0;
-    this.roles.set(master, { replicas, at: Date.now() });
-    return replicas;
-  }
-
   private nodesOf(call: PublishCall): string[] | undefined {
     const [first] = call.keys;
     return first === undefined ? undefined : this.redis.slots[calculateSlot(first)];
@@ -105,7 +82,7 @@ export class ReplicatedPublishes {
     const first = calls[0];
     const nodes = first === undefined ? undefined : this.nodesOf(first);
     if (nodes === undefined) throw new Error('The shard of the batch is not known any more');
-    const waits = await this.shardHasReplica(nodes);
+    const waits = await this.replicaPresence.shardHasReplica(nodes);
     const pipeline = PUBLISH.pipeline(this.redis);
     for (const call of calls) {
       PUBLISH.queue(pipeline, call.keys, call.args, (error, code) => {
@@ -130,7 +107,7 @@ export class ReplicatedPublishes {
    */
   private async publishAlone(call: PublishCall): Promise<PublishReply> {
     for (let attempt = 1; ; attempt++) {
-      const waits = await this.shardHasReplica(this.nodesOf(call) ?? []);
+      const waits = await this.replicaPresence.shardHasReplica(this.nodesOf(call) ?? []);
       const pipeline = PUBLISH.queue(PUBLISH.pipeline(this.redis), call.keys, call.args);
       if (waits) pipeline.wait(1, call.waitMs);
       const [published, wait] = (await pipeline.exec()) ?? [];

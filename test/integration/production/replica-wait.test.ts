@@ -1,5 +1,9 @@
 import { expect } from 'chai';
 import calculateSlot from 'cluster-key-slot';
+import { Cluster } from 'ioredis';
+import { Journal } from '../../../dataplane/src/redis/journal.ts';
+import { journalStream } from '../../../dataplane/src/redis/keys.ts';
+import { eventually } from '../../harness/eventually.ts';
 import { blobOf, md5 } from '../../harness/blobs.ts';
 import { inParallel, slotsOf } from '../../harness/production-helpers.ts';
 import { startProductionStack, type ProductionStack } from '../../harness/production.ts';
@@ -13,6 +17,11 @@ function waitCalls(stack: ProductionStack, port: number): number {
   return Number(/calls=(\d+)/.exec(line ?? '')?.[1] ?? 0);
 }
 
+/** Whether the node on `port` serves `slot`. */
+function serves(port: number, slot: number): boolean {
+  return slotsOf(port).some(([from, to]) => slot >= from && slot <= to);
+}
+
 describe('uploads share the replica wait of their shard (docs/decisions/0081)', function () {
   this.timeout(240_000);
   let stack: ProductionStack;
@@ -22,15 +31,15 @@ describe('uploads share the replica wait of their shard (docs/decisions/0081)', 
 
   it('acknowledges 48 concurrent uploads to one shard with fewer WAITs than uploads, and a master SIGKILLed right after the last answer loses none of them', async () => {
     stack = await startProductionStack();
-    const plane = await stack.spawn();
+    // One journal stream, on another shard: every WAIT the victim serves is a publish's
+    // (journal appends wait for their own shard's replica, one WAIT each).
+    const plane = await stack.spawn({ BLOBCACHE_JOURNAL_PARTITIONS: '1' });
     // S3 down: what is acknowledged lives only in Redis, on the master and its replica.
     await stack.s3.stop();
-    const victim = stack.redis.masters()[0]!;
-    const ranges = slotsOf(victim);
-    const onVictim = (blob: Buffer): boolean => {
-      const slot = calculateSlot(`bc:{${md5(blob)}}:m`);
-      return ranges.some(([from, to]) => slot >= from && slot <= to);
-    };
+    const journalSlot = calculateSlot(journalStream(0));
+    const victim = stack.redis.masters().find((port) => !serves(port, journalSlot))!;
+    const onVictim = (blob: Buffer): boolean =>
+      serves(victim, calculateSlot(`bc:{${md5(blob)}}:m`));
     const blobs: Buffer[] = [];
     for (let seed = 1; blobs.length < 48; seed++) {
       const blob = blobOf(4096, 70_000 + seed);
@@ -63,5 +72,50 @@ describe('uploads share the replica wait of their shard (docs/decisions/0081)', 
         missing.push(`${md5(blob)} ${response.status}`);
     });
     expect(missing).to.deep.equal([]);
+  });
+});
+
+describe('a journal entry waits for a replica the slot map does not list yet', function () {
+  this.timeout(240_000);
+  let stack: ProductionStack;
+  let staleMap: Cluster;
+  after(async () => {
+    staleMap?.disconnect();
+    await stack?.stop();
+  });
+
+  it('sends WAIT to a master its client still maps alone once a new replica has attached', async () => {
+    stack = await startProductionStack();
+    // A client whose slot map refreshes only when told: what any client's map is for a few
+    // seconds after a replica attaches (Redis lists a replica in CLUSTER SLOTS only once it
+    // has replicated something, and clients refresh on a timer).
+    staleMap = new Cluster(
+      stack.redis.nodes.map((node) => ({ host: '127.0.0.1', port: node.port })),
+      { slotsRefreshInterval: 600_000 },
+    );
+    staleMap.on('error', () => undefined);
+    const journal = new Journal({ redis: staleMap, partitions: 1, replicaWaitMs: 2_000 });
+    await journal.ensureGroups();
+    const slot = calculateSlot(journalStream(0));
+    const master = stack.redis.masters().find((port) => serves(port, slot))!;
+    const replicaOf = (port: number) =>
+      Number(/slave0:ip=[^,]+,port=(\d+)/.exec(stack.redis.info(port, 'replication'))?.[1]);
+    const replica = replicaOf(master);
+    expect(replica, 'the replica of the journal stream’s master').to.be.above(0);
+
+    stack.redis.kill(replica);
+    await eventually('the client to map the master alone', async () => {
+      await new Promise<void>((resolve) => staleMap.refreshSlotsCache(() => resolve()));
+      return staleMap.slots[slot]?.length === 1;
+    });
+    await stack.redis.replace(replica);
+    await eventually('a replica attached and in sync', () =>
+      Promise.resolve(/slave0:.*state=online/.test(stack.redis.info(master, 'replication'))),
+    );
+    expect(staleMap.slots[slot], 'the client’s map of the slot').to.have.length(1);
+
+    const waitsBefore = waitCalls(stack, master);
+    await journal.append(md5(blobOf(64, 1)), '1');
+    expect(waitCalls(stack, master) - waitsBefore, 'WAITs for one append').to.equal(1);
   });
 });
