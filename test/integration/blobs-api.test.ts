@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { eventually } from '../harness/eventually.ts';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { blobOf, contentMd5, md5, sha256Base64 } from '../harness/blobs.ts';
@@ -163,6 +164,12 @@ describe('blob API on the embedded default (real HTTP on loopback)', () => {
       const miss = await fetch(`${server.url}/v1/blobs/${key}`);
       expect(miss.headers.get('x-cache')).to.equal('miss');
       expect(Buffer.from(await miss.arrayBuffer()).equals(blob)).to.be.true;
+      // The copy is kept once the read has verified it, which can be just after the client
+      // has the last byte.
+      await eventually(
+        'the memory tier to hold the blob',
+        async () => (await server.cache.head(key)) !== null,
+      );
       const hit = await fetch(`${server.url}/v1/blobs/${key}`);
       expect(hit.headers.get('x-cache')).to.equal('hit');
       expect(Buffer.from(await hit.arrayBuffer()).equals(blob)).to.be.true;

@@ -61,6 +61,11 @@ describe('readers that stop reading (embedded, real process)', function () {
     const readers: Socket[] = [];
     for (const key of keys) readers.push(await stalledGet(plane.url, key));
     const stalledAt = await waitUntilStalled(plane.url);
+    // Every stalled reader is still connected (a keep-alive connection left by the uploads
+    // may close meanwhile, so connections from before are not counted on). Asked first: the
+    // idle timeout starts cutting them idleTimeoutMs after they stalled, and measuring
+    // memory takes a while on a loaded machine.
+    expect(await openConnections(plane.url)).to.be.at.least(40);
     const during = await memoryUse(plane);
     console.log(
       `      40 stalled readers of 8 MiB blobs, 64 MiB memory tier: ${describeGrowth(before, during)}`,
@@ -72,9 +77,6 @@ describe('readers that stop reading (embedded, real process)', function () {
     expect(during.arrayBuffers - before.arrayBuffers).to.be.at.most(bound);
     expect(await metricValue(plane.url, 'blobcache_fast_tier_bytes')).to.be.at.most(64 * MiB);
     expect(during.rss - before.rss).to.be.below(bound + ALLOCATOR_SLACK_BYTES);
-    // Every stalled reader is still connected (a keep-alive connection left by the uploads
-    // may close meanwhile, so connections from before are not counted on).
-    expect(await openConnections(plane.url)).to.be.at.least(40);
 
     const cutAfter = await waitForIdleCuts(plane.url, {
       before: cutsBefore,
