@@ -1,13 +1,15 @@
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import type { Logger } from 'winston';
-import { isS3Miss } from './s3-errors.ts';
+import { isPreconditionFailed, isS3Miss } from './s3-errors.ts';
 
 /**
  * The AWS SDK's logger, writing to the JSON log. The SDK logs one object per request:
  * at `info` for each command that succeeded (a trace, logged here at debug), at `error` for
- * each that failed. Failures stay errors, except two that are answers rather than
- * failures, logged at debug: a 404 for a blob that is not stored (a miss) and a request
- * this process aborted itself (a client gone, an upload stopped by a DELETE). Its objects
+ * each that failed. Failures stay errors, except three that are answers rather than
+ * failures, logged at debug: a 404 for a blob that is not stored (a miss), a 412 for an
+ * upload made only if the object is absent (`If-None-Match: *`) when S3 holds it already,
+ * and a request this process aborted itself (a client gone, an upload stopped by a
+ * DELETE). Its objects
  * are flattened into fields rather than printed as "[object Object]".
  */
 export function s3SdkLogger(logger: Logger): NonNullable<S3ClientConfig['logger']> {
@@ -20,6 +22,8 @@ export function s3SdkLogger(logger: Logger): NonNullable<S3ClientConfig['logger'
       const errors = content.map((item) => (item as { error?: unknown } | null)?.error);
       if (errors.some(isS3Miss)) {
         logger.debug('S3 answered that an object is not stored', fields);
+      } else if (errors.some(isPreconditionFailed)) {
+        logger.debug('S3 holds the object already; the upload made only if absent was not', fields);
       } else if (errors.some((error) => (error as Error | undefined)?.name === 'AbortError')) {
         logger.debug('Aborted an S3 request', fields);
       } else {

@@ -27,21 +27,21 @@ while [ ! -e /tmp/stop ] && [ "$i" -lt "$MAX_UPLOADS" ] && [ "$(date +%s)" -lt "
   head -c "$BLOB_BYTES" /dev/urandom > /tmp/blob
   key=$(md5sum /tmp/blob | cut -d' ' -f1)
   started=$(date +%s)
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time $CLIENT_WAIT -T /tmp/blob \\
-    -H "Authorization: Bearer $WRITE_TOKEN" "$URL/v1/blobs/$key")
+  code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time $CLIENT_WAIT -T /tmp/blob \\
+    -H "Authorization: Bearer $WRITE_TOKEN" "$URL/v1/blobs/$key" 2>/tmp/why)
   rc=$?
-  echo "$started $(date +%s) PUT $key $code $rc" >> /tmp/load.log
+  echo "$started $(date +%s) PUT $key $code $rc - $(tr -s ' \\n' '__' < /tmp/why | head -c 200)" >> /tmp/load.log
   case "$code" in 200|201) echo "$key" >> /tmp/acked ;; esac
   n=$(wc -l < /tmp/acked)
   if [ "$n" -gt 0 ]; then
     k=$(sed -n "$(( (i * 7919) % n + 1 ))p" /tmp/acked)
     started=$(date +%s)
-    code=$(curl -s -o /tmp/got -w '%{http_code}' --max-time $CLIENT_WAIT \\
-      -H "Authorization: Bearer $READ_TOKEN" "$URL/v1/blobs/$k")
+    code=$(curl -sS -o /tmp/got -w '%{http_code}' --max-time $CLIENT_WAIT \\
+      -H "Authorization: Bearer $READ_TOKEN" "$URL/v1/blobs/$k" 2>/tmp/why)
     rc=$?
     sum=$(md5sum /tmp/got | cut -d' ' -f1)
     same=different; [ "$sum" = "$k" ] && same=same
-    echo "$started $(date +%s) GET $k $code $rc $same" >> /tmp/load.log
+    echo "$started $(date +%s) GET $k $code $rc $same $(tr -s ' \\n' '__' < /tmp/why | head -c 200)" >> /tmp/load.log
   fi
 done
 touch /tmp/done
@@ -71,6 +71,8 @@ export interface LoadCall {
   status: number;
   /** For GETs: whether the bytes' MD5 was the key. */
   same?: boolean;
+  /** curl's own words when it failed, e.g. "Failed to connect … : No route to host". */
+  why?: string;
 }
 
 export interface LoadOptions {
@@ -120,6 +122,7 @@ export class Load {
       .map((line) => {
         const [time = '0', ended = '0', method = '', key = '', status = '0', exit = '0', same] =
           line.split(' ');
+        const why = line.split(' ')[7]?.replace(/_/g, ' ').trim();
         return {
           time: Number(time),
           ended: Number(ended),
@@ -127,7 +130,8 @@ export class Load {
           method: method as LoadCall['method'],
           key,
           status: Number(status),
-          ...(same === undefined ? {} : { same: same === 'same' }),
+          ...(same === undefined || same === '-' ? {} : { same: same === 'same' }),
+          ...(why === undefined || why === '' ? {} : { why }),
         };
       });
   }
@@ -171,15 +175,39 @@ export class Load {
   }
 }
 
+/**
+ * Whether a call was answered whole: 200 or 201, and curl saw the whole transfer. A transfer
+ * cut short (curl exit 18: fewer bytes than `Content-Length`; 56: the connection reset) is
+ * how a client learns an answer is not complete, e.g. from a Pod killed mid-answer.
+ */
+export function answeredWhole(call: LoadCall): boolean {
+  return (call.status === 200 || call.status === 201) && call.curlExit === 0;
+}
+
+/** GETs whose bytes were not the blob although the transfer was whole: damage served as complete. */
+export function servedDamaged(calls: readonly LoadCall[]): LoadCall[] {
+  return calls.filter(
+    (call) => answeredWhole(call) && call.method === 'GET' && call.same === false,
+  );
+}
+
+/** The end of curl's words, without what varies per call: `: No route to host`. */
+function reason(call: LoadCall): string {
+  const last = call.why?.split(': ').at(-1);
+  return last === undefined ? '' : `: ${last}`;
+}
+
 /** Error statuses by method and code, with the seconds they spanned: `PUT 503 ×4 (12 s)`. */
 export function summariseErrors(calls: readonly LoadCall[]): string[] {
   const groups = new Map<string, number[]>();
   for (const call of calls) {
-    if (call.status === 200 || call.status === 201) continue;
+    if (answeredWhole(call)) continue;
     const label =
       call.status === 0
-        ? `${call.method} no answer (curl exit ${call.curlExit})`
-        : `${call.method} ${call.status}`;
+        ? `${call.method} no answer (curl exit ${call.curlExit}${reason(call)})`
+        : call.curlExit !== 0
+          ? `${call.method} ${call.status} cut short (curl exit ${call.curlExit})`
+          : `${call.method} ${call.status}`;
     groups.set(label, [...(groups.get(label) ?? []), call.time]);
   }
   return [...groups].map(([label, times]) => {
@@ -196,7 +224,7 @@ export function longestFailedSpell(calls: readonly LoadCall[]): number {
   let longest = 0;
   let spell: { from: number; to: number } | undefined;
   for (const call of [...calls].sort((a, b) => a.time - b.time)) {
-    if (call.status === 200 || call.status === 201) {
+    if (answeredWhole(call)) {
       spell = undefined;
       continue;
     }

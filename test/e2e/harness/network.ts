@@ -8,8 +8,19 @@ import { run } from './commands.ts';
 import { addNetworkRule } from './firewall.ts';
 import { HOST_ADDRESS, HOST_BRIDGE, NODES } from './layout.ts';
 
-function addBridge(name: string, address: string): void {
+/**
+ * A bridge with a MAC address of its own. Left to the kernel, a bridge takes the lowest MAC
+ * of its ports and changes it when ports come and go; when the port whose MAC it had goes
+ * (a Pod's sandbox removed), every Pod on the bridge still sends to the old gateway MAC,
+ * and their connections fail (EHOSTUNREACH after ARP's probes) until they resolve it again:
+ * seen as clients refused seconds after unrelated Pods of their Node ended. A MAC set by
+ * hand is kept.
+ */
+function addBridge(name: string, address: string, index: number): void {
   run('ip', ['link', 'add', name, 'type', 'bridge']);
+  // Locally administered (02:…), one per bridge.
+  const mac = `02:62:63:00:00:${index.toString(16).padStart(2, '0')}`;
+  run('ip', ['link', 'set', 'dev', name, 'address', mac]);
   run('ip', ['address', 'add', `${address}/24`, 'dev', name]);
   run('ip', ['link', 'set', name, 'up']);
 }
@@ -20,8 +31,8 @@ function addBridge(name: string, address: string): void {
  */
 export function setUpNetwork(): void {
   addNetworkRule();
-  addBridge(HOST_BRIDGE, HOST_ADDRESS);
-  for (const node of NODES) addBridge(node.name, node.address);
+  addBridge(HOST_BRIDGE, HOST_ADDRESS, 0);
+  NODES.forEach((node, index) => addBridge(node.name, node.address, index + 1));
   // Previous values are in the snapshot; the teardown restores them.
   writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
   // Replies between two Pods of one bridge must pass kube-proxy's NAT (Kubernetes requires it).

@@ -208,3 +208,37 @@ export function serviceBackends(namespace: string, service: string): string[] {
     .map((line) => /--to-destination (\S+)/.exec(line)?.[1] ?? '')
     .filter((target) => target !== '');
 }
+
+/** One change of something a scenario watches. */
+export interface Change {
+  /** Unix seconds, with milliseconds. */
+  time: number;
+  value: string;
+}
+
+/**
+ * Records every change of what `read` returns, read again `intervalMs` after each read,
+ * until stopped: a timeline to explain a failure by (which backend kube-proxy sent a
+ * connection to at a moment, which address and readiness a Pod had).
+ */
+export function recordChanges(
+  read: () => Promise<string>,
+  intervalMs = 250,
+): { stop(): Promise<Change[]> } {
+  const changes: Change[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const value = await read().catch((error: unknown) => `(unread: ${String(error)})`);
+      if (changes.at(-1)?.value !== value) changes.push({ time: Date.now() / 1000, value });
+      await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      return changes;
+    },
+  };
+}
