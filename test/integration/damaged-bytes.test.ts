@@ -69,6 +69,24 @@ describe('damaged bytes and MD5 collisions on the embedded tier (real process)',
   });
 
   describe('item 2: a blob file damaged on disk', () => {
+    /**
+     * Damages the stored `blob` at `at` (past its first MiB, which is read, checked and sent
+     * first), times kept, then reads it whole: the transfer is cut before the damaged 64 KiB
+     * piece, what was sent is the blob's, and the copy is quarantined.
+     */
+    async function expectCutBeforeDamagedPiece(blob: Buffer, at: number): Promise<void> {
+      const key = md5(blob);
+      const before = await quarantined();
+      await damage(blobPath(key), at, true);
+      const read = await framedGet(blobUrl(key));
+      expect(read.status).to.equal(200);
+      expect(read.complete).to.be.false;
+      expect(read.body.length).to.be.at.most(at - (at % (64 * KiB)));
+      expect(read.body.equals(blob.subarray(0, read.body.length))).to.be.true;
+      expect(await quarantined()).to.equal(before + 1);
+      expect((await fetch(blobUrl(key))).status).to.equal(404);
+    }
+
     it('is never served complete to a whole GET: the transfer is cut, the copy quarantined', async () => {
       const blob = blobOf(1536 * KiB, 101);
       const key = md5(blob);
@@ -112,18 +130,8 @@ describe('damaged bytes and MD5 collisions on the embedded tier (real process)',
       expect(first.body.equals(blob)).to.be.true;
       const pieces = await piecesRecorded(key);
       expect(pieces.size).to.equal(blob.length);
-      const before = await quarantined();
       // Damage in the second MiB, its times put back: only the checksums can tell.
-      const at = 1024 * KiB + 200 * KiB;
-      await damage(blobPath(key), at, true);
-      const read = await framedGet(blobUrl(key));
-      expect(read.status).to.equal(200);
-      expect(read.complete).to.be.false;
-      // Nothing from the damaged 64 KiB piece on was sent, and what was sent is the blob's.
-      expect(read.body.length).to.be.at.most(at - (at % (64 * KiB)));
-      expect(read.body.equals(blob.subarray(0, read.body.length))).to.be.true;
-      expect(await quarantined()).to.equal(before + 1);
-      expect((await fetch(blobUrl(key))).status).to.equal(404);
+      await expectCutBeforeDamagedPiece(blob, 1024 * KiB + 200 * KiB);
     });
 
     it('checks the first whole GET after an upload piece by piece against the checksums the upload recorded', async () => {
@@ -139,18 +147,8 @@ describe('damaged bytes and MD5 collisions on the embedded tier (real process)',
         const piece = blob.subarray(index * 64 * KiB, (index + 1) * 64 * KiB);
         expect(table.readUInt32BE(4 * index), `piece ${index}`).to.equal(crc32(piece));
       }
-      const before = await quarantined();
       // Damaged before the first read, its times put back: only the checksums can tell.
-      // Past the first MiB, so the read is cut after that MiB was checked and sent.
-      const at = 1100 * KiB + 3;
-      await damage(blobPath(key), at, true);
-      const read = await framedGet(blobUrl(key));
-      expect(read.status).to.equal(200);
-      expect(read.complete).to.be.false;
-      expect(read.body.length).to.be.at.most(at - (at % (64 * KiB)));
-      expect(read.body.equals(blob.subarray(0, read.body.length))).to.be.true;
-      expect(await quarantined()).to.equal(before + 1);
-      expect((await fetch(blobUrl(key))).status).to.equal(404);
+      await expectCutBeforeDamagedPiece(blob, 1100 * KiB + 3);
     });
 
     it('verifies a blob stored without checksums (an older meta file) by MD5 on its first whole GET', async () => {
