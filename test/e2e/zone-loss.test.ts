@@ -43,6 +43,19 @@ import {
 
 const NAME = 'zoned';
 
+/** One line of a namespace's Pods (those matching `selector`), each as `fields` says, `; `-separated. */
+function podsLine(namespace: string, fields: string, selector?: string): Promise<string> {
+  return cluster().kubectl.run([
+    'get',
+    'pods',
+    '-n',
+    namespace,
+    ...(selector === undefined ? [] : ['-l', selector]),
+    '-o',
+    `jsonpath={range .items[*]}${fields}; {end}`,
+  ]);
+}
+
 async function nodeReady(node: KubeNode): Promise<string> {
   return cluster().kubectl.run([
     'get',
@@ -132,16 +145,11 @@ describe('A zone lost and returned', function () {
         name: 'HTTP Pods (name IP Ready)',
         ...recordChanges(
           () =>
-            cluster().kubectl.run([
-              'get',
-              'pods',
-              '-n',
+            podsLine(
               namespace.name,
-              '-l',
+              '{.metadata.name} {.status.podIP} {.status.conditions[?(@.type=="Ready")].status}',
               tierSelector(NAME, 'http'),
-              '-o',
-              'jsonpath={range .items[*]}{.metadata.name} {.status.podIP} {.status.conditions[?(@.type=="Ready")].status}; {end}',
-            ]),
+            ),
           500,
         ),
       },
@@ -149,14 +157,10 @@ describe('A zone lost and returned', function () {
         name: 'Pods of the namespace (name Node IP phase)',
         ...recordChanges(
           () =>
-            cluster().kubectl.run([
-              'get',
-              'pods',
-              '-n',
+            podsLine(
               namespace.name,
-              '-o',
-              'jsonpath={range .items[*]}{.metadata.name} {.spec.nodeName} {.status.podIP} {.status.phase}; {end}',
-            ]),
+              '{.metadata.name} {.spec.nodeName} {.status.podIP} {.status.phase}',
+            ),
           500,
         ),
       },
@@ -296,16 +300,11 @@ describe('A zone lost and returned', function () {
     const restarts =
       unexpected.length === 0
         ? ''
-        : await cluster().kubectl.run([
-            'get',
-            'pods',
-            '-n',
+        : await podsLine(
             namespace.name,
-            '-l',
+            '{.metadata.name} restarts={.status.containerStatuses[0].restartCount} last={.status.containerStatuses[0].lastState}',
             tierSelector(NAME, 'http'),
-            '-o',
-            'jsonpath={range .items[*]}{.metadata.name} restarts={.status.containerStatuses[0].restartCount} last={.status.containerStatuses[0].lastState}; {end}',
-          ]);
+          );
     expect(unexpected, `HTTP Pods: ${restarts}\n${timelineText}\n`).to.deep.equal([]);
   });
 });

@@ -21,15 +21,29 @@ export function makeCgroupRoot(name: string): void {
   }
 }
 
+/**
+ * A cgroup folder's subfolders; none once it is gone. Containers' cgroups are removed by
+ * containerd while this walks them (a Node powered off under load), so a folder listed a
+ * moment ago may be gone when it is read.
+ */
+function subfolders(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => entry.name);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+}
+
 /** The harness's cgroup folders in every controller, deepest first; only `root`'s if given. */
 export function harnessCgroups(root?: string): string[] {
   const found: string[] = [];
   const walk = (dir: string): void => {
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      if (entry.isDirectory()) {
-        walk(join(dir, entry.name));
-        found.push(join(dir, entry.name));
-      }
+    for (const entry of subfolders(dir)) {
+      walk(join(dir, entry));
+      found.push(join(dir, entry));
     }
   };
   for (const controller of readdirSync(CGROUP_ROOT)) {
