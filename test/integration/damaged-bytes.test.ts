@@ -38,7 +38,10 @@ describe('damaged bytes and MD5 collisions on the embedded tier (real process)',
   type Meta = { pieces?: { size: number; crc32: string; seal: number } };
   const readMetaFile = async (key: string): Promise<Meta> =>
     JSON.parse(await readFile(metaPath(key), 'utf8')) as Meta;
-  /** A whole GET that passes records the piece checksums (after its end): wait for them. */
+  /**
+   * An upload records the piece checksums, and so does a whole GET that verified the file by
+   * MD5 (after its end): wait for them.
+   */
   const piecesRecorded = (key: string) =>
     eventually('the piece checksums recorded', async () => (await readMetaFile(key)).pieces);
   const blobUrl = (key: string) => `${plane.url}/v1/blobs/${key}`;
@@ -66,12 +69,31 @@ describe('damaged bytes and MD5 collisions on the embedded tier (real process)',
   });
 
   describe('item 2: a blob file damaged on disk', () => {
+    /**
+     * Damages the stored `blob` at `at` (past its first MiB, which is read, checked and sent
+     * first), times kept, then reads it whole: the transfer is cut before the damaged 64 KiB
+     * piece, what was sent is the blob's, and the copy is quarantined.
+     */
+    async function expectCutBeforeDamagedPiece(blob: Buffer, at: number): Promise<void> {
+      const key = md5(blob);
+      const before = await quarantined();
+      await damage(blobPath(key), at, true);
+      const read = await framedGet(blobUrl(key));
+      expect(read.status).to.equal(200);
+      expect(read.complete).to.be.false;
+      expect(read.body.length).to.be.at.most(at - (at % (64 * KiB)));
+      expect(read.body.equals(blob.subarray(0, read.body.length))).to.be.true;
+      expect(await quarantined()).to.equal(before + 1);
+      expect((await fetch(blobUrl(key))).status).to.equal(404);
+    }
+
     it('is never served complete to a whole GET: the transfer is cut, the copy quarantined', async () => {
-      const blob = blobOf(600 * KiB, 101);
+      const blob = blobOf(1536 * KiB, 101);
       const key = md5(blob);
       expect((await put(blob)).status).to.equal(201);
       const before = await quarantined();
-      await damage(blobPath(key), 300 * KiB);
+      // Past the first MiB, which is read, checked and sent before the damage is found.
+      await damage(blobPath(key), 1300 * KiB);
       const read = await framedGet(blobUrl(key));
       expect(read.status).to.equal(200);
       expect(read.declared).to.equal(blob.length);
@@ -93,7 +115,9 @@ describe('damaged bytes and MD5 collisions on the embedded tier (real process)',
       expect((await put(blob)).status).to.equal(201);
       await damage(blobPath(key), blob.length - 1, true);
       const read = await framedGet(blobUrl(key));
-      expect(read.complete).to.be.false;
+      // Found before the first byte went out (a 500), or the transfer is cut: never a whole 200.
+      expect(read.status === 200 && read.complete).to.be.false;
+      expect(read.body.includes(blob.subarray(blob.length - 64))).to.be.false;
       expect((await fetch(blobUrl(key), { method: 'HEAD' })).status).to.equal(404);
     });
 
@@ -106,18 +130,49 @@ describe('damaged bytes and MD5 collisions on the embedded tier (real process)',
       expect(first.body.equals(blob)).to.be.true;
       const pieces = await piecesRecorded(key);
       expect(pieces.size).to.equal(blob.length);
-      const before = await quarantined();
       // Damage in the second MiB, its times put back: only the checksums can tell.
-      const at = 1024 * KiB + 200 * KiB;
-      await damage(blobPath(key), at, true);
+      await expectCutBeforeDamagedPiece(blob, 1024 * KiB + 200 * KiB);
+    });
+
+    it('checks the first whole GET after an upload piece by piece against the checksums the upload recorded', async () => {
+      const blob = blobOf(1536 * KiB, 110);
+      const key = md5(blob);
+      expect((await put(blob)).status).to.equal(201);
+      // Recorded by the upload from the bytes it verified, before any read.
+      const { pieces } = await readMetaFile(key);
+      expect(pieces?.size).to.equal(blob.length);
+      const table = Buffer.from(pieces!.crc32, 'base64');
+      expect(table.length).to.equal(4 * 24);
+      for (let index = 0; index < 24; index++) {
+        const piece = blob.subarray(index * 64 * KiB, (index + 1) * 64 * KiB);
+        expect(table.readUInt32BE(4 * index), `piece ${index}`).to.equal(crc32(piece));
+      }
+      // Damaged before the first read, its times put back: only the checksums can tell.
+      await expectCutBeforeDamagedPiece(blob, 1100 * KiB + 3);
+    });
+
+    it('verifies a blob stored without checksums (an older meta file) by MD5 on its first whole GET', async () => {
+      const blob = blobOf(700 * KiB, 111);
+      const key = md5(blob);
+      expect((await put(blob)).status).to.equal(201);
+      const { pieces: recorded, ...withoutPieces } = await readMetaFile(key);
+      expect(recorded).to.not.equal(undefined);
+      await writeFile(metaPath(key), JSON.stringify(withoutPieces));
+      // Intact: served whole, and the MD5 pass records the checksums again.
+      const first = await framedGet(blobUrl(key));
+      expect(first.complete).to.be.true;
+      expect(first.body.equals(blob)).to.be.true;
+      expect(await piecesRecorded(key)).to.deep.equal(recorded);
+      // Damaged in its last byte, times kept, with no checksums: the MD5 holds the end back.
+      await writeFile(metaPath(key), JSON.stringify(withoutPieces));
+      const before = await quarantined();
+      await damage(blobPath(key), blob.length - 1, true);
       const read = await framedGet(blobUrl(key));
       expect(read.status).to.equal(200);
       expect(read.complete).to.be.false;
-      // Nothing from the damaged 64 KiB piece on was sent, and what was sent is the blob's.
-      expect(read.body.length).to.be.at.most(at - (at % (64 * KiB)));
-      expect(read.body.equals(blob.subarray(0, read.body.length))).to.be.true;
+      expect(read.body.length).to.be.below(blob.length);
       expect(await quarantined()).to.equal(before + 1);
-      expect((await fetch(blobUrl(key))).status).to.equal(404);
+      expect((await fetch(blobUrl(key), { method: 'HEAD' })).status).to.equal(404);
     });
 
     it('answers 500, sending no byte, when the first piece is found damaged', async () => {

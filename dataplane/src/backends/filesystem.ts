@@ -67,10 +67,11 @@ const SPACE_REGAINED_BYTES = 1024 * 1024;
  * to `tmp/`, are fsynced and verified, then hard-linked into place: `link` fails when the
  * name exists, so publishing is atomic and never replaces an intact blob.
  *
- * Integrity (docs/decisions/0015, 0055): whole reads are checked while they stream: each
- * 64 KiB piece against the CRC-32 recorded when the file was last verified, or, with no
- * such record, the whole file against its MD5 (the last chunk held back until the digest
- * matched; the piece checksums are recorded then). A range is served only from a file
+ * Integrity (docs/decisions/0015, 0055, 0096): whole reads are checked while they stream:
+ * each 64 KiB piece against the CRC-32 recorded when the bytes were last verified (by the
+ * upload that stored them, or by a read that hashed the file), or, with no such record, the
+ * whole file against its MD5 (the last chunk held back until the digest matched; the piece
+ * checksums are recorded then). A range is served only from a file
  * whose stamp still matches, else the whole file is verified first. A damaged copy is
  * removed (quarantined), so a re-upload stores the right bytes again.
  */
@@ -279,16 +280,22 @@ export class FileSystemStore implements BlobStore {
       sha256: options.sha256,
       maxBytes: options.maxBytes,
     });
+    // The checksums of the verified bytes as they go to the file (docs/decisions/0096): the
+    // first whole read then checks pieces instead of hashing the whole file with MD5 again.
+    const recorder = new PieceChecksumRecorder();
     const tmp = join(this.tmpDir, randomUUID());
     try {
-      await pipeline(source, verifier, createWriteStream(tmp, { flush: true }), {
+      await pipeline(source, verifier, recorder, createWriteStream(tmp, { flush: true }), {
         signal: options.signal,
       });
       const digest = verifier.result;
       if (digest === undefined) throw new Error('The verifier finished without a result');
       const stamp = stampOf(await stat(tmp, { bigint: true }));
       const info = blobInfo(digest.md5, digest.size, digest.sha256);
-      const result = await this.publishing.run(info.key, () => this.publish(tmp, info, stamp));
+      const pieces = recorder.checksums;
+      const result = await this.publishing.run(info.key, () =>
+        this.publish(tmp, info, stamp, pieces),
+      );
       this.fullAt = undefined;
       return result;
     } catch (error) {
@@ -304,41 +311,46 @@ export class FileSystemStore implements BlobStore {
     }
   }
 
-  private async publish(tmp: string, info: BlobInfo, stamp: VerifiedStamp): Promise<PutResult> {
+  private async publish(
+    tmp: string,
+    info: BlobInfo,
+    stamp: VerifiedStamp,
+    pieces: PieceChecksums,
+  ): Promise<PutResult> {
     const existing = await this.settleExisting(info);
     if (existing !== null) return existing;
     const prefixDir = join(this.blobsDir, info.key.slice(0, 2));
+    const meta: BlobMeta = { ...pick(info), verified: stamp, pieces };
     try {
-      await this.linkNew(tmp, info, stamp, prefixDir);
+      await this.linkNew(tmp, info.key, meta, prefixDir);
     } catch (error) {
       if (!isNotFound(error) || !this.readyPrefixDirs.delete(prefixDir)) throw error;
       // The prefix directory was removed under the running process: make it again.
-      await this.linkNew(tmp, info, stamp, prefixDir);
+      await this.linkNew(tmp, info.key, meta, prefixDir);
     }
     // The blob's own bytes were fsynced before it was verified (`flush` on its stream).
     await this.directorySyncs.submit(prefixDir, null);
     return { info, created: true };
   }
 
-  /** Writes the first meta file of `info` and links its verified temp file into place. */
+  /** Writes the first meta file of `key` and links its verified temp file into place. */
   private async linkNew(
     tmp: string,
-    info: BlobInfo,
-    stamp: VerifiedStamp,
+    key: string,
+    meta: BlobMeta,
     prefixDir: string,
   ): Promise<void> {
     await this.preparePrefixDir(prefixDir);
     // The meta file lands before the blob is visible, so a reader never sees a blob whose
     // verified SHA-256 is missing. Publishing a key is serialized, so it cannot overwrite
     // the meta file of a blob that another upload is linking.
-    const meta: BlobMeta = { ...pick(info), verified: stamp };
     // Not fsynced on its own: the directory sync after the link makes its name durable
     // with the blob's, and contents lost in a crash read as "nothing known" (0080).
-    await writeFirstMeta(this.metaPath(info.key), meta);
+    await writeFirstMeta(this.metaPath(key), meta);
     try {
-      await link(tmp, this.blobPath(info.key));
+      await link(tmp, this.blobPath(key));
     } catch (error) {
-      if (isAlreadyExists(error)) throw new Error(`Blob ${info.key} appeared while publishing`);
+      if (isAlreadyExists(error)) throw new Error(`Blob ${key} appeared while publishing`);
       throw error;
     }
   }

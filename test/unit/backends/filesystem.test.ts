@@ -6,7 +6,11 @@ import { PassThrough, Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { FileSystemStore } from '../../../dataplane/src/backends/filesystem.ts';
 import { DigestConflictError, DigestMismatchError } from '../../../dataplane/src/blob/errors.ts';
-import { md5, sha256Base64 } from '../../harness/blobs.ts';
+import {
+  CHECKED_PIECE_BYTES as PIECE,
+  PieceChecksummer,
+} from '../../../dataplane/src/backends/piece-checksums.ts';
+import { blobOf, md5, sha256Base64 } from '../../harness/blobs.ts';
 
 describe('FileSystemStore', () => {
   let root: string;
@@ -105,6 +109,33 @@ describe('FileSystemStore', () => {
     expect(meta.sha256).to.equal(sha256);
     expect(meta.verified).to.have.keys('size', 'ino', 'mtimeNs');
     expect(await readdir(join(root, 'tmp'))).to.deep.equal([]);
+  });
+
+  it('records the checksums of the verified upload, so its first whole read passes on no damaged piece', async () => {
+    const blob = blobOf(5 * PIECE + 100, 7);
+    const key = md5(blob);
+    await store.put(Readable.from([blob.subarray(0, 1000), blob.subarray(1000)]), { key });
+    const blobPath = join(root, 'blobs', key.slice(0, 2), key);
+    const meta = JSON.parse(await readFile(`${blobPath}.meta.json`, 'utf8')) as {
+      pieces?: unknown;
+    };
+    const summer = new PieceChecksummer();
+    summer.update(blob);
+    expect(meta.pieces).to.deep.equal(summer.result());
+    // Damage in the fourth piece, then the first read since the upload.
+    const damaged = Buffer.from(blob);
+    damaged[3 * PIECE + 5] = damaged[3 * PIECE + 5]! ^ 0x01;
+    await writeFile(blobPath, damaged);
+    const read = await store.get(key);
+    const received: Buffer[] = [];
+    const error = await (async () => {
+      for await (const chunk of read!.stream) received.push(chunk as Buffer);
+    })().catch((e: unknown) => e as Error);
+    expect(error).to.be.instanceOf(Error);
+    expect((error as Error).message).to.contain('piece 3');
+    expect(Buffer.concat(received).equals(blob.subarray(0, 3 * PIECE))).to.be.true;
+    // Confirmed damaged by MD5 and removed.
+    expect(await store.head(key)).to.equal(null);
   });
 
   it('reads a first meta file cut short by a crash as nothing known: a range is served only after the whole blob is verified', async () => {
