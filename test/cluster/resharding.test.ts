@@ -236,12 +236,23 @@ async function roundTrip(mode: Resharding): Promise<RoundTrip> {
     await expectServed(plane, all, 'every blob after S3 returned');
     expect(report.corrupt, 'corrupt GETs').to.equal(0);
 
+    // Should a check below fail: what the data plane warned of, to tell why a request failed.
+    const warnings = plane.logs
+      .filter((entry) => entry.level === 'warn' || entry.level === 'error')
+      .slice(-40)
+      .map((entry) => JSON.stringify(entry))
+      .join('\n');
     // What clients saw: no upload ever failed; in Migrate mode nothing failed at all; in
     // Drop mode only reads of blobs S3 had (dropped while S3 was down) could fail.
     const puts = [...report.failures.keys()].filter((key) => key.startsWith('PUT'));
-    expect(puts, 'failed uploads').to.deep.equal([]);
+    expect(puts, `failed uploads; the data plane's last warnings:\n${warnings}\n`).to.deep.equal(
+      [],
+    );
     if (mode === 'Migrate')
-      expect(Object.fromEntries(report.failures), 'failed requests').to.deep.equal({});
+      expect(
+        Object.fromEntries(report.failures),
+        `failed requests; the data plane's last warnings:\n${warnings}\n`,
+      ).to.deep.equal({});
     expect(
       [...report.unavailable].filter((md5) => !inS3Before.has(md5)),
       'unavailable blobs S3 lacked',
