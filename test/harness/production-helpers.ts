@@ -89,6 +89,12 @@ export async function journalLength(cluster: Cluster, partitions = 8): Promise<n
   return total;
 }
 
+/** Whether a slot is the node's: its ranges read once (`slotsOf`), then asked per slot. */
+export function servedBy(port: number): (slot: number) => boolean {
+  const ranges = slotsOf(port);
+  return (slot) => ranges.some(([from, to]) => slot >= from && slot <= to);
+}
+
 /** Slot ranges a Redis node owns, from its own CLUSTER NODES line. */
 export function slotsOf(port: number): [number, number][] {
   const nodes = spawnSync('redis-cli', ['-p', String(port), 'CLUSTER', 'NODES'], {

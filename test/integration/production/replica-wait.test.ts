@@ -5,7 +5,7 @@ import { Journal } from '../../../dataplane/src/redis/journal.ts';
 import { journalStream } from '../../../dataplane/src/redis/keys.ts';
 import { eventually } from '../../harness/eventually.ts';
 import { blobOf, md5 } from '../../harness/blobs.ts';
-import { inParallel, slotsOf } from '../../harness/production-helpers.ts';
+import { inParallel, servedBy } from '../../harness/production-helpers.ts';
 import { startProductionStack, type ProductionStack } from '../../harness/production.ts';
 
 /** Calls of WAIT a Redis node has served, from INFO commandstats. */
@@ -15,11 +15,6 @@ function waitCalls(stack: ProductionStack, port: number): number {
     .split('\n')
     .find((candidate) => candidate.startsWith('cmdstat_wait:'));
   return Number(/calls=(\d+)/.exec(line ?? '')?.[1] ?? 0);
-}
-
-/** Whether the node on `port` serves `slot`. */
-function serves(port: number, slot: number): boolean {
-  return slotsOf(port).some(([from, to]) => slot >= from && slot <= to);
 }
 
 describe('uploads share the replica wait of their shard (docs/decisions/0081)', function () {
@@ -37,9 +32,9 @@ describe('uploads share the replica wait of their shard (docs/decisions/0081)', 
     // S3 down: what is acknowledged lives only in Redis, on the master and its replica.
     await stack.s3.stop();
     const journalSlot = calculateSlot(journalStream(0));
-    const victim = stack.redis.masters().find((port) => !serves(port, journalSlot))!;
-    const onVictim = (blob: Buffer): boolean =>
-      serves(victim, calculateSlot(`bc:{${md5(blob)}}:m`));
+    const victim = stack.redis.masters().find((port) => !servedBy(port)(journalSlot))!;
+    const victimServes = servedBy(victim);
+    const onVictim = (blob: Buffer): boolean => victimServes(calculateSlot(`bc:{${md5(blob)}}:m`));
     const blobs: Buffer[] = [];
     for (let seed = 1; blobs.length < 48; seed++) {
       const blob = blobOf(4096, 70_000 + seed);
@@ -97,7 +92,7 @@ describe('a journal entry waits for a replica the slot map does not list yet', f
     const journal = new Journal({ redis: staleMap, partitions: 1, replicaWaitMs: 2_000 });
     await journal.ensureGroups();
     const slot = calculateSlot(journalStream(0));
-    const master = stack.redis.masters().find((port) => serves(port, slot))!;
+    const master = stack.redis.masters().find((port) => servedBy(port)(slot))!;
     const replicaOf = (port: number) =>
       Number(/slave0:ip=[^,]+,port=(\d+)/.exec(stack.redis.info(port, 'replication'))?.[1]);
     const replica = replicaOf(master);
