@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { eventually } from '../harness/eventually.ts';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { blobOf, contentMd5, md5, sha256Base64 } from '../harness/blobs.ts';
 import { startTestServer, type TestServer } from '../harness/dataplane.ts';
+import { eventually } from '../harness/eventually.ts';
 import { problemOf } from '../harness/http.ts';
 
 describe('blob API on the embedded default (real HTTP on loopback)', () => {

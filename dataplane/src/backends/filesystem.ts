@@ -71,9 +71,9 @@ const SPACE_REGAINED_BYTES = 1024 * 1024;
  * each 64 KiB piece against the CRC-32 recorded when the bytes were last verified (by the
  * upload that stored them, or by a read that hashed the file), or, with no such record, the
  * whole file against its MD5 (the last chunk held back until the digest matched; the piece
- * checksums are recorded then). A range is served only from a file
- * whose stamp still matches, else the whole file is verified first. A damaged copy is
- * removed (quarantined), so a re-upload stores the right bytes again.
+ * checksums are recorded then). A range is served only from a file whose stamp still
+ * matches, else the whole file is verified first. A damaged copy is removed (quarantined),
+ * so a re-upload stores the right bytes again.
  */
 export class FileSystemStore implements BlobStore {
   private readonly root: string;

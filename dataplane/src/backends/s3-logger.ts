@@ -9,8 +9,7 @@ import { isPreconditionFailed, isS3Miss } from './s3-errors.ts';
  * failures, logged at debug: a 404 for a blob that is not stored (a miss), a 412 for an
  * upload made only if the object is absent (`If-None-Match: *`) when S3 holds it already,
  * and a request this process aborted itself (a client gone, an upload stopped by a
- * DELETE). Its objects
- * are flattened into fields rather than printed as "[object Object]".
+ * DELETE). Its objects are flattened into fields rather than printed as "[object Object]".
  */
 export function s3SdkLogger(logger: Logger): NonNullable<S3ClientConfig['logger']> {
   return {
