@@ -13,6 +13,8 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v python3 >/dev/null || need+=(python3)
 # The embedded tier's directory-sync test counts fsync calls with strace.
 command -v strace >/dev/null || need+=(strace)
+# The end-to-end harness deletes the conntrack entries kube-proxy leaves (stale-flows.ts).
+command -v conntrack >/dev/null || need+=(conntrack)
 # The schemathesis tier runs in a venv; Debian ships venv support separately.
 python3 -c 'import ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then

@@ -48,12 +48,23 @@ touch /tmp/done
 sleep 86400 & wait
 `;
 
-/** Reads every acknowledged blob once; prints `<key> <status> same|different` per blob. */
+/**
+ * Reads every acknowledged blob once; prints `<key> <status> same|different` per blob. A
+ * read that could not connect (curl exit 7) reached no server and says nothing of the blob:
+ * it is tried again, up to three times, each on a new connection (after a lost Pod, a
+ * connect can still be sent to its address, see stale-flows.ts).
+ */
 const VERIFY_SCRIPT = `
 CLIENT_WAIT=90
 while read -r k; do
-  code=$(curl -s -o /tmp/check -w '%{http_code}' --max-time $CLIENT_WAIT \\
-    -H "Authorization: Bearer $READ_TOKEN" "$URL/v1/blobs/$k")
+  tries=0
+  while :; do
+    tries=$((tries + 1))
+    code=$(curl -s -o /tmp/check -w '%{http_code}' --max-time $CLIENT_WAIT \\
+      -H "Authorization: Bearer $READ_TOKEN" "$URL/v1/blobs/$k")
+    rc=$?
+    if [ "$rc" -ne 7 ] || [ "$tries" -ge 3 ]; then break; fi
+  done
   sum=$(md5sum /tmp/check | cut -d' ' -f1)
   same=different; [ "$sum" = "$k" ] && same=same
   echo "$k $code $same"
