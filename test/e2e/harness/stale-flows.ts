@@ -4,8 +4,8 @@
  * UDP and SCTP only. A client's SYN to the lost address, never answered, leaves an entry
  * (SYN_SENT, kept `nf_conntrack_tcp_timeout_syn_sent`, 120 s by default) that still
  * translates to that address. A later connect from the same client that picks the same
- * source port matches it: the kernel does not even refresh the entry for the new SYN (its
- * sequence number is out of the entry's window) but still translates it, the Node's ARP for
+ * source port matches it and is translated to that address again (the entry's timer was
+ * not even reset by the new SYN, as watched in /proc/net/nf_conntrack); the Node's ARP for
  * the address fails, and the client gets "host unreachable" after 3 s. A client that opens
  * connection after connection to one Service reuses source ports within that time: seen by
  * packet capture in the zone-loss scenario, a connect 33 s after one of the loss on the same
