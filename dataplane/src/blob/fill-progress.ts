@@ -9,8 +9,16 @@ interface Held {
 
 interface Waiter {
   index: number;
+  /** Also woken when chunk `index` has more than this many bytes received. */
+  beyond?: number;
   resolve: () => void;
   reject: (error: Error) => void;
+}
+
+/** A chunk the fill is writing or has sent to Redis, not yet readable as a whole. */
+interface Received {
+  data: Buffer;
+  length: number;
 }
 
 export interface FillShape {
@@ -35,9 +43,14 @@ export interface FillProgressOptions extends FillShape {
  * following a fill elsewhere) reports chunks as Redis acknowledges them and never waits
  * for readers: a reader that falls out of the window reads Redis instead.
  *
+ * The process running the fill also reports the bytes of each chunk as they pass its
+ * verifier (`received`), before Redis has the chunk: its own readers stream them at once,
+ * so a reader's first byte follows the durable tier's (docs/decisions/0097).
+ *
  * The last chunk becomes readable only when the fill `finish`es, that is once the bytes
- * matched the key and the fill published them: nobody holds a whole blob before it was
- * verified, and whoever got it whole finds it cached.
+ * matched the key and the fill published them; readers hold back their last piece until
+ * then (`settled`): nobody holds a whole blob before it was verified, and whoever got it
+ * whole finds it cached.
  *
  * Memory: at most `windowChunks` chunks, plus the chunks readers pinned, all taken from
  * the read-ahead budget (a chunk that does not fit is simply not kept).
@@ -54,6 +67,8 @@ export class FillProgress implements FillShape {
   private readonly budget: ReadAheadBudget;
   private readonly windowChunks: number;
   private readonly held = new Map<number, Held>();
+  /** Chunks whose bytes passed the fill's verifier in this process, until readable whole. */
+  private readonly receiving = new Map<number, Received>();
   private readonly window: number[] = [];
   private waiters: Waiter[] = [];
   private storedCount = 0;
@@ -110,6 +125,32 @@ export class FillProgress implements FillShape {
     this.advance(Math.min(this.storedCount, this.chunkCount - 1));
   }
 
+  /**
+   * The first `length` bytes of chunk `index` passed the fill's verifier in this process
+   * (`data` is the writer's buffer: bytes below `length` never change). Reported only by
+   * the process running the fill, in order, as they come.
+   */
+  received(index: number, data: Buffer, length: number): void {
+    if (this.ended || index < this.readable) return;
+    this.receiving.set(index, { data, length });
+    const woken = this.waiters.filter(
+      (waiter) => waiter.index === index && waiter.beyond !== undefined && length > waiter.beyond,
+    );
+    if (woken.length === 0) return;
+    this.waiters = this.waiters.filter((waiter) => !woken.includes(waiter));
+    for (const waiter of woken) waiter.resolve();
+  }
+
+  /**
+   * The bytes of chunk `index` from `offset` on that were received but are not readable as
+   * a chunk yet; undefined when there are none beyond `offset`.
+   */
+  receivedBytes(index: number, offset: number): Buffer | undefined {
+    const entry = this.receiving.get(index);
+    if (entry === undefined || index < this.readable || offset >= entry.length) return undefined;
+    return entry.data.subarray(offset, entry.length);
+  }
+
   /** Every chunk is staged and verified, and the fill published (or was refused). */
   finish(): void {
     if (this.ended) return;
@@ -122,6 +163,7 @@ export class FillProgress implements FillShape {
   fail(error: Error): void {
     if (this.ended) return;
     this.failure = error;
+    this.receiving.clear();
     for (const waiter of this.waiters) waiter.reject(error);
     this.waiters = [];
     this.settle.reject(error);
@@ -133,6 +175,19 @@ export class FillProgress implements FillShape {
     if (index < this.readable) return Promise.resolve();
     if (this.failure !== undefined) return Promise.reject(this.failure);
     return new Promise((resolve, reject) => this.waiters.push({ index, resolve, reject }));
+  }
+
+  /**
+   * Resolves once chunk `index` may be read, or once more than `offset` of its bytes were
+   * received (see `receivedBytes`); rejects if the fill fails first.
+   */
+  waitForBytes(index: number, offset: number): Promise<void> {
+    if (index < this.readable || this.receivedBytes(index, offset) !== undefined)
+      return Promise.resolve();
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    return new Promise((resolve, reject) =>
+      this.waiters.push({ index, beyond: offset, resolve, reject }),
+    );
   }
 
   /** Chunks `0..n-1` may be read now. */
@@ -163,6 +218,7 @@ export class FillProgress implements FillShape {
   private advance(readable: number): void {
     if (readable <= this.readable) return;
     this.readable = readable;
+    for (const index of this.receiving.keys()) if (index < readable) this.receiving.delete(index);
     const ready = this.waiters.filter((waiter) => waiter.index < readable);
     this.waiters = this.waiters.filter((waiter) => waiter.index >= readable);
     for (const waiter of ready) waiter.resolve();

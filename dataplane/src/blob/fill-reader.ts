@@ -18,7 +18,8 @@ export interface ReadBehindDeps {
 /**
  * Streams a blob (or `range` of it) behind a fill under way, in this process or another:
  * each chunk as soon as the fill staged it, from the fill's window in memory when it is
- * there, else from Redis. The fill never waits for this reader: a reader that falls behind
+ * there, else from Redis; behind a fill in this process, the bytes of a chunk not staged
+ * yet as they pass the fill's verifier. The fill never waits for this reader: a reader that falls behind
  * reads Redis, and pins at most a few chunks (`HELD_DOWNSTREAM`) while its client takes them.
  *
  * The stream's last byte waits until the fill finished (its bytes matched the key), also
@@ -50,7 +51,14 @@ export function readBehind(
     try {
       while (position <= end) {
         const index = Math.floor(position / chunkBytes);
-        await progress.waitFor(index);
+        if (index >= progress.readableChunks) {
+          // Bytes the fill in this process received and Redis may not have yet.
+          const offset = position - index * chunkBytes;
+          const received = progress.receivedBytes(index, offset);
+          if (received === undefined) await progress.waitForBytes(index, offset);
+          else yield await last(received.subarray(0, end - position + 1));
+          continue;
+        }
         const data = progress.take(index);
         if (data !== undefined) {
           pinned.push(index);

@@ -50,17 +50,22 @@ class FillFencedError extends Error {
 /**
  * Runs one fill to its end, whoever reads it: the durable tier's bytes pass one
  * `DigestVerifier` (each byte hashed once) into staged chunks, each handed to readers as
- * Redis acknowledges it; verified, they are published as a cached copy. The fill record is
- * written before the first byte is read, so readers in other processes can stream behind
- * it; the lease is renewed while the fill runs, and a DELETE (a new generation, seen at a
- * renewal) stops it. Timers end with the fill.
+ * Redis acknowledges it (and to readers in this process as they come); verified, they are
+ * published as a cached copy. The fill record is written while the first bytes are read,
+ * so readers in other processes can stream behind the fill, and before it publishes (a
+ * record that fails to be written fails the fill); the lease is renewed while the fill
+ * runs, and a DELETE (a new generation, seen at a renewal) stops it. Timers end with the
+ * fill.
  */
-export async function startFill(deps: FillRunDeps, start: FillStart): Promise<RunningFill> {
+export function startFill(deps: FillRunDeps, start: FillStart): RunningFill {
   const { fast, records } = deps;
   const { key, holder, generation, read } = start;
   const { size, sha256 } = read.info;
   // Handed to the writer before `progress` exists; called only once bytes flow.
-  const staging = fast.stagingWriter(key, (index, data) => progress.stored(index, data));
+  const staging = fast.stagingWriter(key, {
+    onStored: (index, data) => progress.stored(index, data),
+    onReceived: (index, data, length) => progress.received(index, data, length),
+  });
   const progress = new FillProgress({
     key,
     size,
@@ -69,16 +74,14 @@ export async function startFill(deps: FillRunDeps, start: FillStart): Promise<Ru
     budget: deps.budget,
     ...optionalSha(sha256),
   });
-  try {
-    const { uploadId, chunkBytes } = progress;
-    const { leaseMs } = deps;
-    const record = { key, holder, generation, leaseMs, size, chunkBytes, uploadId };
-    await records.announce({ ...record, ...optionalSha(sha256), state: 'running' }, leaseMs);
-  } catch (error) {
-    read.stream.destroy();
-    throw error;
-  }
   const stop = new AbortController();
+  const { uploadId, chunkBytes } = progress;
+  const { leaseMs } = deps;
+  const record = { key, holder, generation, leaseMs, size, chunkBytes, uploadId };
+  // Never rejects: a record that could not be written stops the fill.
+  const announced = records
+    .announce({ ...record, ...optionalSha(sha256), state: 'running' }, leaseMs)
+    .catch((error: unknown) => stop.abort(asError(error)));
   const renewal = setInterval(
     () => {
       records.renew(key, holder, generation, deps.leaseMs).then(
@@ -101,6 +104,8 @@ export async function startFill(deps: FillRunDeps, start: FillStart): Promise<Ru
     try {
       const verifier = new DigestVerifier({ md5: key, size, ...optionalSha(sha256) });
       await pipeline(read.stream, verifier, staging.writable, { signal: stop.signal });
+      await announced;
+      if (stop.signal.aborted) throw stop.signal.reason;
       end = await fast.publish(staging.staged(size, sha256), {
         generation,
         state: 'cached',
@@ -113,6 +118,8 @@ export async function startFill(deps: FillRunDeps, start: FillStart): Promise<Ru
       progress.fail(failure);
       end = await classify(deps, key, failure);
     }
+    // The record is written (or failed to be) before its end is recorded.
+    await announced;
     clearInterval(renewal);
     deps.metrics.fills.inc({ result: METRIC_RESULT[end] });
     const verified = end !== 'corrupt' && end !== 'failed' && end !== 'fenced';

@@ -155,17 +155,21 @@ export class FillCoordinator {
 
   /**
    * Finds the fill of `key`: follows one under way elsewhere, or takes the lease and starts
-   * one. While another process holds the lease without showing a fill (it is still opening
-   * the object), waits up to `fillWaitMs`, then reads the durable tier directly.
+   * one (both found in one round trip). While another process holds the lease without
+   * showing a fill (it is still opening the object), waits up to `fillWaitMs`, then reads
+   * the durable tier directly.
    */
   private async find(key: string): Promise<Source> {
-    const { fillWaitMs } = this.options;
+    const { fillWaitMs, fillLeaseMs } = this.options;
     const deadline = Date.now() + fillWaitMs;
     let delay = 5;
     for (;;) {
-      const seen = await this.records.lookup(key);
+      const holder = `${this.options.owner}/${(this.fillCount += 1)}`;
+      const seen = await this.records.lookupOrAcquire(key, holder, fillLeaseMs);
       if (seen.cached) return { kind: 'cached' };
       if (seen.knownAbsent) return { kind: 'absent' };
+      // The generation was read under the lease: a DELETE after it fences the fill.
+      if (seen.acquired) return this.start(key, holder, seen.generation);
       const { record, leaseHolder } = seen;
       if (
         record !== null &&
@@ -177,36 +181,25 @@ export class FillCoordinator {
         const deps = { records: this.records, logger: this.options.logger, budget: this.budget };
         return { kind: 'fill', progress: followFill(deps, record) };
       }
-      if (leaseHolder === null) {
-        const started = await this.tryStart(key);
-        if (started !== null) return started;
-      }
       if (Date.now() > deadline) return { kind: 'bypass' };
       await sleep(delay);
       delay = Math.min(delay * 2, 100);
     }
   }
 
-  /** Takes the lease and starts a fill; null when another process took it first. */
-  private async tryStart(key: string): Promise<Source | null> {
+  /** Starts a fill under the lease `holder` just took; lets go of the lease if it cannot. */
+  private async start(key: string, holder: string, generation: string): Promise<Source> {
     const { fast, store, fillLeaseMs, negativeCacheMs } = this.options;
-    const holder = `${this.options.owner}/${(this.fillCount += 1)}`;
-    if (!(await this.records.acquire(key, holder, fillLeaseMs))) return null;
     let started = false;
     try {
-      // Re-checked under the lease: a fill that ended just before may have published it. The
-      // generation read now is the one to publish under: a DELETE after it fences the fill.
-      const seen = await this.records.lookup(key);
-      if (seen.cached) return { kind: 'cached' };
-      if (seen.knownAbsent) return { kind: 'absent' };
       const read = await store.get(key);
       if (read === null) {
         await fast.rememberAbsent(key, negativeCacheMs);
         return { kind: 'absent' };
       }
-      const running = await startFill(
+      const running = startFill(
         { ...this.options, records: this.records, budget: this.budget, leaseMs: fillLeaseMs },
-        { key, holder, generation: seen.generation, read },
+        { key, holder, generation, read },
       );
       started = true;
       return { kind: 'fill', ...running };

@@ -6,7 +6,8 @@ import { ChunkMissingError } from './errors.ts';
  * Splits a stream into fixed-size chunks written to Redis with `SET ... PX`, keeping at
  * most `inFlight` writes outstanding (memory: `inFlight + 1` chunks). The writable
  * finishes only once every chunk is acknowledged. `onStored` learns of each chunk Redis
- * acknowledged, in index order (a fill hands them to readers streaming behind it).
+ * acknowledged, in index order (a fill hands them to readers streaming behind it), and
+ * `onReceived` of the bytes of the chunk being filled, as they come.
  */
 export function chunkWriter(options: {
   redis: Cluster;
@@ -15,8 +16,10 @@ export function chunkWriter(options: {
   ttlMs: number;
   inFlight: number;
   onStored?: (index: number, data: Buffer) => void;
+  /** Chunk `index` holds `length` bytes so far, in `data` (which is never reused). */
+  onReceived?: (index: number, data: Buffer, length: number) => void;
 }): { writable: Writable; chunkCount: () => number } {
-  const { redis, chunkBytes, keyOf, ttlMs, inFlight, onStored } = options;
+  const { redis, chunkBytes, keyOf, ttlMs, inFlight, onStored, onReceived } = options;
   let buffer = Buffer.allocUnsafe(chunkBytes);
   let filled = 0;
   let index = 0;
@@ -57,6 +60,7 @@ export function chunkWriter(options: {
           const copied = chunk.copy(buffer, filled, offset);
           filled += copied;
           offset += copied;
+          onReceived?.(index, buffer, filled);
           if (filled === chunkBytes) {
             const full = buffer;
             buffer = Buffer.allocUnsafe(chunkBytes);

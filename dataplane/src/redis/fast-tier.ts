@@ -198,7 +198,11 @@ export class RedisFastTier {
    */
   stagingWriter(
     key: string,
-    onStored: (index: number, data: Buffer) => void,
+    listeners: {
+      onStored: (index: number, data: Buffer) => void;
+      /** The bytes of the chunk being filled, as they come (before Redis has them). */
+      onReceived?: (index: number, data: Buffer, length: number) => void;
+    },
   ): {
     writable: Writable;
     uploadId: string;
@@ -212,7 +216,7 @@ export class RedisFastTier {
       keyOf: (index) => blobKeys.chunk(key, uploadId, index),
       ttlMs: this.options.stagingTtlMs,
       inFlight: this.options.pipelineDepth,
-      onStored,
+      ...listeners,
     });
     return {
       writable,

@@ -25,6 +25,8 @@ export interface FillRecord {
 
 /** What a reader looking for a blob absent from Redis learns in one round trip. */
 export interface FillLookup {
+  /** The reader took the fill lease in the same round trip (see `lookupOrAcquire`). */
+  acquired: boolean;
   /** A manifest exists: the blob is cached after all. */
   cached: boolean;
   generation: string;
@@ -74,6 +76,25 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 `);
 
+/**
+ * A reader's look at a blob absent from Redis; it takes the fill lease if the blob is
+ * neither cached nor known absent and nobody holds it, so finding and starting a fill cost
+ * one round trip, and the generation returned is read under the lease. KEYS: manifest,
+ * generation, absent, lease, record. ARGV: holder, ttl ms. Returns cached (0/1),
+ * generation, known absent (0/1), acquired (0/1), lease holder ('' for none), record
+ * fields (flat); no nil, which would cut a Lua array short.
+ */
+const LOOKUP_OR_ACQUIRE = new LuaScript(`
+local cached = redis.call('EXISTS', KEYS[1])
+local generation = redis.call('GET', KEYS[2]) or ''
+local absent = redis.call('EXISTS', KEYS[3])
+local acquired = 0
+if cached == 0 and absent == 0 and redis.call('SET', KEYS[4], ARGV[1], 'PX', ARGV[2], 'NX') then
+  acquired = 1
+end
+return {cached, generation, absent, acquired, redis.call('GET', KEYS[4]) or '', redis.call('HGETALL', KEYS[5])}
+`);
+
 const RENEW_CODES: Record<number, RenewOutcome> = { 1: 'held', 0: 'taken', [-1]: 'deleted' };
 
 /** The fill lease and fill records of blobs in Redis (all in the blob's own slot). */
@@ -84,28 +105,33 @@ export class FillRecords {
     this.redis = redis;
   }
 
-  async lookup(key: string): Promise<FillLookup> {
-    const [manifest, generation, absent, lease, record] = await execPipeline(() =>
-      this.redis
-        .pipeline()
-        .exists(blobKeys.manifest(key))
-        .get(blobKeys.generation(key))
-        .exists(blobKeys.absent(key))
-        .get(blobKeys.fillLease(key))
-        .hgetall(blobKeys.fillRecord(key)),
-    );
+  /**
+   * Looks for the blob and any fill of it, taking the fill lease for `holder` when the blob
+   * is neither cached nor known absent and the lease is free (`acquired`).
+   */
+  async lookupOrAcquire(key: string, holder: string, ttlMs: number): Promise<FillLookup> {
+    const reply = (await LOOKUP_OR_ACQUIRE.run(
+      this.redis,
+      [
+        blobKeys.manifest(key),
+        blobKeys.generation(key),
+        blobKeys.absent(key),
+        blobKeys.fillLease(key),
+        blobKeys.fillRecord(key),
+      ],
+      [holder, ttlMs],
+    )) as [number, string, number, number, string, string[]];
+    const [cached, generation, absent, acquired, lease, fields] = reply;
+    const record: Record<string, string> = {};
+    for (let i = 0; i + 1 < fields.length; i += 2) record[fields[i]!] = fields[i + 1]!;
     return {
-      cached: manifest === 1,
-      generation: (generation as string | null) ?? '',
+      acquired: acquired === 1,
+      cached: cached === 1,
+      generation,
       knownAbsent: absent === 1,
-      leaseHolder: lease as string | null,
-      record: recordOf(key, record as Record<string, string>),
+      leaseHolder: lease === '' ? null : lease,
+      record: recordOf(key, record),
     };
-  }
-
-  /** Takes the fill lease for `key`; false when another fill holds it. */
-  async acquire(key: string, holder: string, ttlMs: number): Promise<boolean> {
-    return (await this.redis.set(blobKeys.fillLease(key), holder, 'PX', ttlMs, 'NX')) === 'OK';
   }
 
   async release(key: string, holder: string): Promise<void> {

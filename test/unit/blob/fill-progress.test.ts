@@ -100,6 +100,44 @@ describe('FillProgress', () => {
     expect(budget.inUse()).to.equal(0);
   });
 
+  it('hands out received bytes of a chunk before Redis has it, and forgets them once readable', async () => {
+    const progress = progressOf(2);
+    const buffer = Buffer.alloc(CHUNK, 1);
+    const waiting = progress.waitForBytes(0, 0);
+    expect(await settledYet(waiting)).to.be.false;
+    progress.received(0, buffer, 100);
+    expect(await settledYet(waiting)).to.be.true;
+    expect(progress.receivedBytes(0, 0)?.length).to.equal(100);
+    expect(progress.receivedBytes(0, 40)?.length).to.equal(60);
+    expect(progress.receivedBytes(0, 100)).to.equal(undefined);
+    // A reader that has the first 100 bytes waits for more, not for the whole chunk.
+    const more = progress.waitForBytes(0, 100);
+    progress.received(0, buffer, 100);
+    expect(await settledYet(more)).to.be.false;
+    progress.received(0, buffer, 300);
+    expect(await settledYet(more)).to.be.true;
+    progress.stored(0, buffer);
+    expect(progress.readableChunks).to.equal(1);
+    expect(progress.receivedBytes(0, 0)).to.equal(undefined);
+  });
+
+  it('keeps the received bytes of the last chunk until the fill finished, and drops them on failure', async () => {
+    const progress = progressOf(2);
+    progress.stored(0);
+    const last = Buffer.alloc(CHUNK - 10, 2);
+    progress.received(1, last, CHUNK - 10);
+    progress.stored(1, last);
+    expect(progress.readableChunks).to.equal(1);
+    expect(progress.receivedBytes(1, 0)?.length).to.equal(CHUNK - 10);
+    const waiting = progress.waitForBytes(1, CHUNK - 10);
+    progress.fail(new Error('damaged'));
+    expect(await waiting.catch((error: Error) => error.message)).to.equal('damaged');
+    expect(progress.receivedBytes(1, 0)).to.equal(undefined);
+    expect(await progress.waitForBytes(1, 0).catch((error: Error) => error.message)).to.equal(
+      'damaged',
+    );
+  });
+
   it('finishes an empty blob with nothing to read', async () => {
     const progress = new FillProgress({
       key: 'k',
