@@ -1,8 +1,11 @@
 import type { ChainableCommander } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** Errors that mean the slot moved or the cluster is reconfiguring: the pipeline was not run. */
-const REDIRECTED = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN) /;
+/**
+ * Errors that mean the slot moved or the cluster is reconfiguring: the command was not run
+ * where it was sent (docs/decisions/0081).
+ */
+export const REDIRECTED = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN) /;
 
 /**
  * Runs a single-slot pipeline and returns each command's reply, rebuilding and resending it

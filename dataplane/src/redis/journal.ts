@@ -1,8 +1,9 @@
 import calculateSlot from 'cluster-key-slot';
-import type { Cluster } from 'ioredis';
+import type { ChainableCommander, Cluster } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { ServiceUnavailableError } from '../blob/errors.ts';
-import { execPipeline } from './cluster-pipeline.ts';
+import { GroupCommit } from '../group-commit.ts';
+import { execPipeline, REDIRECTED } from './cluster-pipeline.ts';
 import { journalPartitionOf, journalStream, uploadMarker } from './keys.ts';
 import { ReplicaPresence } from './replica-presence.ts';
 
@@ -30,6 +31,22 @@ export interface JournalEntry {
  */
 export type UploadState = 'streaming' | 'published' | 'gone';
 
+/** One entry to append: its stream, fields and upload marker. */
+interface Append {
+  stream: string;
+  key: string;
+  generation: string;
+  token: string;
+  marker: string;
+  published: boolean;
+}
+
+/** An append's stream id (or why it failed), and how many replicas confirmed it (null: none asked). */
+interface Appended {
+  id: string | Error;
+  replicas: number | null | Error;
+}
+
 export interface JournalBacklog {
   /** Entries not yet acknowledged (blobs not yet known to be in the durable tier). */
   length: number;
@@ -50,6 +67,14 @@ export class Journal {
   private readonly replicaPresence: ReplicaPresence;
   /** Lifetime of a streaming marker; the upload renews it at a third of this. */
   readonly streamingMarkerMs: number;
+  /**
+   * Appends to one shard share a `WAIT` (group commit, as the publishes of 0081 do): one
+   * `WAIT` confirms every write before it on the connection, and blocks the connection
+   * while it waits, so one per append held up every other command to that shard.
+   */
+  private readonly appends = new GroupCommit<Append, Appended>({
+    run: (_nodes, batch) => this.appendBatch(batch),
+  });
 
   constructor(options: {
     redis: Cluster;
@@ -96,16 +121,27 @@ export class Journal {
     const stream = journalStream(partition);
     const token = randomUUID();
     const marker = uploadMarker(partition, token);
-    const replicated = await this.replicaPresence.slotHasReplica(calculateSlot(stream));
-    const [id, , acknowledged] = (await execPipeline(() => {
-      const pipeline = this.redis
-        .pipeline()
-        .xadd(stream, '*', 'key', key, 'gen', generation, 'tok', token);
-      if (options.published === true) pipeline.set(marker, 'published');
-      else pipeline.set(marker, 'streaming', 'PX', this.streamingMarkerMs);
-      return replicated ? pipeline.wait(1, this.replicaWaitMs) : pipeline;
-    })) as [string, unknown, number | undefined];
-    if (replicated && (acknowledged ?? 0) < 1) {
+    const append = {
+      stream,
+      key,
+      generation,
+      token,
+      marker,
+      published: options.published === true,
+    };
+    const nodes = this.redis.slots[calculateSlot(stream)];
+    let appended =
+      nodes === undefined ? undefined : await this.appends.submit(nodes.join(';'), append);
+    // Redirected before it ran (a failover or a slot move): alone, following redirections.
+    if (
+      appended === undefined ||
+      (appended.id instanceof Error && REDIRECTED.test(appended.id.message))
+    )
+      appended = await this.appendAlone(append);
+    const { id, replicas } = appended;
+    if (id instanceof Error) throw id;
+    if (replicas instanceof Error) throw replicas;
+    if (replicas !== null && replicas < 1) {
       // The upload is refused, so its entry must not linger as backlog.
       await this.redis
         .pipeline()
@@ -116,6 +152,48 @@ export class Journal {
       throw new ServiceUnavailableError(`No replica confirmed the journal entry for ${key}; retry`);
     }
     return { partition, id, key, generation, appendedAt: idTime(id), token };
+  }
+
+  private queueAppend(pipeline: ChainableCommander, append: Append): void {
+    const { stream, key, generation, token, marker } = append;
+    pipeline.xadd(stream, '*', 'key', key, 'gen', generation, 'tok', token);
+    if (append.published) pipeline.set(marker, 'published');
+    else pipeline.set(marker, 'streaming', 'PX', this.streamingMarkerMs);
+  }
+
+  /**
+   * One pipeline for a batch of appends to one shard, then one `WAIT` when the shard has a
+   * replica. The batch's group key names the nodes serving every stream in it.
+   */
+  private async appendBatch(batch: readonly Append[]): Promise<Appended[]> {
+    const first = batch[0];
+    const nodes = first === undefined ? undefined : this.redis.slots[calculateSlot(first.stream)];
+    if (nodes === undefined) throw new Error('The shard of the batch is not known any more');
+    const waits = await this.replicaPresence.shardHasReplica(nodes);
+    const pipeline = this.redis.pipeline();
+    for (const append of batch) this.queueAppend(pipeline, append);
+    if (waits) pipeline.wait(1, this.replicaWaitMs);
+    const results = (await pipeline.exec()) ?? [];
+    const wait = results[batch.length * 2];
+    const replicas = !waits
+      ? null
+      : (wait?.[0] ?? (wait === undefined ? new Error('No reply to WAIT') : (wait[1] as number)));
+    return batch.map((_, index) => {
+      const [xaddError, id] = results[index * 2] ?? [new Error('No reply to XADD')];
+      const [markerError] = results[index * 2 + 1] ?? [new Error('No reply to the marker')];
+      return { id: xaddError ?? markerError ?? (id as string), replicas };
+    });
+  }
+
+  /** One append in its own pipeline, sent again while the cluster redirects it. */
+  private async appendAlone(append: Append): Promise<Appended> {
+    const waits = await this.replicaPresence.slotHasReplica(calculateSlot(append.stream));
+    const [id, , replicas] = (await execPipeline(() => {
+      const pipeline = this.redis.pipeline();
+      this.queueAppend(pipeline, append);
+      return waits ? pipeline.wait(1, this.replicaWaitMs) : pipeline;
+    })) as [string, unknown, number | undefined];
+    return { id, replicas: waits ? (replicas ?? 0) : null };
   }
 
   /** Keeps an entry's `streaming` marker alive; false once it is gone (or published). */

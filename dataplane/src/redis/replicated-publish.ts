@@ -3,6 +3,7 @@ import type { Cluster } from 'ioredis';
 import { GroupCommit } from '../group-commit.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ReplicaPresence } from './replica-presence.ts';
+import { REDIRECTED } from './cluster-pipeline.ts';
 import { PUBLISH } from './scripts.ts';
 
 /** One publish script call and how long its blob may take to reach a replica. */
@@ -28,8 +29,6 @@ interface BatchReply {
   replicas: number | Error | null;
 }
 
-/** Errors meaning the command was not run where it was sent (docs/decisions/0081). */
-const NOT_RUN = /^(MOVED|ASK|CLUSTERDOWN|TRYAGAIN) /;
 const REDIRECT_ATTEMPTS = 30;
 const REDIRECT_DELAY_MS = 300;
 
@@ -63,7 +62,7 @@ export class ReplicatedPublishes {
     const reply = await this.batches.submit(nodes.join(';'), call);
     if (reply.code instanceof Error) {
       // Redirected before it ran (a failover or a slot move): alone, with redirections followed.
-      if (NOT_RUN.test(reply.code.message)) return this.publishAlone(call);
+      if (REDIRECTED.test(reply.code.message)) return this.publishAlone(call);
       throw reply.code;
     }
     return { code: reply.code, replicas: reply.replicas };
@@ -112,7 +111,7 @@ export class ReplicatedPublishes {
       if (waits) pipeline.wait(1, call.waitMs);
       const [published, wait] = (await pipeline.exec()) ?? [];
       const [error, code] = published ?? [new Error('No reply to the publish script')];
-      if (error !== null && NOT_RUN.test(error.message) && attempt < REDIRECT_ATTEMPTS) {
+      if (error !== null && REDIRECTED.test(error.message) && attempt < REDIRECT_ATTEMPTS) {
         await sleep(REDIRECT_DELAY_MS);
         continue;
       }

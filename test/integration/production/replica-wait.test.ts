@@ -17,7 +17,7 @@ function waitCalls(stack: ProductionStack, port: number): number {
   return Number(/calls=(\d+)/.exec(line ?? '')?.[1] ?? 0);
 }
 
-describe('uploads share the replica wait of their shard (docs/decisions/0081)', function () {
+describe('uploads share the replica wait of their shard, and so do journal appends (docs/decisions/0081)', function () {
   this.timeout(240_000);
   let stack: ProductionStack;
   after(async () => {
@@ -26,8 +26,8 @@ describe('uploads share the replica wait of their shard (docs/decisions/0081)', 
 
   it('acknowledges 48 concurrent uploads to one shard with fewer WAITs than uploads, and a master SIGKILLed right after the last answer loses none of them', async () => {
     stack = await startProductionStack();
-    // One journal stream, on another shard: every WAIT the victim serves is a publish's
-    // (journal appends wait for their own shard's replica, one WAIT each).
+    // One journal stream, on another shard: every WAIT the victim serves is a publish's,
+    // every WAIT the journal's master serves an append's (they share them the same way).
     const plane = await stack.spawn({ BLOBCACHE_JOURNAL_PARTITIONS: '1' });
     // S3 down: what is acknowledged lives only in Redis, on the master and its replica.
     await stack.s3.stop();
@@ -40,7 +40,9 @@ describe('uploads share the replica wait of their shard (docs/decisions/0081)', 
       const blob = blobOf(4096, 70_000 + seed);
       if (onVictim(blob)) blobs.push(blob);
     }
+    const journalMaster = stack.redis.masters().find((port) => servedBy(port)(journalSlot))!;
     const waitsBefore = waitCalls(stack, victim);
+    const appendWaitsBefore = waitCalls(stack, journalMaster);
     const statuses = await inParallel(
       blobs,
       48,
@@ -53,7 +55,11 @@ describe('uploads share the replica wait of their shard (docs/decisions/0081)', 
     // hold every acknowledged blob.
     stack.redis.kill(victim);
     expect(waits, 'WAITs for 48 uploads').to.be.at.least(1).and.below(blobs.length);
-    console.log(`      ${waits} WAITs on the shard's master for ${blobs.length} uploads`);
+    const appendWaits = waitCalls(stack, journalMaster) - appendWaitsBefore;
+    expect(appendWaits, 'WAITs for 48 journal appends').to.be.at.least(1).and.below(blobs.length);
+    console.log(
+      `      ${waits} WAITs on the shard's master, ${appendWaits} on the journal's, for ${blobs.length} uploads`,
+    );
 
     await stack.redis.waitHealthy();
     expect(stack.redis.masters()).not.to.include(victim);
