@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { get, type ClientRequest } from 'node:http';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { GeneratedBlob, blobOf, md5 } from '../../harness/blobs.ts';
 import type { SpawnedDataPlane } from '../../harness/dataplane.ts';
 import { eventually } from '../../harness/eventually.ts';
@@ -230,6 +231,33 @@ describe('cold start: one fill per blob, readers streaming behind it (real Redis
     const whole = startReader(urlOf(key, plane));
     expect(await whole.done).to.deep.equal({ status: 200, md5: key, size: blob.size });
     await plane.stop();
+  });
+
+  it('streams a miss to a reader on the filling process before Redis has its first chunk, ending it only once verified', async () => {
+    const blob = blobOf(4 * MiB + 7, 1307);
+    const key = md5(blob);
+    await stack.store.put(Readable.from([blob], { objectMode: false }), { key });
+    // S3 stops a quarter into the first chunk (1 MiB): a reader waiting for staged chunks
+    // would get nothing until the hold is released.
+    const held = stack.proxy.hold(key, MiB / 4);
+    let received = 0;
+    const reader = startReader(urlOf(key, planes[2]!), (size) => (received = size));
+    const gotFirstBytes = await Promise.race([
+      reader.firstBytes.then(() => true),
+      sleep(20_000).then(() => false),
+    ]);
+    if (!gotFirstBytes) held.release();
+    expect(gotFirstBytes, 'first bytes within 20 s while S3 is held').to.be.true;
+    const uploadId = await eventually('the fill record', () =>
+      stack.cluster.hget(`bc:{${key}}:fill`, 'up'),
+    );
+    expect(await stack.cluster.exists(`bc:{${key}}:c:${uploadId}:0`), 'chunk 0 staged').to.equal(0);
+    expect(received)
+      .to.be.above(0)
+      .and.at.most(MiB / 4);
+    held.release();
+    expect(await reader.done).to.deep.equal({ status: 200, md5: key, size: blob.length });
+    expect(stack.proxy.count('GET', key)).to.equal(1);
   });
 
   it('fills the whole blob, with one S3 GET, to serve a range of a cold one', async () => {
