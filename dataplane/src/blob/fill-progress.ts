@@ -10,7 +10,7 @@ interface Held {
 interface Waiter {
   index: number;
   /** Also woken when chunk `index` has more than this many bytes received. */
-  beyond?: number;
+  beyond: number;
   resolve: () => void;
   reject: (error: Error) => void;
 }
@@ -133,9 +133,9 @@ export class FillProgress implements FillShape {
   received(index: number, data: Buffer, length: number): void {
     if (this.ended || index < this.readable) return;
     this.receiving.set(index, { data, length });
-    const woken = this.waiters.filter(
-      (waiter) => waiter.index === index && waiter.beyond !== undefined && length > waiter.beyond,
-    );
+    // Called for every piece a fill writes: no work when nobody waits.
+    if (this.waiters.length === 0) return;
+    const woken = this.waiters.filter((waiter) => waiter.index === index && length > waiter.beyond);
     if (woken.length === 0) return;
     this.waiters = this.waiters.filter((waiter) => !woken.includes(waiter));
     for (const waiter of woken) waiter.resolve();
@@ -168,13 +168,6 @@ export class FillProgress implements FillShape {
     this.waiters = [];
     this.settle.reject(error);
     this.clearWindow();
-  }
-
-  /** Resolves once chunk `index` may be read; rejects if the fill fails first. */
-  waitFor(index: number): Promise<void> {
-    if (index < this.readable) return Promise.resolve();
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => this.waiters.push({ index, resolve, reject }));
   }
 
   /**

@@ -19,8 +19,9 @@ export interface ReadBehindDeps {
  * Streams a blob (or `range` of it) behind a fill under way, in this process or another:
  * each chunk as soon as the fill staged it, from the fill's window in memory when it is
  * there, else from Redis; behind a fill in this process, the bytes of a chunk not staged
- * yet as they pass the fill's verifier. The fill never waits for this reader: a reader that falls behind
- * reads Redis, and pins at most a few chunks (`HELD_DOWNSTREAM`) while its client takes them.
+ * yet as they pass the fill's verifier. The fill never waits for this reader: a reader
+ * that falls behind reads Redis, and pins at most a few chunks (`HELD_DOWNSTREAM`) while
+ * its client takes them.
  *
  * The stream's last byte waits until the fill finished (its bytes matched the key), also
  * for a range that ends long before the blob does: a damaged blob is never a complete

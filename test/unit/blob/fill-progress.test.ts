@@ -29,14 +29,14 @@ async function settledYet(promise: Promise<unknown>): Promise<boolean> {
 describe('FillProgress', () => {
   it('lets readers take each chunk once stored, but the last only once the fill finished', async () => {
     const progress = progressOf(3);
-    const waiting = progress.waitFor(0);
+    const waiting = progress.waitForBytes(0, 0);
     expect(await settledYet(waiting)).to.be.false;
     progress.stored(0);
     expect(await settledYet(waiting)).to.be.true;
     progress.stored(1);
     progress.stored(2);
     expect(progress.readableChunks).to.equal(2);
-    const last = progress.waitFor(2);
+    const last = progress.waitForBytes(2, 0);
     expect(await settledYet(last)).to.be.false;
     progress.finish();
     expect(await settledYet(last)).to.be.true;
@@ -55,11 +55,11 @@ describe('FillProgress', () => {
 
   it('fails every waiter, and later ones, when the fill fails', async () => {
     const progress = progressOf(3);
-    const waiting = progress.waitFor(1);
+    const waiting = progress.waitForBytes(1, 0);
     progress.fail(new Error('damaged'));
     const errors = await Promise.all([
       waiting.catch((error: Error) => error.message),
-      progress.waitFor(2).catch((error: Error) => error.message),
+      progress.waitForBytes(2, 0).catch((error: Error) => error.message),
       progress.settled.catch((error: Error) => error.message),
     ]);
     expect(errors).to.deep.equal(['damaged', 'damaged', 'damaged']);
