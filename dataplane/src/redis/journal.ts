@@ -5,7 +5,7 @@ import { ServiceUnavailableError } from '../blob/errors.ts';
 import { GroupCommit } from '../group-commit.ts';
 import { execPipeline, REDIRECTED } from './cluster-pipeline.ts';
 import { journalPartitionOf, journalStream, uploadMarker } from './keys.ts';
-import { ReplicaPresence } from './replica-presence.ts';
+import { ReplicaPresence, replicasConfirmed } from './replica-presence.ts';
 
 export const UPLOADER_GROUP = 'uploaders';
 
@@ -41,7 +41,7 @@ interface Append {
   published: boolean;
 }
 
-/** An append's stream id (or why it failed), and how many replicas confirmed it (null: none asked). */
+/** An append's stream id (or why it failed), and the replicas that confirmed it (null: none). */
 interface Appended {
   id: string | Error;
   replicas: number | null | Error;
@@ -174,10 +174,7 @@ export class Journal {
     for (const append of batch) this.queueAppend(pipeline, append);
     if (waits) pipeline.wait(1, this.replicaWaitMs);
     const results = (await pipeline.exec()) ?? [];
-    const wait = results[batch.length * 2];
-    const replicas = !waits
-      ? null
-      : (wait?.[0] ?? (wait === undefined ? new Error('No reply to WAIT') : (wait[1] as number)));
+    const replicas = replicasConfirmed(results[batch.length * 2], waits);
     return batch.map((_, index) => {
       const [xaddError, id] = results[index * 2] ?? [new Error('No reply to XADD')];
       const [markerError] = results[index * 2 + 1] ?? [new Error('No reply to the marker')];

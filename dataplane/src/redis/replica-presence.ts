@@ -41,3 +41,17 @@ export class ReplicaPresence {
     return this.shardHasReplica(this.redis.slots[slot] ?? []);
   }
 }
+
+/**
+ * What a pipeline's `WAIT` reply says: the replicas that confirmed every earlier write on
+ * the connection, null when no `WAIT` was sent (the shard has no replica), or the error
+ * (also when the reply is missing).
+ */
+export function replicasConfirmed(
+  reply: [Error | null, unknown] | undefined,
+  asked: boolean,
+): number | null | Error {
+  if (!asked) return null;
+  if (reply === undefined) return new Error('No reply to WAIT');
+  return reply[0] ?? (reply[1] as number);
+}

@@ -2,7 +2,7 @@ import calculateSlot from 'cluster-key-slot';
 import type { Cluster } from 'ioredis';
 import { GroupCommit } from '../group-commit.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ReplicaPresence } from './replica-presence.ts';
+import { replicasConfirmed, type ReplicaPresence } from './replica-presence.ts';
 import { REDIRECTED } from './cluster-pipeline.ts';
 import { PUBLISH } from './scripts.ts';
 
@@ -90,10 +90,7 @@ export class ReplicatedPublishes {
     }
     if (waits) pipeline.wait(1, Math.max(...calls.map((call) => call.waitMs)));
     const results = (await pipeline.exec()) ?? [];
-    const wait = results[calls.length];
-    const replicas = !waits
-      ? null
-      : (wait?.[0] ?? (wait === undefined ? new Error('No reply to WAIT') : (wait[1] as number)));
+    const replicas = replicasConfirmed(results[calls.length], waits);
     return calls.map((_, index) => {
       const [error, code] = results[index] ?? [new Error('No reply to the publish script')];
       return { code: error ?? (code as number), replicas };
