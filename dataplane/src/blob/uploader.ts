@@ -4,7 +4,7 @@ import type { Logger } from 'winston';
 import type { Metrics } from '../metrics.ts';
 import type { Manifest, RedisFastTier } from '../redis/fast-tier.ts';
 import type { Journal, JournalEntry } from '../redis/journal.ts';
-import type { UploadLeases } from '../redis/upload-leases.ts';
+import type { UploadLease, UploadLeases } from '../redis/upload-leases.ts';
 import { DigestConflictError } from './errors.ts';
 import type { BlobStore } from './store.ts';
 
@@ -144,32 +144,24 @@ export class Uploader {
   }
 
   private async upload(entry: JournalEntry, manifest: Manifest, generation: string): Promise<void> {
-    const { fast, leases } = this.options;
-    const stillWanted = async (): Promise<boolean> =>
-      (await fast.generation(entry.key)) === generation;
     // Under the lease, a DELETE waits for this upload (and stops it) before it removes the
     // durable copy: an object put back by an upload that started earlier never outlives it.
-    const lease = await leases.take(entry.key, stillWanted);
+    const lease = await this.options.leases.take(entry.key, generation);
     try {
-      if (!(await stillWanted())) {
+      if (lease.generation !== generation) {
         await this.settleDeleted(entry, false);
         return;
       }
-      await this.copy(entry, manifest, lease.signal, stillWanted);
+      await this.copy(entry, manifest, lease);
     } finally {
       await lease.release().catch(() => undefined);
     }
   }
 
-  private async copy(
-    entry: JournalEntry,
-    manifest: Manifest,
-    signal: AbortSignal,
-    stillWanted: () => Promise<boolean>,
-  ): Promise<void> {
+  private async copy(entry: JournalEntry, manifest: Manifest, lease: UploadLease): Promise<void> {
     const { fast, store, journal, metrics, logger } = this.options;
     const started = Date.now();
-    const damaged = await fast.isKnownDamaged(entry.key);
+    const damaged = lease.durableCopyDamaged;
     let result;
     try {
       result = await store.put(fast.read(manifest), {
@@ -180,10 +172,10 @@ export class Uploader {
         sourceVerified: true,
         replaceExisting: damaged,
         reread: () => fast.read(manifest),
-        signal,
+        signal: lease.signal,
       });
     } catch (error) {
-      if (!(await stillWanted())) {
+      if ((await fast.generation(entry.key)) !== lease.generation) {
         await this.settleDeleted(entry, true);
         return;
       }
@@ -204,11 +196,16 @@ export class Uploader {
       // Found to be the stored content, whose SHA-256 is known there: record it here too.
       await fast.recordSha256(manifest, result.info.sha256);
     }
-    if (!(await stillWanted())) {
+    const marked = await fast.markCached(
+      manifest,
+      this.options.cachedTtlMs,
+      entry.token,
+      lease.generation,
+    );
+    if (marked === 'deleted') {
       await this.settleDeleted(entry, true);
       return;
     }
-    await fast.markCached(manifest, this.options.cachedTtlMs, entry.token);
     await journal.complete(entry);
     this.attempts.delete(ref(entry));
     metrics.uploads.inc({ result: result.created ? 'uploaded' : 'present' });

@@ -319,18 +319,25 @@ export class RedisFastTier {
 
   /**
    * Pending → cached: the durable tier has it, so it may now be evicted. Only the journal
-   * entry named by the manifest's persist token may do it; false otherwise (or when the
-   * manifest is gone or was replaced).
+   * entry named by the manifest's persist token may do it, and only while the blob's
+   * generation is still `generation` (the check and the mark are one step, so no DELETE
+   * can fall between them): `deleted` when a DELETE came since, `superseded` when the
+   * manifest is gone, was replaced or another entry persists it.
    */
-  async markCached(manifest: Manifest, ttlMs: number, persistToken: string): Promise<boolean> {
+  async markCached(
+    manifest: Manifest,
+    ttlMs: number,
+    persistToken: string,
+    generation: string,
+  ): Promise<'cached' | 'deleted' | 'superseded'> {
     const keys = this.scriptKeys(manifest.key, manifest);
-    return (
-      ((await MARK_CACHED.run(this.redis, keys, [
-        manifest.uploadId,
-        ttlMs,
-        persistToken,
-      ])) as number) === 1
-    );
+    const code = (await MARK_CACHED.run(this.redis, keys, [
+      manifest.uploadId,
+      ttlMs,
+      persistToken,
+      generation,
+    ])) as number;
+    return code === 1 ? 'cached' : code === -1 ? 'deleted' : 'superseded';
   }
 
   /**
@@ -424,10 +431,6 @@ export class RedisFastTier {
   /** Remembers that the durable tier's copy of `key` is damaged (for a day). */
   async rememberDamaged(key: string): Promise<void> {
     await this.redis.set(blobKeys.damaged(key), '1', 'PX', 24 * 3_600_000);
-  }
-
-  async isKnownDamaged(key: string): Promise<boolean> {
-    return (await this.redis.exists(blobKeys.damaged(key))) === 1;
   }
 
   async forgetDamaged(key: string): Promise<void> {

@@ -91,11 +91,13 @@ return 1
 
 /**
  * Marks a pending blob as persisted in the durable tier and makes it evictable (TTL), if
- * the caller's journal entry is still the one responsible for it (manifests written before
- * persist tokens existed accept any). Returns 1 done, 0 the manifest changed, is gone or
- * another entry persists it. ARGV: upload id, ttl ms, persist token.
+ * no DELETE came since the caller read the generation and the caller's journal entry is
+ * still the one responsible for it (manifests written before persist tokens existed accept
+ * any). Returns 1 done, -1 deleted since (the generation moved), 0 the manifest changed, is
+ * gone or another entry persists it. ARGV: upload id, ttl ms, persist token, generation.
  */
 export const MARK_CACHED = new LuaScript(`
+if (redis.call('GET', KEYS[2]) or '') ~= ARGV[4] then return -1 end
 if redis.call('HGET', KEYS[1], 'up') ~= ARGV[1] then return 0 end
 local token = redis.call('HGET', KEYS[1], 'p')
 if token and token ~= '' and token ~= ARGV[3] then return 0 end

@@ -6,15 +6,17 @@ import { LuaScript } from './scripts.ts';
 
 /**
  * Takes or renews a lease: a member of the blob's uploads set that expires `ttl` ms from
- * now by the Redis server's clock (so the clocks of the processes never matter).
- * KEYS[1] uploads set. ARGV: member, ttl ms.
+ * now by the Redis server's clock (so the clocks of the processes never matter). Answers,
+ * in the same round trip, what an upload checks at that moment: the blob's generation ('' if
+ * none) and whether its durable copy is known damaged (1 or 0).
+ * KEYS[1] uploads set, KEYS[2] generation, KEYS[3] damaged marker. ARGV: member, ttl ms.
  */
 const TAKE = new LuaScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+return {redis.call('GET', KEYS[2]) or '', redis.call('EXISTS', KEYS[3])}
 `);
 
 /** Drops expired leases and counts the others. KEYS[1] uploads set. */
@@ -26,7 +28,11 @@ return redis.call('ZCARD', KEYS[1])
 `);
 
 export interface UploadLease {
-  /** Aborted when the lease could not be renewed or `onRenew` asked to stop. */
+  /** The blob's generation when the lease was taken ('' if none). */
+  readonly generation: string;
+  /** Whether the durable tier's copy was known damaged when the lease was taken. */
+  readonly durableCopyDamaged: boolean;
+  /** Aborted when the lease could not be renewed or the generation moved (a DELETE came). */
   readonly signal: AbortSignal;
   release(): Promise<void>;
 }
@@ -47,26 +53,32 @@ export class UploadLeases {
   }
 
   /**
-   * Takes a lease on `key`'s uploads and renews it until released. On every renewal
-   * `stillWanted` is asked; when it answers false (a DELETE came), the lease's signal is
-   * aborted so the upload stops, and the lease is kept until released.
+   * Takes a lease on `key`'s uploads for the upload of generation `wanted`, and renews it
+   * until released. When a renewal finds another generation (a DELETE came), the lease's
+   * signal is aborted so the upload stops, and the lease is kept until released.
    */
-  async take(key: string, stillWanted: () => Promise<boolean>): Promise<UploadLease> {
+  async take(key: string, wanted: string): Promise<UploadLease> {
     const member = randomUUID();
-    const set = blobKeys.uploads(key);
-    await TAKE.run(this.redis, [set], [member, this.ttlMs]);
+    const keys = [blobKeys.uploads(key), blobKeys.generation(key), blobKeys.damaged(key)];
+    const renew = async (): Promise<{ generation: string; durableCopyDamaged: boolean }> => {
+      const reply = (await TAKE.run(this.redis, keys, [member, this.ttlMs])) as [string, number];
+      return { generation: reply[0], durableCopyDamaged: reply[1] === 1 };
+    };
+    const taken = await renew();
     const aborter = new AbortController();
     const timer = setInterval(() => {
-      void (async () => {
-        await TAKE.run(this.redis, [set], [member, this.ttlMs]);
-        if (!(await stillWanted())) aborter.abort(new Error(`Blob ${key} was deleted meanwhile`));
-      })().catch((error: unknown) => aborter.abort(error));
+      renew()
+        .then(({ generation }) => {
+          if (generation !== wanted) aborter.abort(new Error(`Blob ${key} was deleted meanwhile`));
+        })
+        .catch((error: unknown) => aborter.abort(error));
     }, this.ttlMs / 3);
     return {
+      ...taken,
       signal: aborter.signal,
       release: async () => {
         clearInterval(timer);
-        await this.redis.zrem(set, member);
+        await this.redis.zrem(keys[0]!, member);
       },
     };
   }

@@ -36,12 +36,14 @@ describe('uploader races against a DELETE and a newer upload (real Redis and S3)
   });
 
   const uploaderOn = (store: BlobStore, consumer: string): Uploader =>
+    uploaderWith(store, new Metrics(), consumer);
+  const uploaderWith = (store: BlobStore, metrics: Metrics, consumer = 'racer'): Uploader =>
     new Uploader({
       journal,
       fast,
       leases,
       store,
-      metrics: new Metrics(),
+      metrics,
       logger: silentLogger,
       consumer,
       concurrency: 1,
@@ -120,6 +122,65 @@ describe('uploader races against a DELETE and a newer upload (real Redis and S3)
     expect(await deleteWaited).to.equal(true);
     expect(await stack.store.head(key)).to.equal(null);
     expect(await fast.manifest(key)).to.equal(null);
+  });
+
+  it('takes back what it stored when a DELETE lands between its copy to S3 and marking the copy cached', async () => {
+    const blob = blobOf(MiB + 5, 903);
+    const key = md5(blob);
+    const entry = await upload(blob, await fast.generation(key));
+    const racing: BlobStore = Object.create(stack.store) as BlobStore;
+    racing.put = async (source: Readable, options: PutOptions): Promise<PutResult> => {
+      const result = await stack.store.put(source, options);
+      // The copy is in S3; a DELETE fences Redis before the uploader marks it cached.
+      await fast.delete(key);
+      return result;
+    };
+    const metrics = new Metrics();
+    await uploaderWith(racing, metrics).persist(entry);
+    expect(await stack.store.head(key), 'the object the DELETE must not find again').to.equal(null);
+    expect(await fast.manifest(key)).to.equal(null);
+    const outcomes = (await metrics.uploads.get()).values;
+    expect(outcomes.map(({ labels, value }) => [labels.result, value])).to.deep.equal([
+      ['deleted', 1],
+    ]);
+    expect(await entriesFor(key)).to.deep.equal([]);
+  });
+
+  it('marks a copy cached only for the generation it was uploaded under and by its own entry', async () => {
+    const blob = blobOf(64 * 1024, 904);
+    const key = md5(blob);
+    const generation = await fast.generation(key);
+    const entry = await upload(blob, generation);
+    const manifest = (await fast.manifest(key))!;
+    expect(await fast.markCached(manifest, 60_000, 'another-entry', generation)).to.equal(
+      'superseded',
+    );
+    await fast.delete(key);
+    expect(await fast.markCached(manifest, 60_000, entry.token, generation)).to.equal('deleted');
+    const again = await upload(blob, await fast.generation(key));
+    const republished = (await fast.manifest(key))!;
+    expect(
+      await fast.markCached(republished, 60_000, again.token, await fast.generation(key)),
+    ).to.equal('cached');
+    expect((await fast.manifest(key))?.state).to.equal('cached');
+  });
+
+  it('reads the generation and the damaged mark in the step that takes the lease', async () => {
+    const key = md5(blobOf(1024, 905));
+    const before = await leases.take(key, '');
+    expect(before.generation).to.equal('');
+    expect(before.durableCopyDamaged).to.equal(false);
+    expect(await leases.waitUntilNone(key, 0)).to.equal(false);
+    await before.release();
+    await fast.rememberDamaged(key);
+    await fast.delete(key);
+    const after = await leases.take(key, '');
+    expect(after.generation).to.equal(await fast.generation(key));
+    expect(after.generation).to.not.equal('');
+    expect(after.durableCopyDamaged).to.equal(true);
+    await after.release();
+    expect(await leases.waitUntilNone(key, 1_000)).to.equal(true);
+    await fast.forgetDamaged(key);
   });
 
   /** Entries of `key` still in its journal partition. */
