@@ -192,16 +192,13 @@ export class Uploader {
       return;
     }
     if (damaged) await fast.forgetDamaged(entry.key).catch(() => undefined);
-    if (manifest.sha256 === undefined && result.info.sha256 !== undefined) {
-      // Found to be the stored content, whose SHA-256 is known there: record it here too.
-      await fast.recordSha256(manifest, result.info.sha256);
-    }
-    const marked = await fast.markCached(
-      manifest,
-      this.options.cachedTtlMs,
-      entry.token,
-      lease.generation,
-    );
+    const marked = await fast.markCached(manifest, {
+      ttlMs: this.options.cachedTtlMs,
+      persistToken: entry.token,
+      generation: lease.generation,
+      // Known there when the copy was found to be the stored content: recorded here too.
+      ...(result.info.sha256 === undefined ? {} : { sha256: result.info.sha256 }),
+    });
     if (marked === 'deleted') {
       await this.settleDeleted(entry, true);
       return;

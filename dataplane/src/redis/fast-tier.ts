@@ -322,20 +322,20 @@ export class RedisFastTier {
    * entry named by the manifest's persist token may do it, and only while the blob's
    * generation is still `generation` (the check and the mark are one step, so no DELETE
    * can fall between them): `deleted` when a DELETE came since, `superseded` when the
-   * manifest is gone, was replaced or another entry persists it.
+   * manifest is gone, was replaced or another entry persists it. A `sha256` the durable
+   * tier reported is recorded on a manifest stored without one.
    */
   async markCached(
     manifest: Manifest,
-    ttlMs: number,
-    persistToken: string,
-    generation: string,
+    mark: { ttlMs: number; persistToken: string; generation: string; sha256?: string },
   ): Promise<'cached' | 'deleted' | 'superseded'> {
     const keys = this.scriptKeys(manifest.key, manifest);
     const code = (await MARK_CACHED.run(this.redis, keys, [
       manifest.uploadId,
-      ttlMs,
-      persistToken,
-      generation,
+      mark.ttlMs,
+      mark.persistToken,
+      mark.generation,
+      mark.sha256 ?? '',
     ])) as number;
     return code === 1 ? 'cached' : code === -1 ? 'deleted' : 'superseded';
   }

@@ -93,8 +93,10 @@ return 1
  * Marks a pending blob as persisted in the durable tier and makes it evictable (TTL), if
  * no DELETE came since the caller read the generation and the caller's journal entry is
  * still the one responsible for it (manifests written before persist tokens existed accept
- * any). Returns 1 done, -1 deleted since (the generation moved), 0 the manifest changed, is
- * gone or another entry persists it. ARGV: upload id, ttl ms, persist token, generation.
+ * any); records the SHA-256 the durable tier knows for it when the manifest has none.
+ * Returns 1 done, -1 deleted since (the generation moved), 0 the manifest changed, is gone
+ * or another entry persists it. ARGV: upload id, ttl ms, persist token, generation,
+ * SHA-256 ('' if unknown).
  */
 export const MARK_CACHED = new LuaScript(`
 if (redis.call('GET', KEYS[2]) or '') ~= ARGV[4] then return -1 end
@@ -103,6 +105,8 @@ local token = redis.call('HGET', KEYS[1], 'p')
 if token and token ~= '' and token ~= ARGV[3] then return 0 end
 local ttl = tonumber(ARGV[2])
 redis.call('HSET', KEYS[1], 'state', 'cached')
+local sha = redis.call('HGET', KEYS[1], 'sha')
+if ARGV[5] ~= '' and not (sha and sha ~= '') then redis.call('HSET', KEYS[1], 'sha', ARGV[5]) end
 redis.call('PEXPIRE', KEYS[1], ttl)
 for i = 4, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
 return 1

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { BlobStore, PutOptions, PutResult } from '../../../dataplane/src/blob/store.ts';
 import { Uploader } from '../../../dataplane/src/blob/uploader.ts';
@@ -152,17 +153,29 @@ describe('uploader races against a DELETE and a newer upload (real Redis and S3)
     const generation = await fast.generation(key);
     const entry = await upload(blob, generation);
     const manifest = (await fast.manifest(key))!;
-    expect(await fast.markCached(manifest, 60_000, 'another-entry', generation)).to.equal(
+    const mark = { ttlMs: 60_000, persistToken: entry.token, generation };
+    expect(await fast.markCached(manifest, { ...mark, persistToken: 'another-entry' })).to.equal(
       'superseded',
     );
     await fast.delete(key);
-    expect(await fast.markCached(manifest, 60_000, entry.token, generation)).to.equal('deleted');
+    expect(await fast.markCached(manifest, mark)).to.equal('deleted');
     const again = await upload(blob, await fast.generation(key));
     const republished = (await fast.manifest(key))!;
-    expect(
-      await fast.markCached(republished, 60_000, again.token, await fast.generation(key)),
-    ).to.equal('cached');
-    expect((await fast.manifest(key))?.state).to.equal('cached');
+    expect(republished.sha256).to.equal(undefined);
+    const sha256 = createHash('sha256').update(blob).digest('hex');
+    const newer = {
+      ttlMs: 60_000,
+      persistToken: again.token,
+      generation: await fast.generation(key),
+    };
+    expect(await fast.markCached(republished, { ...newer, sha256 })).to.equal('cached');
+    const cached = await fast.manifest(key);
+    expect(cached?.state).to.equal('cached');
+    // The SHA-256 the durable tier reported is kept with it, and never replaces one known.
+    expect(cached?.sha256).to.equal(sha256);
+    expect(await fast.markCached(cached!, { ...newer, sha256: 'f'.repeat(64) })).to.equal('cached');
+    expect((await fast.manifest(key))?.sha256).to.equal(sha256);
+    expect(await stack.cluster.pttl(`bc:{${key}}:m`)).to.be.within(1, 60_000);
   });
 
   it('reads the generation and the damaged mark in the step that takes the lease', async () => {
