@@ -93,7 +93,9 @@ return 1
  * Marks a pending blob as persisted in the durable tier and makes it evictable (TTL), if
  * no DELETE came since the caller read the generation and the caller's journal entry is
  * still the one responsible for it (manifests written before persist tokens existed accept
- * any); records the SHA-256 the durable tier knows for it when the manifest has none.
+ * any); records the SHA-256 the durable tier knows for it when the manifest has none (only
+ * when it marks: an entry refused here leaves the manifest as it was, and the entry that
+ * persists it reports the SHA-256 again when it finds the object).
  * Returns 1 done, -1 deleted since (the generation moved), 0 the manifest changed, is gone
  * or another entry persists it. ARGV: upload id, ttl ms, persist token, generation,
  * SHA-256 ('' if unknown).

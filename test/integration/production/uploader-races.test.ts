@@ -154,15 +154,20 @@ describe('uploader races against a DELETE and a newer upload (real Redis and S3)
     const entry = await upload(blob, generation);
     const manifest = (await fast.manifest(key))!;
     const mark = { ttlMs: 60_000, persistToken: entry.token, generation };
-    expect(await fast.markCached(manifest, { ...mark, persistToken: 'another-entry' })).to.equal(
-      'superseded',
-    );
+    const sha256 = createHash('sha256').update(blob).digest('base64');
+    expect(
+      await fast.markCached(manifest, { ...mark, persistToken: 'another-entry', sha256 }),
+    ).to.equal('superseded');
+    // Refused, it changed nothing: still pending, never evicted, no SHA-256 recorded.
+    const untouched = await fast.manifest(key);
+    expect(untouched?.state).to.equal('pending');
+    expect(untouched?.sha256).to.equal(undefined);
+    expect(await stack.cluster.pttl(`bc:{${key}}:m`)).to.equal(-1);
     await fast.delete(key);
     expect(await fast.markCached(manifest, mark)).to.equal('deleted');
     const again = await upload(blob, await fast.generation(key));
     const republished = (await fast.manifest(key))!;
     expect(republished.sha256).to.equal(undefined);
-    const sha256 = createHash('sha256').update(blob).digest('hex');
     const newer = {
       ttlMs: 60_000,
       persistToken: again.token,
@@ -173,12 +178,13 @@ describe('uploader races against a DELETE and a newer upload (real Redis and S3)
     expect(cached?.state).to.equal('cached');
     // The SHA-256 the durable tier reported is kept with it, and never replaces one known.
     expect(cached?.sha256).to.equal(sha256);
-    expect(await fast.markCached(cached!, { ...newer, sha256: 'f'.repeat(64) })).to.equal('cached');
+    const other = createHash('sha256').update('other bytes').digest('base64');
+    expect(await fast.markCached(cached!, { ...newer, sha256: other })).to.equal('cached');
     expect((await fast.manifest(key))?.sha256).to.equal(sha256);
     expect(await stack.cluster.pttl(`bc:{${key}}:m`)).to.be.within(1, 60_000);
   });
 
-  it('reads the generation and the damaged mark in the step that takes the lease', async () => {
+  it('answers the generation and the damaged mark with the lease', async () => {
     const key = md5(blobOf(1024, 905));
     const before = await leases.take(key, '');
     expect(before.generation).to.equal('');
@@ -186,15 +192,54 @@ describe('uploader races against a DELETE and a newer upload (real Redis and S3)
     expect(await leases.waitUntilNone(key, 0)).to.equal(false);
     await before.release();
     await fast.rememberDamaged(key);
-    await fast.delete(key);
-    const after = await leases.take(key, '');
-    expect(after.generation).to.equal(await fast.generation(key));
-    expect(after.generation).to.not.equal('');
-    expect(after.durableCopyDamaged).to.equal(true);
-    await after.release();
-    expect(await leases.waitUntilNone(key, 1_000)).to.equal(true);
-    await fast.forgetDamaged(key);
+    try {
+      await fast.delete(key);
+      const after = await leases.take(key, '');
+      expect(after.generation).to.equal(await fast.generation(key));
+      expect(after.generation).to.not.equal('');
+      expect(after.durableCopyDamaged).to.equal(true);
+      await after.release();
+      expect(await leases.waitUntilNone(key, 1_000)).to.equal(true);
+    } finally {
+      await fast.forgetDamaged(key);
+    }
   });
+
+  it('aborts the lease of an upload when a renewal finds a DELETE came', async () => {
+    const key = md5(blobOf(1024, 906));
+    // Renewed every 100 ms: a DELETE is noticed without waiting out a long copy.
+    const shortLeases = new UploadLeases(stack.cluster, 300);
+    const lease = await shortLeases.take(key, await fast.generation(key));
+    try {
+      // Renewals under the same generation keep it: two renewals (the lease's expiry moved
+      // twice; the first one's answer was read before the second was sent) abort nothing.
+      await renewals(key, 2);
+      expect(lease.signal.aborted, 'aborted with no DELETE').to.equal(false);
+      await fast.delete(key);
+      await renewals(key, 2);
+      expect(lease.signal.aborted, 'aborted after the DELETE').to.equal(true);
+      expect(String(lease.signal.reason)).to.match(/was deleted meanwhile/);
+      // Kept until released, so the DELETE still waits for the upload to let go.
+      expect(await shortLeases.waitUntilNone(key, 0)).to.equal(false);
+    } finally {
+      await lease.release();
+    }
+    expect(await shortLeases.waitUntilNone(key, 1_000)).to.equal(true);
+  });
+
+  /** Resolves once the expiry of `key`'s (one) upload lease has moved `count` times. */
+  async function renewals(key: string, count: number): Promise<void> {
+    const expiry = async (): Promise<string | undefined> =>
+      (await stack.cluster.zrange(`bc:{${key}}:uploads`, '0', '0', 'WITHSCORES'))[1];
+    let last = await expiry();
+    for (let seen = 0, polls = 0; seen < count; polls++) {
+      if (polls > 200) throw new Error('The lease was not renewed');
+      await new Promise<void>((resolve) => setTimeout(resolve, 10));
+      const now = await expiry();
+      if (now !== last) seen += 1;
+      last = now;
+    }
+  }
 
   /** Entries of `key` still in its journal partition. */
   async function entriesFor(key: string): Promise<JournalEntry[]> {
