@@ -137,6 +137,13 @@ describe('production tiers: Redis Cluster + S3 (real servers on loopback)', func
       let failure: unknown;
       await response.arrayBuffer().catch((error: unknown) => (failure = error));
       expect(failure, `attempt ${attempt}: the transfer must break`).to.be.instanceOf(Error);
+      // The fill counts its end, then lets go of its lease, after its readers were cut: wait
+      // for that, so the next attempt starts a fill of its own instead of joining this one.
+      await eventually(
+        `the fill of attempt ${attempt} to end`,
+        async () => (await stack.cluster.exists(`bc:{${key}}:lease`)) === 0,
+        { intervalMs: 20 },
+      );
     }
     expect(
       (await metricSum(planes[0]!.url, 'blobcache_fills_total', 'result="corrupt"')) -
