@@ -8,12 +8,12 @@
  *
  * usage: node bench/uploader-round-trips.ts [count]
  */
-import { Readable } from 'node:stream';
 import { Uploader } from '../dataplane/src/blob/uploader.ts';
 import { Metrics } from '../dataplane/src/metrics.ts';
 import { RedisFastTier } from '../dataplane/src/redis/fast-tier.ts';
 import { Journal, type JournalEntry } from '../dataplane/src/redis/journal.ts';
 import { UploadLeases } from '../dataplane/src/redis/upload-leases.ts';
+import { publishAcknowledged } from '../test/harness/acknowledged-upload.ts';
 import { blobOf, md5 } from '../test/harness/blobs.ts';
 import { silentLogger } from '../test/harness/logger.ts';
 import { startProductionStack } from '../test/harness/production.ts';
@@ -41,22 +41,10 @@ try {
   });
 
   /** What an acknowledged write-behind upload leaves: a pending blob and its entry. */
-  async function acknowledged(seed: number): Promise<JournalEntry> {
+  const acknowledged = async (seed: number): Promise<JournalEntry> => {
     const blob = blobOf(4096, seed);
-    const generation = await fast.generation(md5(blob));
-    const entry = await journal.append(md5(blob), generation);
-    const staged = await fast.stage(md5(blob), Readable.from([blob], { objectMode: false }), {
-      size: blob.length,
-    });
-    await fast.publish(staged, {
-      generation,
-      state: 'pending',
-      ttlMs: 0,
-      persistToken: entry.token,
-    });
-    await journal.markPublished(entry);
-    return entry;
-  }
+    return publishAcknowledged({ fast, journal }, blob, await fast.generation(md5(blob)));
+  };
 
   const readsByMasters = async (): Promise<number> => {
     let total = 0;

@@ -1,13 +1,15 @@
 import { expect } from 'chai';
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { BlobStore, PutOptions, PutResult } from '../../../dataplane/src/blob/store.ts';
 import { Uploader } from '../../../dataplane/src/blob/uploader.ts';
 import { Metrics } from '../../../dataplane/src/metrics.ts';
 import { RedisFastTier } from '../../../dataplane/src/redis/fast-tier.ts';
 import { Journal, type JournalEntry } from '../../../dataplane/src/redis/journal.ts';
 import { UploadLeases } from '../../../dataplane/src/redis/upload-leases.ts';
+import { publishAcknowledged } from '../../harness/acknowledged-upload.ts';
 import { blobOf, md5 } from '../../harness/blobs.ts';
+import { eventually } from '../../harness/eventually.ts';
 import { silentLogger } from '../../harness/logger.ts';
 import { startProductionStack, type ProductionStack } from '../../harness/production.ts';
 
@@ -55,21 +57,8 @@ describe('uploader races against a DELETE and a newer upload (real Redis and S3)
     });
 
   /** Stages and publishes `blob` as an acknowledged upload would, under a new entry. */
-  async function upload(blob: Buffer, generation: string): Promise<JournalEntry> {
-    const entry = await journal.append(md5(blob), generation);
-    const staged = await fast.stage(md5(blob), Readable.from([blob], { objectMode: false }), {
-      size: blob.length,
-    });
-    const outcome = await fast.publish(staged, {
-      generation,
-      state: 'pending',
-      ttlMs: 0,
-      persistToken: entry.token,
-    });
-    expect(outcome).to.equal('published');
-    await journal.markPublished(entry);
-    return entry;
-  }
+  const upload = (blob: Buffer, generation: string): Promise<JournalEntry> =>
+    publishAcknowledged({ fast, journal }, blob, generation);
 
   it('never leaves a cached copy without its S3 object when an upload raced by a DELETE removes the object a newer upload relied on', async () => {
     const blob = blobOf(2 * MiB + 1, 901);
@@ -232,13 +221,17 @@ describe('uploader races against a DELETE and a newer upload (real Redis and S3)
     const expiry = async (): Promise<string | undefined> =>
       (await stack.cluster.zrange(`bc:{${key}}:uploads`, '0', '0', 'WITHSCORES'))[1];
     let last = await expiry();
-    for (let seen = 0, polls = 0; seen < count; polls++) {
-      if (polls > 200) throw new Error('The lease was not renewed');
-      await new Promise<void>((resolve) => setTimeout(resolve, 10));
-      const now = await expiry();
-      if (now !== last) seen += 1;
-      last = now;
-    }
+    let seen = 0;
+    await eventually(
+      `${count} renewals of the lease on ${key}`,
+      async () => {
+        const now = await expiry();
+        if (now !== last) seen += 1;
+        last = now;
+        return seen >= count;
+      },
+      { timeoutMs: 2_000, intervalMs: 10 },
+    );
   }
 
   /** Entries of `key` still in its journal partition. */
