@@ -151,21 +151,50 @@ export async function fsyncLoop(
  * Uploads to the bare HTTP server of bench/put-floor.ts (its own process, over `dir`) with
  * put-load.ts: the floor of a durable small upload over HTTP on this machine.
  */
-export async function putFloor(
+export function putFloor(
   dir: string,
   options: { size: number; count: number; connections: number },
 ): Promise<LoadResult> {
-  const server = spawn(process.execPath, [join(import.meta.dirname, 'put-floor.ts'), dir], {
+  return loadFloorServer('put-floor.ts', [dir], {}, options);
+}
+
+/**
+ * Uploads to the bare HTTP server of bench/replicated-put-floor.ts on the given Redis
+ * Cluster: the floor of an upload acknowledged on a master and a replica (or, with
+ * `replicated: false`, on the master alone) over HTTP on this machine.
+ */
+export function replicatedPutFloor(
+  redisNodes: string,
+  options: { size: number; count: number; connections: number; replicated: boolean },
+): Promise<LoadResult> {
+  return loadFloorServer(
+    'replicated-put-floor.ts',
+    options.replicated ? [] : ['unreplicated'],
+    { BLOBCACHE_REDIS_NODES: redisNodes },
+    options,
+  );
+}
+
+/** Starts a floor server of bench/ (it prints its URL), loads it with put-load.ts, stops it. */
+async function loadFloorServer(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  options: { size: number; count: number; connections: number },
+): Promise<LoadResult> {
+  const server = spawn(process.execPath, [join(import.meta.dirname, script), ...args], {
     stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
   });
   try {
     const url = await new Promise<string>((resolve, reject) => {
       server.stdout.once('data', (chunk: Buffer) =>
         resolve((JSON.parse(chunk.toString()) as { url: string }).url),
       );
-      server.once('exit', (code) => reject(new Error(`put-floor.ts exited with ${code}`)));
+      server.once('exit', (code) => reject(new Error(`${script} exited with ${code}`)));
     });
-    return await putLoad(url, { ...options, seed: options.size });
+    const { size, count, connections } = options;
+    return await putLoad(url, { size, count, connections, seed: size });
   } finally {
     server.kill('SIGKILL');
   }

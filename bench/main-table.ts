@@ -13,7 +13,15 @@ import { md5 } from '../test/harness/blobs.ts';
 import type { SpawnedDataPlane } from '../test/harness/dataplane.ts';
 import { waitForDrain } from '../test/harness/production-helpers.ts';
 import { BUCKET, s3Client, type ProductionStack } from '../test/harness/production.ts';
-import { fsyncLoop, putFloor, putLoad, redisBenchmarkTests, run, type LoadResult } from './load.ts';
+import {
+  fsyncLoop,
+  putFloor,
+  putLoad,
+  redisBenchmarkTests,
+  replicatedPutFloor,
+  run,
+  type LoadResult,
+} from './load.ts';
 import { servingMemory } from './loopback.ts';
 import { measureGet, type Served } from './measure.ts';
 import type { StaticNginx } from './nginx.ts';
@@ -28,6 +36,8 @@ import {
   FSYNC_LOOP,
   PRODUCTION,
   PUT_FLOOR,
+  REPLICATED_PUT_FLOOR,
+  UNREPLICATED_PUT_FLOOR,
 } from './systems.ts';
 
 const KiB = 1024;
@@ -153,6 +163,19 @@ export async function measureSize(
       connections,
     });
     rows.push({ op: 'PUT', system: PUT_FLOOR, size, connections, ...floor });
+    // The production tier's floor: a bare HTTP server storing each body with one SET, and
+    // answering after a replica confirmed it (WAIT 1, shared) or, to tell HTTP's cost from
+    // replication's, after the SET alone (bench/replicated-put-floor.ts).
+    for (const replicated of [false, true]) {
+      const result = await replicatedPutFloor(stack.env().BLOBCACHE_REDIS_NODES!, {
+        size,
+        count: putCountFor(size),
+        connections,
+        replicated,
+      });
+      const system = replicated ? REPLICATED_PUT_FLOOR : UNREPLICATED_PUT_FLOOR;
+      rows.push({ op: 'PUT', system, size, connections, ...result });
+    }
   }
   for (const [system, plane] of [
     [PRODUCTION, production],
@@ -181,8 +204,10 @@ export async function measureSize(
     process.stderr.write(
       `[bench] PUT ${system} ${size} B: ${result.megabytesPerSecond.toFixed(0)} MB/s (${result.errors} errors)\n`,
     );
+    // The production plane goes on writing its uploads behind to S3 after it answered them;
+    // the next system is measured once that is done, not while it takes the CPU and disk.
+    if (system === PRODUCTION) await waitForDrain(production.url, 600_000);
   }
-  await waitForDrain(production.url, 600_000);
   // Keep memory for the next size: the blobs are in S3, Redis may start empty.
   await run('redis-cli', [
     '--cluster',

@@ -10,8 +10,8 @@
  */
 import { mkdirSync } from 'node:fs';
 import { open, rename } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { join } from 'node:path';
+import { serveFloorPuts } from './floor-server.ts';
 
 const [dir] = process.argv.slice(2);
 if (dir === undefined) throw new Error('usage: node bench/put-floor.ts <dir>');
@@ -27,26 +27,13 @@ async function syncDirectory(path: string): Promise<void> {
   await handle.close();
 }
 
-const server = createServer((req, res) => {
-  const key = /^\/v1\/blobs\/([0-9a-f]{32})$/.exec(req.url ?? '')?.[1];
-  if (req.method !== 'PUT' || key === undefined) {
-    res.writeHead(404).end();
-    return;
-  }
-  void (async () => {
-    const temporary = join(tmp, String(sequence++));
-    const file = await open(temporary, 'w');
-    for await (const chunk of req) await file.write(chunk as Buffer);
-    await file.sync();
-    await file.close();
-    const directory = join(dir, key.slice(0, 2));
-    await rename(temporary, join(directory, key));
-    await syncDirectory(directory);
-    res.writeHead(201, { 'Content-Type': 'application/json' }).end('{"created":true}');
-  })().catch((error: unknown) => res.writeHead(500).end(String(error)));
-});
-server.listen(0, '127.0.0.1', () => {
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('no port');
-  console.log(JSON.stringify({ url: `http://127.0.0.1:${address.port}` }));
+serveFloorPuts(async (key, body) => {
+  const temporary = join(tmp, String(sequence++));
+  const file = await open(temporary, 'w');
+  for await (const chunk of body) await file.write(chunk as Buffer);
+  await file.sync();
+  await file.close();
+  const directory = join(dir, key.slice(0, 2));
+  await rename(temporary, join(directory, key));
+  await syncDirectory(directory);
 });

@@ -14,6 +14,8 @@ import {
   NGINX_CACHE,
   PRODUCTION,
   PUT_FLOOR,
+  REPLICATED_PUT_FLOOR,
+  UNREPLICATED_PUT_FLOOR,
 } from './systems.ts';
 
 export interface Target {
@@ -59,6 +61,28 @@ function durableFloorNote(
     ...against('the loop that also fsyncs the directory', durableLoop),
     ...against('a bare HTTP server doing that', floor),
   ].join('; ');
+}
+
+/**
+ * The production PUT against the bare HTTP servers that only store the body in Redis
+ * (bench/replicated-put-floor.ts), and what those reach of redis-benchmark's rate: the
+ * part of the gap that HTTP and replication leave to any design on this machine.
+ */
+function replicatedFloorNote(
+  production: number | undefined,
+  redisBenchmark: number | undefined,
+  unreplicated: number | undefined,
+  replicated: number | undefined,
+): string {
+  if (production === undefined || redisBenchmark === undefined) return '';
+  const floor = (label: string, rate: number | undefined): string[] =>
+    rate === undefined || !(rate > 0)
+      ? []
+      : [
+          `a bare node:http server doing ${label}: ${(rate / redisBenchmark).toFixed(2)} × ` +
+            `redis-benchmark (${rate.toFixed(0)}/s; this tier ${(production / rate).toFixed(2)} × it)`,
+        ];
+  return [...floor('SET', unreplicated), ...floor('SET + WAIT 1', replicated)].join('; ');
 }
 
 /** A target checked at every size measured: met when `ok` holds at each. */
@@ -204,6 +228,12 @@ export function targets(results: BenchResults): Target[] {
       rps(put(PRODUCTION, 4 * KiB)),
       rps(put('Redis', 4 * KiB)),
       0.25,
+      replicatedFloorNote(
+        rps(put(PRODUCTION, 4 * KiB)),
+        rps(put('Redis', 4 * KiB)),
+        rps(put(UNREPLICATED_PUT_FLOOR, 4 * KiB)),
+        rps(put(REPLICATED_PUT_FLOOR, 4 * KiB)),
+      ),
     ),
     ratioTarget(
       'embedded 4 KiB PUT ≥ 0.8 × a bare write + fsync + rename loop (same concurrency)',
