@@ -39,7 +39,6 @@ events { worker_connections 1024; }
 http {
   access_log off;
   sendfile on;
-  tcp_nopush on;
   keepalive_requests 1000000;
   client_body_temp_path ${join(dir, 'client-temp')};
   proxy_temp_path ${join(dir, 'proxy-temp')};
@@ -88,7 +87,10 @@ export async function startNginx(dir: string, port: number): Promise<StaticNginx
   const nginx = await launch(
     dir,
     port,
-    `  server { listen 127.0.0.1:${port}; root ${root}; location / { } }`,
+    // tcp_nopush: full frames for the large files this reference serves (the caching proxy
+    // leaves it off, docs/decisions/0071).
+    `  tcp_nopush on;
+  server { listen 127.0.0.1:${port}; root ${root}; location / { } }`,
   );
   chmodSync(root, 0o755);
   return { ...nginx, root };
