@@ -36,7 +36,7 @@ const worker = async (): Promise<void> => {
   while (next < sizes.length) {
     const size = sizes[next++]!;
     const key = createHash('md5').update(randomUUID()).digest('hex');
-    const staging = fast.stagingWriter(key, { onStored: () => undefined });
+    const staging = fast.stagingWriter(key, size, { onStored: () => undefined });
     const md5 = createHash('md5');
     const pieces = function* () {
       for (let offset = 0; offset < size; offset += PIECE)

@@ -62,7 +62,7 @@ export function startFill(deps: FillRunDeps, start: FillStart): RunningFill {
   const { key, holder, generation, read } = start;
   const { size, sha256 } = read.info;
   // Handed to the writer before `progress` exists; called only once bytes flow.
-  const staging = fast.stagingWriter(key, {
+  const staging = fast.stagingWriter(key, size, {
     onStored: (index, data) => progress.stored(index, data),
     onReceived: (index, data, length) => progress.received(index, data, length),
   });

@@ -173,6 +173,7 @@ export class RedisFastTier {
       keyOf: (index) => blobKeys.chunk(key, uploadId, index),
       ttlMs: this.options.stagingTtlMs,
       inFlight: this.options.pipelineDepth,
+      ...(expect.size === undefined ? {} : { expectedBytes: expect.size }),
     });
     const staged = (): StagedBlob => ({
       key,
@@ -192,12 +193,13 @@ export class RedisFastTier {
   }
 
   /**
-   * Where a fill stages bytes it verifies itself (once, on their way in): chunks under a
-   * fresh upload id, each reported to `onStored` once Redis acknowledged it, in order. The
-   * caller publishes (`staged()` describes them) or discards what it staged.
+   * Where a fill stages the `size` bytes it verifies itself (once, on their way in): chunks
+   * under a fresh upload id, each reported to `onStored` once Redis acknowledged it, in
+   * order. The caller publishes (`staged()` describes them) or discards what it staged.
    */
   stagingWriter(
     key: string,
+    size: number,
     listeners: {
       onStored: (index: number, data: Buffer) => void;
       /** The bytes of the chunk being filled, as they come (before Redis has them). */
@@ -216,6 +218,7 @@ export class RedisFastTier {
       keyOf: (index) => blobKeys.chunk(key, uploadId, index),
       ttlMs: this.options.stagingTtlMs,
       inFlight: this.options.pipelineDepth,
+      expectedBytes: size,
       ...listeners,
     });
     return {

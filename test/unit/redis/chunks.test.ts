@@ -1,9 +1,14 @@
 import { expect } from 'chai';
 import type { Cluster } from 'ioredis';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChunkMissingError } from '../../../dataplane/src/redis/errors.ts';
-import { PIECE_BYTES, ReadAheadBudget, chunkReader } from '../../../dataplane/src/redis/chunks.ts';
+import {
+  PIECE_BYTES,
+  ReadAheadBudget,
+  chunkReader,
+  chunkWriter,
+} from '../../../dataplane/src/redis/chunks.ts';
 
 const CHUNK = 256 * 1024;
 
@@ -114,5 +119,78 @@ describe('chunkReader', () => {
       expect(error, `budget ${room}`).to.be.instanceOf(ChunkMissingError);
       expect(budget.inUse()).to.equal(0);
     }
+  });
+});
+
+describe('chunkWriter', () => {
+  /** Writes `blob` in `piece`-byte writes; what each SET stored and the buffer it came in. */
+  async function write(blob: Buffer, piece: number, expectedBytes?: number) {
+    const stored: { key: string; data: Buffer; bufferBytes: number }[] = [];
+    const received = new Map<number, Buffer>();
+    const redis = {
+      set: (key: string, data: Buffer) => {
+        stored.push({ key, data: Buffer.from(data), bufferBytes: data.buffer.byteLength });
+        return Promise.resolve('OK');
+      },
+    } as unknown as Cluster;
+    const { writable, chunkCount } = chunkWriter({
+      redis,
+      chunkBytes: CHUNK,
+      keyOf: (i) => `c${i}`,
+      ttlMs: 1000,
+      inFlight: 2,
+      ...(expectedBytes === undefined ? {} : { expectedBytes }),
+      onReceived: (index, data, length) =>
+        received.set(index, Buffer.from(data.subarray(0, length))),
+    });
+    const pieces = function* () {
+      for (let offset = 0; offset < blob.length; offset += piece)
+        yield blob.subarray(offset, Math.min(blob.length, offset + piece));
+    };
+    await pipeline(Readable.from(pieces(), { objectMode: false }), writable);
+    return { stored, received, count: chunkCount() };
+  }
+
+  /** The blob's bytes split into whole chunks, the last one short. */
+  function expectChunks(stored: { key: string; data: Buffer }[], blob: Buffer): void {
+    expect(stored.map((s) => s.key)).to.deep.equal(
+      Array.from({ length: Math.ceil(blob.length / CHUNK) }, (_, i) => `c${i}`),
+    );
+    stored.forEach((s, i) =>
+      expect(s.data.equals(blob.subarray(i * CHUNK, (i + 1) * CHUNK)), s.key).to.equal(true),
+    );
+  }
+
+  it('sizes the buffer of each chunk to what the declared length leaves of it', async () => {
+    const { blob } = blobChunks(2 * CHUNK + 10_000);
+    for (const piece of [64 * 1024, 7_777]) {
+      const { stored, count } = await write(blob, piece, blob.length);
+      expect(count).to.equal(3);
+      expectChunks(stored, blob);
+      expect(stored.map((s) => s.bufferBytes)).to.deep.equal([CHUNK, CHUNK, 10_000]);
+    }
+    const small = blobChunks(10_000).blob;
+    const { stored } = await write(small, 4096, small.length);
+    expectChunks(stored, small);
+    expect(stored[0]!.bufferBytes).to.equal(10_000);
+  });
+
+  it('still stores whole chunks when the stream is longer or shorter than declared', async () => {
+    const { blob } = blobChunks(CHUNK + 5_000);
+    for (const declared of [10_000, 1, 0, 3 * CHUNK]) {
+      const { stored, received } = await write(blob, 3_000, declared);
+      expectChunks(stored, blob);
+      // A chunk whose buffer grew was reported again with every byte so far.
+      expect(received.get(0)!.equals(blob.subarray(0, CHUNK)), `declared ${declared}`).to.equal(
+        true,
+      );
+    }
+  });
+
+  it('takes whole chunk buffers when no length is declared', async () => {
+    const { blob } = blobChunks(CHUNK + 5_000);
+    const { stored } = await write(blob, 64 * 1024);
+    expectChunks(stored, blob);
+    expect(stored.map((s) => s.bufferBytes)).to.deep.equal([CHUNK, CHUNK]);
   });
 });
