@@ -77,6 +77,23 @@ describe('MemoryLruStore', () => {
     range.release!();
   });
 
+  it('keeps its own copy of a chunk that is a small view into a larger buffer', async () => {
+    const store = new MemoryLruStore({ maxBytes: 1 << 20, maxEntryBytes: 1 << 20 });
+    // The short last piece of a read in 64 KiB pieces: 4 KiB of a 64 KiB buffer.
+    const piece = Buffer.allocUnsafeSlow(64 * 1024).fill(7);
+    const small = piece.subarray(0, 4096);
+    // A whole 64 KiB piece is kept as it came.
+    const whole = Buffer.allocUnsafeSlow(64 * 1024).fill(9);
+    for (const chunk of [small, whole]) {
+      await store.put(Readable.from([chunk], { objectMode: false }), { key: md5(chunk) });
+      const read = store.peek(md5(chunk))!;
+      expect(Buffer.concat(read.chunks!).equals(chunk)).to.equal(true);
+      expect(read.chunks![0]!.buffer.byteLength).to.equal(chunk.length);
+      expect(read.chunks![0] === chunk, 'the same buffer').to.equal(chunk === whole);
+      read.release!();
+    }
+  });
+
   it('refuses blobs over its entry limit and bytes that do not match the key', async () => {
     const store = new MemoryLruStore({ maxBytes: 100, maxEntryBytes: 4 });
     await put(store, 'abcdefgh').then(
