@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { ProductionStack } from '../test/harness/production.ts';
 import { timedGet } from './get-load.ts';
 import { getLoadProcess } from './load.ts';
-import { measureGet } from './measure.ts';
+import { measureGet, warmUp } from './measure.ts';
 import { startModelledS3, type LinkModel } from './modelled-s3.ts';
 import type { Row } from './report-rows.ts';
 import {
@@ -204,6 +204,8 @@ async function hitsAndDirect(
       if (clients > 1 && run.system === names.plane) continue;
       const gets = (): number =>
         who === undefined ? 0 : (systems.log?.gets(hot.key, USER_AGENTS[who]) ?? 0);
+      // Warmed like the main table's runs, before S3's GETs are counted (docs/decisions/0072).
+      await warmUp({ ...run, size }, clients);
       const before = gets();
       const row = await measureGet({
         ...run,

@@ -20,11 +20,10 @@ import {
   redisBenchmarkTests,
   replicatedPutFloor,
   run,
-  wrkGet,
   type LoadResult,
 } from './load.ts';
 import { servingMemory } from './loopback.ts';
-import { measureGet, type Served } from './measure.ts';
+import { measureGet, warmUp, type Served } from './measure.ts';
 import type { StaticNginx } from './nginx.ts';
 import { cpuSecondsDuring, ProcessSampler } from './processes.ts';
 import type { Row } from './report-rows.ts';
@@ -221,26 +220,4 @@ export async function measureSize(
   ]);
   await rm(join(nginx.root, key));
   return { rows, memory };
-}
-
-/**
- * Untimed reads before a system's timed run, so every system is timed serving a hot blob
- * as it does in its steady state. One whole GET first: nginx and S3 then serve from the
- * page cache, the embedded plane has checked the file on its first whole read, and the
- * production plane has copied a large blob from Redis into its local tier (a run of a few
- * seconds would otherwise time mostly that copy of a 256 MiB blob; the hot-blob and
- * cold-start sections measure first reads). Then one second of the timed load itself, so
- * the server's hot path is compiled (a fresh Node process runs it interpreted at first).
- */
-async function warmUp(served: Omit<Served, 'connections'>, connections: number): Promise<void> {
-  const started = performance.now();
-  const response = await fetch(served.url);
-  let bytes = 0;
-  for await (const chunk of response.body ?? []) bytes += (chunk as Uint8Array).byteLength;
-  if (response.status !== 200 || bytes !== served.size)
-    throw new Error(`The first GET from ${served.system} answered ${response.status}, ${bytes} B`);
-  process.stderr.write(
-    `[bench] first GET ${served.system} ${served.size} B: ${(performance.now() - started).toFixed(0)} ms\n`,
-  );
-  await wrkGet(served.url, { connections, seconds: 1 });
 }

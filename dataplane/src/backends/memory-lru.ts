@@ -47,19 +47,6 @@ interface Entry {
 }
 
 /**
- * A size-bounded, in-process LRU of whole blobs: the embedded fast tier and, later, the
- * per-pod hot tier. Blobs are kept as the chunks they arrived in (no concatenation, no copy)
- * and only after their MD5 was verified. Capacity is bounded in bytes, so the process's
- * memory stays bounded however large the blobs passing through are.
- *
- * Reads are served by reference (docs/decisions/0018): a read pins its entry until it calls
- * `release()`, and an entry evicted while pinned keeps counting against the budget until
- * then. Puts reserve their bytes as they arrive, one put per key at a time, and let go of
- * them when they fail. So readers that stop reading (their sockets holding our buffers, or
- * their copy half made) can never take memory past `maxBytes`: with the budget pinned or
- * reserved, new blobs are simply not cached.
- */
-/**
  * `chunk`, or a copy of its bytes in memory of their own when it is a view into a buffer
  * much larger than itself: the short last piece of a file read in 64 KiB pieces, a slice
  * of Node's shared pool. Kept as is, it would keep that whole buffer alive for as long as
@@ -74,6 +61,20 @@ function ownMemory(chunk: Buffer): Buffer {
   return copy;
 }
 
+/**
+ * A size-bounded, in-process LRU of whole blobs: the embedded fast tier and, later, the
+ * per-pod hot tier. Blobs are kept as the chunks they arrived in (no concatenation; a copy
+ * only of a chunk that is a small view into a larger buffer) and only after their MD5 was
+ * verified. Capacity is bounded in bytes, so the process's memory stays bounded however
+ * large the blobs passing through are.
+ *
+ * Reads are served by reference (docs/decisions/0018): a read pins its entry until it calls
+ * `release()`, and an entry evicted while pinned keeps counting against the budget until
+ * then. Puts reserve their bytes as they arrive, one put per key at a time, and let go of
+ * them when they fail. So readers that stop reading (their sockets holding our buffers, or
+ * their copy half made) can never take memory past `maxBytes`: with the budget pinned or
+ * reserved, new blobs are simply not cached.
+ */
 export class MemoryLruStore implements BlobStore {
   private readonly entries = new Map<string, Entry>();
   private readonly options: MemoryLruOptions;

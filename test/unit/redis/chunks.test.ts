@@ -1,5 +1,6 @@
 import { expect } from 'chai';
 import type { Cluster } from 'ioredis';
+import { once } from 'node:events';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ChunkMissingError } from '../../../dataplane/src/redis/errors.ts';
@@ -105,7 +106,8 @@ describe('chunkReader', () => {
     // Read ahead (3) plus the chunks handed on that may still sit downstream (3).
     expect(budget.inUse()).to.be.at.most((3 + 3) * CHUNK);
     stream.destroy();
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    // Emitted once the reader's generator has ended, which gives the budget back.
+    await once(stream, 'close');
     expect(budget.inUse()).to.equal(0);
   });
 
@@ -123,13 +125,17 @@ describe('chunkReader', () => {
 });
 
 describe('chunkWriter', () => {
-  /** Writes `blob` in `piece`-byte writes; what each SET stored and the buffer it came in. */
+  /**
+   * Writes `blob` in `piece`-byte writes. Keeps the very buffers each SET and each report of
+   * received bytes was given (not copies), so checking them after the whole write also
+   * shows that none was written to again after it was handed on.
+   */
   async function write(blob: Buffer, piece: number, expectedBytes?: number) {
-    const stored: { key: string; data: Buffer; bufferBytes: number }[] = [];
-    const received = new Map<number, Buffer>();
+    const stored: { key: string; data: Buffer }[] = [];
+    const received: { index: number; data: Buffer; length: number }[] = [];
     const redis = {
       set: (key: string, data: Buffer) => {
-        stored.push({ key, data: Buffer.from(data), bufferBytes: data.buffer.byteLength });
+        stored.push({ key, data });
         return Promise.resolve('OK');
       },
     } as unknown as Cluster;
@@ -140,8 +146,7 @@ describe('chunkWriter', () => {
       ttlMs: 1000,
       inFlight: 2,
       ...(expectedBytes === undefined ? {} : { expectedBytes }),
-      onReceived: (index, data, length) =>
-        received.set(index, Buffer.from(data.subarray(0, length))),
+      onReceived: (index, data, length) => received.push({ index, data, length }),
     });
     const pieces = function* () {
       for (let offset = 0; offset < blob.length; offset += piece)
@@ -151,46 +156,65 @@ describe('chunkWriter', () => {
     return { stored, received, count: chunkCount() };
   }
 
-  /** The blob's bytes split into whole chunks, the last one short. */
-  function expectChunks(stored: { key: string; data: Buffer }[], blob: Buffer): void {
+  /**
+   * The blob's bytes split into whole chunks, the last one short; and every report of
+   * received bytes, in whichever buffer it came, still holds the blob's bytes.
+   */
+  function expectChunks(written: Awaited<ReturnType<typeof write>>, blob: Buffer): void {
+    const { stored, received } = written;
     expect(stored.map((s) => s.key)).to.deep.equal(
       Array.from({ length: Math.ceil(blob.length / CHUNK) }, (_, i) => `c${i}`),
     );
     stored.forEach((s, i) =>
       expect(s.data.equals(blob.subarray(i * CHUNK, (i + 1) * CHUNK)), s.key).to.equal(true),
     );
+    expect(received.length).to.be.above(0);
+    for (const { index, data, length } of received) {
+      const expected = blob.subarray(index * CHUNK, index * CHUNK + length);
+      expect(data.subarray(0, length).equals(expected), `chunk ${index}, ${length} B`).to.equal(
+        true,
+      );
+    }
   }
+
+  const bufferBytes = (written: Awaited<ReturnType<typeof write>>): number[] =>
+    written.stored.map((s) => s.data.buffer.byteLength);
 
   it('sizes the buffer of each chunk to what the declared length leaves of it', async () => {
     const { blob } = blobChunks(2 * CHUNK + 10_000);
     for (const piece of [64 * 1024, 7_777]) {
-      const { stored, count } = await write(blob, piece, blob.length);
-      expect(count).to.equal(3);
-      expectChunks(stored, blob);
-      expect(stored.map((s) => s.bufferBytes)).to.deep.equal([CHUNK, CHUNK, 10_000]);
+      const written = await write(blob, piece, blob.length);
+      expect(written.count).to.equal(3);
+      expectChunks(written, blob);
+      expect(bufferBytes(written)).to.deep.equal([CHUNK, CHUNK, 10_000]);
     }
-    const small = blobChunks(10_000).blob;
-    const { stored } = await write(small, 4096, small.length);
-    expectChunks(stored, small);
-    expect(stored[0]!.bufferBytes).to.equal(10_000);
+    // Small enough for Node's shared pool: the chunk still has a buffer of its own.
+    for (const size of [10_000, 100]) {
+      const small = blobChunks(size).blob;
+      const written = await write(small, 4096, small.length);
+      expectChunks(written, small);
+      expect(bufferBytes(written)).to.deep.equal([size]);
+    }
   });
 
   it('still stores whole chunks when the stream is longer or shorter than declared', async () => {
     const { blob } = blobChunks(CHUNK + 5_000);
     for (const declared of [10_000, 1, 0, 3 * CHUNK]) {
-      const { stored, received } = await write(blob, 3_000, declared);
-      expectChunks(stored, blob);
-      // A chunk whose buffer grew was reported again with every byte so far.
-      expect(received.get(0)!.equals(blob.subarray(0, CHUNK)), `declared ${declared}`).to.equal(
-        true,
-      );
+      const written = await write(blob, 3_000, declared);
+      expectChunks(written, blob);
+      // The first chunk's buffer grew (unless declared whole): its bytes were reported
+      // again from the grown buffer, up to the whole chunk.
+      const reportsOfFirst = written.received.filter((report) => report.index === 0);
+      expect(reportsOfFirst.at(-1)!.length, `declared ${declared}`).to.equal(CHUNK);
+      const buffers = new Set(reportsOfFirst.map((report) => report.data));
+      expect(buffers.size, `declared ${declared}`).to.equal(declared >= CHUNK ? 1 : 2);
     }
   });
 
   it('takes whole chunk buffers when no length is declared', async () => {
     const { blob } = blobChunks(CHUNK + 5_000);
-    const { stored } = await write(blob, 64 * 1024);
-    expectChunks(stored, blob);
-    expect(stored.map((s) => s.bufferBytes)).to.deep.equal([CHUNK, CHUNK]);
+    const written = await write(blob, 64 * 1024);
+    expectChunks(written, blob);
+    expect(bufferBytes(written)).to.deep.equal([CHUNK, CHUNK]);
   });
 });
