@@ -1,4 +1,5 @@
 /** One measured GET run: wrk against a URL, with the CPU of the processes that served it. */
+import { timedGet } from './get-load.ts';
 import { wrkGet } from './load.ts';
 import { cpuSecondsDuring, ProcessSampler } from './processes.ts';
 import type { Row } from './report-rows.ts';
@@ -60,14 +61,13 @@ export async function warmUp(
   served: Pick<Served, 'system' | 'url' | 'size'>,
   connections: number,
 ): Promise<void> {
-  const started = performance.now();
-  const response = await fetch(served.url);
-  let bytes = 0;
-  for await (const chunk of response.body ?? []) bytes += (chunk as Uint8Array).byteLength;
-  if (response.status !== 200 || bytes !== served.size)
-    throw new Error(`The first GET from ${served.system} answered ${response.status}, ${bytes} B`);
+  const first = await timedGet(served.url, { expectedBytes: served.size });
+  if (!first.correct)
+    throw new Error(
+      `The first GET from ${served.system} was not a 200 with ${served.size} B (${first.bytes} B)`,
+    );
   process.stderr.write(
-    `[bench] first GET ${served.system} ${served.size} B: ${(performance.now() - started).toFixed(0)} ms\n`,
+    `[bench] first GET ${served.system} ${served.size} B: ${first.lastByteMs.toFixed(0)} ms\n`,
   );
   await wrkGet(served.url, { connections, seconds: 1 });
 }
